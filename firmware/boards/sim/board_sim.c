@@ -1,0 +1,41 @@
+/* Simulator board: console and exit on the host. */
+#include "board.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+void board_console_putc(char c)
+{
+    putchar(c);
+    if (c == '\n') {
+        fflush(stdout);
+    }
+}
+
+void board_console_write(const char *buf, size_t len)
+{
+    fwrite(buf, 1, len, stdout);
+}
+
+void board_console_puts(const char *s)
+{
+    fputs(s, stdout);
+    fflush(stdout);
+}
+
+void board_console_put_u32(uint32_t v)
+{
+    printf("%" PRIu32, v);
+}
+
+void board_console_put_hex32(uint32_t v)
+{
+    printf("0x%08" PRIx32, v);
+}
+
+_Noreturn void board_exit(int code)
+{
+    fflush(stdout);
+    exit(code);
+}
