@@ -353,13 +353,16 @@ static bool irq_ready(void)
 static void take_interrupts(void)
 {
     while (irq_ready()) {
+        /* The interrupt is chosen when it is taken; lines raised during its entry wait. */
+        uint64_t m = S.irq_pending & S.irq_enabled;
+        unsigned n = m != 0 ? (unsigned)__builtin_ctzll(m) : KEEL_SIM_IRQ_COUNT;
+        if (m != 0) {
+            S.irq_pending &= ~(1ull << n);
+        }
         hw_until(S.now + S.cfg.irq_entry_ns);
         S.stats.interrupts++;
         keel_sim_cpu.isr_depth++;
-        uint64_t m = S.irq_pending & S.irq_enabled;
-        if (m != 0) {
-            unsigned n = (unsigned)__builtin_ctzll(m);
-            S.irq_pending &= ~(1ull << n);
+        if (n < KEEL_SIM_IRQ_COUNT) {
             S.irq[n].fn(S.irq[n].arg);
         } else if (S.tick_pending != 0) {
             uint32_t n = S.tick_pending > UINT32_MAX ? UINT32_MAX : (uint32_t)S.tick_pending;
