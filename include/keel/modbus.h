@@ -376,7 +376,8 @@ typedef struct keel_modbus_master {
     keel_modbus_master_stats stats;
 } keel_modbus_master;
 
-/* TCP: timing may be NULL. Timeout defaults: 1 s, turnaround 100 ms. */
+/* `line` gives RTU its timing; NULL for TCP, and for RTU over a stream (RTU over TCP), where
+ * frames end by their length only. Timeout defaults: 1 s, turnaround 100 ms. */
 KEEL_NODISCARD keel_modbus_err keel_modbus_master_init(keel_modbus_master *m,
                                                        keel_modbus_framing framing,
                                                        const keel_modbus_line *line);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "keel/modbus.h"
+#include "modbus_private.h"
 
 static bool inside(uint16_t base, uint16_t size, uint16_t addr, uint16_t count)
 {
@@ -116,7 +117,7 @@ static size_t map_server_id(void *ctx, uint8_t *out, size_t cap)
 {
     const keel_modbus_map *map = ctx;
     const char *id = map->ident[4] ? map->ident[4] : map->ident[1] ? map->ident[1] : "keel";
-    size_t n = strnlen(id, cap);
+    size_t n = bounded_len(id, cap);
     memcpy(out, id, n);
     return n;
 }

@@ -33,17 +33,16 @@ keel_modbus_err keel_modbus_master_init(keel_modbus_master *m, keel_modbus_frami
         if (e != KEEL_MODBUS_OK) {
             return e;
         }
-    } else if (framing == KEEL_MODBUS_RTU) {
-        /* RTU over a stream with no line: frames are sized by length; silence is a backstop. */
-        m->timing.t15_us = 750;
-        m->timing.t35_us = 1750;
     }
+    /* RTU with no line (RTU over TCP): t35_us stays 0, the mark of a stream. Frames end by
+     * their length alone and a partial frame ends at the reply timeout, as on TCP: a stream
+     * has no silences to go by. */
     return KEEL_MODBUS_OK;
 }
 
 static uint64_t bus_idle_at(const keel_modbus_master *m)
 {
-    if (m->framing != KEEL_MODBUS_RTU || m->last_rx_us == 0) {
+    if (m->framing != KEEL_MODBUS_RTU || m->last_rx_us == 0 || m->timing.t35_us == 0) {
         return 0;
     }
     return m->last_rx_us + m->timing.t35_us;
@@ -137,6 +136,11 @@ static keel_modbus_err rtu_frame_end(keel_modbus_master *m, size_t len)
 static keel_modbus_err rtu_input(keel_modbus_master *m)
 {
     size_t want = keel_modbus_rtu_frame_len(m->rx, m->rx_len, false);
+    if (want == SIZE_MAX && m->timing.t35_us == 0) {
+        m->state = IDLE; /* on a stream, a frame that cannot be sized cannot be skipped */
+        m->stats.frame_errors++;
+        return KEEL_MODBUS_ERR_FRAME;
+    }
     if (want == 0 || want == SIZE_MAX || m->rx_len < want) {
         if (m->rx_len >= KEEL_MODBUS_MAX_RTU_ADU) {
             m->state = IDLE;
@@ -193,7 +197,7 @@ keel_modbus_err keel_modbus_master_input(keel_modbus_master *m, uint64_t now_us,
         return m->state == IDLE ? KEEL_MODBUS_ERR_AGAIN : keel_modbus_master_poll(m, now_us);
     }
     if (m->state == WAIT && m->framing == KEEL_MODBUS_RTU && m->rx_len > 0 &&
-        now_us >= m->last_rx_us + m->timing.t35_us) {
+        m->timing.t35_us && now_us >= m->last_rx_us + m->timing.t35_us) {
         /* The frame so far ended by silence before these bytes came: judge it first. */
         keel_modbus_err e = rtu_frame_end(m, m->rx_len);
         m->last_rx_us = now_us;
@@ -231,13 +235,14 @@ keel_modbus_err keel_modbus_master_poll(keel_modbus_master *m, uint64_t now_us)
         return KEEL_MODBUS_ERR_AGAIN;
     }
     if (m->rx_len > 0) {
-        if (m->framing == KEEL_MODBUS_RTU && now_us >= m->last_rx_us + m->timing.t35_us) {
+        if (m->framing == KEEL_MODBUS_RTU && m->timing.t35_us &&
+            now_us >= m->last_rx_us + m->timing.t35_us) {
             return rtu_frame_end(m, m->rx_len);
         }
-        if (m->framing == KEEL_MODBUS_TCP && now_us >= m->deadline_us) {
+        if (now_us >= m->deadline_us) {
             m->state = IDLE;
             m->stats.timeouts++;
-            return KEEL_MODBUS_ERR_TIMEOUT; /* a partial TCP reply that never completed */
+            return KEEL_MODBUS_ERR_TIMEOUT; /* a partial reply on a stream never completed */
         }
         return KEEL_MODBUS_ERR_AGAIN;
     }
@@ -254,7 +259,7 @@ uint64_t keel_modbus_master_deadline(const keel_modbus_master *m)
     if (!m || m->state == IDLE) {
         return UINT64_MAX;
     }
-    if (m->state == WAIT && m->rx_len > 0 && m->framing == KEEL_MODBUS_RTU) {
+    if (m->state == WAIT && m->rx_len > 0 && m->framing == KEEL_MODBUS_RTU && m->timing.t35_us) {
         return m->last_rx_us + m->timing.t35_us;
     }
     return m->deadline_us;

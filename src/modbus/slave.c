@@ -457,7 +457,7 @@ static size_t device_id(keel_modbus_slave *s, const uint8_t *q, size_t n, uint8_
         if (!v) {
             return exception(s, r, q[0], KEEL_MODBUS_EXC_ILLEGAL_DATA_ADDRESS);
         }
-        size_t len = strnlen(v, KEEL_MODBUS_MAX_PDU - 9);
+        size_t len = bounded_len(v, KEEL_MODBUS_MAX_PDU - 9);
         r[w] = obj;
         r[w + 1] = (uint8_t)len;
         memcpy(r + w + 2, v, len);
@@ -471,7 +471,7 @@ static size_t device_id(keel_modbus_slave *s, const uint8_t *q, size_t n, uint8_
         if (!v) {
             continue;
         }
-        size_t len = strnlen(v, KEEL_MODBUS_MAX_PDU - 9);
+        size_t len = bounded_len(v, KEEL_MODBUS_MAX_PDU - 9);
         if (w + 2 + len > KEEL_MODBUS_MAX_PDU) {
             r[4] = 0xFF;          /* more follows */
             r[5] = (uint8_t)id;   /* next object id */
