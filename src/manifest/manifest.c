@@ -226,7 +226,7 @@ static keel_manifest_err parse_tree(const char *file, const cJSON *root, keel_ma
     }
     m->schema = KEEL_MANIFEST_SCHEMA;
 
-    const char *s;
+    const char *s = NULL;
     if ((rc = want_string(file, root, "id", &s, err))) return rc;
     if (!keel_manifest_uuid_parse(s, &m->id)) {
         return keel_manifest_fail(err, KEEL_MANIFEST_ERR_VALUE,
