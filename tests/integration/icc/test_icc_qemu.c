@@ -100,6 +100,8 @@ static void test_qemu_firmware_echoes_every_message_in_order(void **state)
     int sock = accept4(lis, NULL, NULL, SOCK_CLOEXEC);
     assert_true(sock >= 0);
     close(lis);
+    /* QEMU has the file open and mapped: unlink it now so no failure below can leave it. */
+    unlink(shm);
     assert_int_equal(kf_wait_log(&qemu, "icc_echo: attached", 20000), 0);
 
     uint8_t out[KEEL_ICC_MIN_MSG], in[KEEL_ICC_MIN_MSG], want[KEEL_ICC_MIN_MSG];
@@ -159,7 +161,6 @@ static void test_qemu_firmware_echoes_every_message_in_order(void **state)
     assert_int_equal(kf_wait_log(&qemu, expect, 1000), 0);
     close(sock);
     munmap(mem, PSRAM_BYTES);
-    unlink(shm);
 }
 
 int main(void)
