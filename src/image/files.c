@@ -74,14 +74,14 @@ keel_image_err keel_image_read_file(const char *path, size_t max, uint8_t **out,
     return KEEL_IMAGE_OK;
 }
 
-keel_image_err keel_image_write_file(const char *path, const uint8_t *buf, size_t len,
-                                     keel_image_error *err)
+static keel_image_err write_mode(const char *path, const uint8_t *buf, size_t len, mode_t mode,
+                                 keel_image_error *err)
 {
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
         return ki_fail(err, KEEL_IMAGE_ERR_ARG, "%s: path too long", path);
     }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
     if (fd < 0) {
         return ki_fail(err, KEEL_IMAGE_ERR_IO, "%s: %s", tmp, strerror(errno));
     }
@@ -99,7 +99,7 @@ keel_image_err keel_image_write_file(const char *path, const uint8_t *buf, size_
         }
         done += (size_t)n;
     }
-    if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+    if (fchmod(fd, mode) != 0 || fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
         int e = errno;
         unlink(tmp);
         return ki_fail(err, KEEL_IMAGE_ERR_IO, "%s: %s", path, strerror(e));
@@ -107,11 +107,17 @@ keel_image_err keel_image_write_file(const char *path, const uint8_t *buf, size_
     return KEEL_IMAGE_OK;
 }
 
+keel_image_err keel_image_write_file(const char *path, const uint8_t *buf, size_t len,
+                                     keel_image_error *err)
+{
+    return write_mode(path, buf, len, 0644, err);
+}
+
 keel_image_err keel_image_key_save(const char *pub_path, const char *sec_path,
                                    const keel_image_pubkey *pub, const keel_image_seckey *sec,
                                    keel_image_error *err)
 {
-    keel_image_err e = keel_image_write_file(sec_path, sec->sk, KEEL_IMAGE_SK_SIZE, err);
+    keel_image_err e = write_mode(sec_path, sec->sk, KEEL_IMAGE_SK_SIZE, 0600, err);
     if (e != KEEL_IMAGE_OK) {
         return e;
     }
