@@ -48,6 +48,7 @@ typedef enum keel_update_err {
     KEEL_UPDATE_ERR_IMAGE,        /* the staged image fails verification */
     KEEL_UPDATE_ERR_NO_IMAGE,     /* no slot holds a bootable image */
     KEEL_UPDATE_ERR_FETCH,        /* the network fetch failed after its retries */
+    KEEL_UPDATE_ERR_UP_TO_DATE,   /* the manifest names the version already running */
     KEEL_UPDATE_ERR_COUNT
 } keel_update_err;
 

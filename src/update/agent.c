@@ -41,7 +41,7 @@ const char *keel_update_err_name(keel_update_err e)
         "KEEL_UPDATE_ERR_UNKNOWN_KEY", "KEEL_UPDATE_ERR_SIGNATURE", "KEEL_UPDATE_ERR_EXPIRED",
         "KEEL_UPDATE_ERR_TARGET",   "KEEL_UPDATE_ERR_ROLLBACK", "KEEL_UPDATE_ERR_TOO_BIG",
         "KEEL_UPDATE_ERR_CHUNK",    "KEEL_UPDATE_ERR_IMAGE",    "KEEL_UPDATE_ERR_NO_IMAGE",
-        "KEEL_UPDATE_ERR_FETCH",
+        "KEEL_UPDATE_ERR_FETCH",    "KEEL_UPDATE_ERR_UP_TO_DATE",
     };
     _Static_assert(sizeof names / sizeof names[0] == KEEL_UPDATE_ERR_COUNT, "a name per error");
     return (unsigned)e < KEEL_UPDATE_ERR_COUNT ? names[e] : "KEEL_UPDATE_ERR_UNKNOWN";
@@ -391,6 +391,10 @@ keel_update_err keel_update_begin(keel_update_agent *a, const uint8_t *manifest,
         return ku_fail(err, KEEL_UPDATE_ERR_ROLLBACK,
                        "manifest security counter %u is below this device's %u (rollback)",
                        m.security_counter, a->rec.floor);
+    }
+    if (keel_image_version_cmp(&m.version, &a->running_version) == 0) {
+        return ku_fail(err, KEEL_UPDATE_ERR_UP_TO_DATE, "already running %u.%u.%u",
+                       m.version.major, m.version.minor, m.version.patch);
     }
     if (m.image_size > s->size[KEEL_UPDATE_SLOT_A]) {
         return ku_fail(err, KEEL_UPDATE_ERR_TOO_BIG, "image of %u bytes, slot of %u", m.image_size,
