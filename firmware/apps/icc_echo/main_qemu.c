@@ -20,6 +20,11 @@ int main(void)
     if (rc != KEEL_ICC_OK) {
         board_console_puts("icc_echo: attach: ");
         board_console_puts(keel_icc_err_name(rc));
+        board_console_puts("\nicc_echo: header");
+        for (unsigned i = 0; i < 6; i++) {
+            board_console_puts(" ");
+            board_console_put_hex32(((volatile uint32_t *)REGION)[i]);
+        }
         board_console_puts("\n");
         return 3;
     }

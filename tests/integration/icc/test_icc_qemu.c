@@ -51,6 +51,15 @@ static void ring_guest(int sock)
     assert_int_equal(write(sock, &b, 1), 1);
 }
 
+static char shm[128]; /* the host file behind the guest's PSRAM */
+
+static int remove_shm(void **state)
+{
+    (void)state;
+    if (shm[0]) unlink(shm);
+    return 0;
+}
+
 static void test_qemu_firmware_echoes_every_message_in_order(void **state)
 {
     (void)state;
@@ -60,7 +69,7 @@ static void test_qemu_firmware_echoes_every_message_in_order(void **state)
         fail_msg("%s missing: build the fw tree first (make fw)", elf);
     }
     const char *dir = kf_tmpdir("icc-qemu");
-    char shm[128], sockpath[512];
+    char sockpath[512];
     snprintf(shm, sizeof shm, "/dev/shm/keel-icc-test-%d", (int)getpid());
     snprintf(sockpath, sizeof sockpath, "%s/bell.sock", dir);
 
@@ -100,9 +109,10 @@ static void test_qemu_firmware_echoes_every_message_in_order(void **state)
     int sock = accept4(lis, NULL, NULL, SOCK_CLOEXEC);
     assert_true(sock >= 0);
     close(lis);
-    /* QEMU has the file open and mapped: unlink it now so no failure below can leave it. */
-    unlink(shm);
+    /* QEMU opens the memory file after it connects its character devices: only once the
+     * firmware has attached is the file surely mapped (the teardown removes it otherwise). */
     assert_int_equal(kf_wait_log(&qemu, "icc_echo: attached", 20000), 0);
+    unlink(shm);
 
     uint8_t out[KEEL_ICC_MIN_MSG], in[KEEL_ICC_MIN_MSG], want[KEEL_ICC_MIN_MSG];
     uint32_t sent = 0, got = 0;
@@ -166,7 +176,7 @@ static void test_qemu_firmware_echoes_every_message_in_order(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_qemu_firmware_echoes_every_message_in_order),
+        cmocka_unit_test_teardown(test_qemu_firmware_echoes_every_message_in_order, remove_shm),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     kf_cleanup();
