@@ -13,7 +13,8 @@ int icc_echo_serve(keel_icc_rt *c)
     for (;;) {
         keel_icc_msg m;
         rc = keel_icc_rt_recv(c, &m, buf, sizeof buf);
-        if (rc != KEEL_ICC_OK) break;
+        if (rc != KEEL_ICC_OK)
+            break;
         if (m.type == ICC_ECHO_QUIT) {
             board_console_puts("icc_echo: echoed ");
             board_console_put_u32(count);
@@ -22,7 +23,8 @@ int icc_echo_serve(keel_icc_rt *c)
         }
         uint16_t flags = (m.flags & KEEL_ICC_F_REQUEST) ? KEEL_ICC_F_REPLY : 0;
         rc = keel_icc_rt_send(c, ICC_ECHO_REPLY, flags, m.corr, buf, m.len);
-        if (rc != KEEL_ICC_OK) break;
+        if (rc != KEEL_ICC_OK)
+            break;
         count++;
     }
     board_console_puts("icc_echo: ");

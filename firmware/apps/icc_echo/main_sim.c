@@ -52,8 +52,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "icc_echo: attach: %s\n", keel_icc_err_name(rc));
         return 3;
     }
-    keel_rtos_thread_config cfg = {.name = "icc_echo", .entry = serve, .stack = stack,
-                                   .stack_size = sizeof stack, .priority = 4};
+    keel_rtos_thread_config cfg = {.name = "icc_echo",
+                                   .entry = serve,
+                                   .stack = stack,
+                                   .stack_size = sizeof stack,
+                                   .priority = 4};
     if (keel_rtos_thread_create(&thread, &cfg) != KEEL_RTOS_OK) {
         return 3;
     }

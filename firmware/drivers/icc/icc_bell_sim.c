@@ -52,8 +52,8 @@ static void sim_wait(void *ctx)
     }
 }
 
-keel_icc_err keel_icc_rt_sim_bell_init(keel_icc_rt_sim_bell *b, keel_icc_rt_bell *bell,
-                                       int bell_in, int bell_out, int link, unsigned irq)
+keel_icc_err keel_icc_rt_sim_bell_init(keel_icc_rt_sim_bell *b, keel_icc_rt_bell *bell, int bell_in,
+                                       int bell_out, int link, unsigned irq)
 {
     b->bell_in = bell_in;
     b->bell_out = bell_out;

@@ -42,7 +42,8 @@ static size_t len_of(uint32_t i)
 
 static void fill(uint8_t *p, size_t n, uint32_t i)
 {
-    for (size_t k = 0; k < n; k++) p[k] = (uint8_t)(i + k * 7u);
+    for (size_t k = 0; k < n; k++)
+        p[k] = (uint8_t)(i + k * 7u);
 }
 
 static void ring_guest(int sock)
@@ -56,7 +57,8 @@ static char shm[128]; /* the host file behind the guest's PSRAM */
 static int remove_shm(void **state)
 {
     (void)state;
-    if (shm[0]) unlink(shm);
+    if (shm[0])
+        unlink(shm);
     return 0;
 }
 
@@ -97,8 +99,9 @@ static void test_qemu_firmware_echoes_every_message_in_order(void **state)
     snprintf(chardev, sizeof chardev, "socket,id=bell,path=%s", sockpath);
     snprintf(backend, sizeof backend, "memory-backend-file,id=ram,size=16M,mem-path=%s,share=on",
              shm);
-    char *argv[] = {script, "--timeout", "90", elf, "-chardev", chardev, "-serial",
-                    "chardev:bell", "-object", backend, "-machine", "memory-backend=ram", NULL};
+    char *argv[] = {script,    "--timeout",    "90",      elf,     "-chardev", chardev,
+                    "-serial", "chardev:bell", "-object", backend, "-machine", "memory-backend=ram",
+                    NULL};
     static kf_proc qemu;
     assert_int_equal(kf_spawn(&qemu, "qemu-icc", argv, NULL), 0);
     struct pollfd lp = {.fd = lis, .events = POLLIN};
@@ -123,8 +126,10 @@ static void test_qemu_firmware_echoes_every_message_in_order(void **state)
             size_t n = len_of(sent);
             fill(out, n, sent);
             keel_icc_err rc = keel_icc_ring_send(&r, T_DATA, 0, 0, out, n, NULL, &bell);
-            if (bell) ring_guest(sock);
-            if (rc == KEEL_ICC_ERR_WOULD_BLOCK) break;
+            if (bell)
+                ring_guest(sock);
+            if (rc == KEEL_ICC_ERR_WOULD_BLOCK)
+                break;
             assert_int_equal(rc, KEEL_ICC_OK);
             sent++;
             progress = true;
@@ -132,8 +137,10 @@ static void test_qemu_firmware_echoes_every_message_in_order(void **state)
         for (;;) {
             keel_icc_msg m;
             keel_icc_err rc = keel_icc_ring_recv(&r, &m, in, sizeof in, &bell);
-            if (bell) ring_guest(sock);
-            if (rc == KEEL_ICC_ERR_WOULD_BLOCK) break;
+            if (bell)
+                ring_guest(sock);
+            if (rc == KEEL_ICC_ERR_WOULD_BLOCK)
+                break;
             assert_int_equal(rc, KEEL_ICC_OK);
             size_t n = len_of(got);
             fill(want, n, got);
@@ -143,11 +150,14 @@ static void test_qemu_firmware_echoes_every_message_in_order(void **state)
             got++;
             progress = true;
         }
-        if (progress) continue;
+        if (progress)
+            continue;
         assert_true(now_ms() < deadline);
         /* Nothing to do: announce the wait and sleep on the guest's doorbell byte. */
-        if (!keel_icc_ring_arm_rx(&r)) continue;
-        if (sent < MESSAGES && !keel_icc_ring_arm_tx(&r, len_of(sent))) continue;
+        if (!keel_icc_ring_arm_rx(&r))
+            continue;
+        if (sent < MESSAGES && !keel_icc_ring_arm_tx(&r, len_of(sent)))
+            continue;
         struct pollfd p = {.fd = sock, .events = POLLIN};
         if (poll(&p, 1, 1000) == 1) {
             char drain[256];
@@ -160,7 +170,8 @@ static void test_qemu_firmware_echoes_every_message_in_order(void **state)
     }
     bool bell;
     assert_int_equal(keel_icc_ring_send(&r, T_QUIT, 0, 0, NULL, 0, NULL, &bell), KEEL_ICC_OK);
-    if (bell) ring_guest(sock);
+    if (bell)
+        ring_guest(sock);
     int st = kf_wait_exit(&qemu, 30000);
     if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         kf_dump_log(&qemu, 20);

@@ -52,7 +52,8 @@ static size_t make(uint8_t *p, uint32_t i)
 {
     size_t n = 4 + (i % 33);
     memcpy(p, &i, 4);
-    for (size_t k = 4; k < n; k++) p[k] = (uint8_t)(i * 31u + k);
+    for (size_t k = 4; k < n; k++)
+        p[k] = (uint8_t)(i * 31u + k);
     return n;
 }
 
@@ -97,7 +98,8 @@ static void test_million_messages_no_loss_reorder_or_duplicate(void **state)
         while (sent < MESSAGES && sent - got < 4096) {
             size_t n = make(out, sent);
             keel_icc_err rc = keel_icc_send(c, T_DATA, out, n, 0);
-            if (rc == KEEL_ICC_ERR_WOULD_BLOCK) break;
+            if (rc == KEEL_ICC_ERR_WOULD_BLOCK)
+                break;
             assert_int_equal(rc, KEEL_ICC_OK);
             sent++;
             progress = true;
@@ -105,7 +107,8 @@ static void test_million_messages_no_loss_reorder_or_duplicate(void **state)
         for (;;) {
             keel_icc_msg m;
             keel_icc_err rc = keel_icc_recv(c, &m, in, sizeof in, 0);
-            if (rc == KEEL_ICC_ERR_WOULD_BLOCK) break;
+            if (rc == KEEL_ICC_ERR_WOULD_BLOCK)
+                break;
             if (rc != KEEL_ICC_OK) {
                 kf_dump_log(&sim, 10);
                 fail_msg("recv after %u echoes: %s", got, keel_icc_err_name(rc));
@@ -120,7 +123,8 @@ static void test_million_messages_no_loss_reorder_or_duplicate(void **state)
             progress = true;
         }
         if (!progress) {
-            if (now_ms() > deadline) fail_msg("stalled: sent %u, echoed %u", sent, got);
+            if (now_ms() > deadline)
+                fail_msg("stalled: sent %u, echoed %u", sent, got);
             struct pollfd p = {.fd = keel_icc_fd(c), .events = POLLIN};
             (void)poll(&p, 1, 1000);
         }
