@@ -435,7 +435,9 @@ keel_update_err keel_update_begin(keel_update_agent *a, const uint8_t *manifest,
     }
     memcpy(a->manifest, manifest, len);
     a->manifest_len = len;
-    (void)keel_manifest_parse(a->manifest, len, &a->man, NULL); /* verified above */
+    if (keel_manifest_parse(a->manifest, len, &a->man, NULL) != KEEL_IMAGE_OK) {
+        return ku_fail(err, KEEL_UPDATE_ERR_MANIFEST, "manifest changed under the agent");
+    }
     return KEEL_UPDATE_OK;
 }
 
@@ -538,7 +540,10 @@ keel_update_err keel_update_install(keel_update_agent *a, keel_update_error *err
     if (e != KEEL_UPDATE_OK) {
         keel_update_error keep = *err;
         next.state = KEEL_UPDATE_IDLE;
-        (void)commit(a, &next, NULL); /* abandon; the error below is the one that matters */
+        if (commit(a, &next, NULL) != KEEL_UPDATE_OK) {
+            /* Abandoning failed too: the record still says DOWNLOADING with every chunk
+             * stored, and the next install attempt verifies (and refuses) again. */
+        }
         *err = keep;
         return e;
     }
