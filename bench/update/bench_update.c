@@ -65,19 +65,19 @@ static uint8_t *make_image(uint32_t payload, uint16_t major, size_t *len)
 
 static void release(const char *dir, const uint8_t *img, size_t len, uint32_t chunk)
 {
-    keel_manifest m = {.version = {2, 0, 0}, .security_counter = 2, .serial = 2,
+    keel_release m = {.version = {2, 0, 0}, .security_counter = 2, .serial = 2,
                        .expires = (uint64_t)time(NULL) + 3600, .chunk_size = chunk};
     memcpy(m.component, component, 16);
     strcpy(m.hardware, "bench");
     strcpy(m.image_name, "image.kimg");
     uint32_t count = (uint32_t)((len + chunk - 1) / chunk);
-    size_t cap = keel_manifest_size(count), n;
+    size_t cap = keel_release_size(count), n;
     uint8_t *man = malloc(cap);
     keel_image_error err;
     char path[800];
     snprintf(path, sizeof path, "%s/%s", site, dir);
     mkdir(path, 0755);
-    if (keel_manifest_make(&m, img, len, &sec, man, cap, &n) != KEEL_IMAGE_OK) {
+    if (keel_release_make(&m, img, len, &sec, man, cap, &n) != KEEL_IMAGE_OK) {
         die("manifest");
     }
     snprintf(path, sizeof path, "%s/%s/manifest.kman", site, dir);
@@ -268,13 +268,13 @@ int main(void)
            "1.00");
     /* What no install can avoid: one SHA-256 pass over the image (libsodium). */
     {
-        uint8_t *img = malloc(v2_len), h[32];
-        size_t got;
+        uint8_t h[32];
+        size_t got = 0;
         char path[800];
         keel_image_error ie;
-        uint8_t *file;
+        uint8_t *file = NULL;
         snprintf(path, sizeof path, "%s/c256/image.kimg", site);
-        if (!img || keel_image_read_file(path, SLOT, &file, &got, &ie) != KEEL_IMAGE_OK) {
+        if (keel_image_read_file(path, SLOT, &file, &got, &ie) != KEEL_IMAGE_OK) {
             die("read image");
         }
         double t0 = now_s();
@@ -282,7 +282,6 @@ int main(void)
         double t = now_s() - t0;
         printf("| %-44s | %9.3f | %9.1f | %8.2f |\n", "one SHA-256 pass (libsodium), for scale", t,
                mib / t, copy / t);
-        free(img);
         free(file);
     }
     double best_ratio = 0, boot = 0;

@@ -157,16 +157,16 @@ void keel_image_uuid_format(const uint8_t uuid[KEEL_IMAGE_UUID_SIZE], char out[3
 
 /* ---- release manifests --------------------------------------------------------------------- */
 
-#define KEEL_MANIFEST_MAGIC 0x4e414d4bu     /* "KMAN" little-endian */
-#define KEEL_MANIFEST_HEADER_SIZE 160u
-#define KEEL_MANIFEST_HW_SIZE 16
-#define KEEL_MANIFEST_NAME_SIZE 48
-#define KEEL_MANIFEST_MAX_CHUNKS 4096u
-#define KEEL_MANIFEST_SIG_SIZE (KEEL_IMAGE_KEY_ID_SIZE + KEEL_IMAGE_SIG_SIZE)
+#define KEEL_RELEASE_MAGIC 0x4e414d4bu     /* "KMAN" little-endian */
+#define KEEL_RELEASE_HEADER_SIZE 160u
+#define KEEL_RELEASE_HW_SIZE 16
+#define KEEL_RELEASE_NAME_SIZE 48
+#define KEEL_RELEASE_MAX_CHUNKS 4096u
+#define KEEL_RELEASE_SIG_SIZE (KEEL_IMAGE_KEY_ID_SIZE + KEEL_IMAGE_SIG_SIZE)
 
-typedef struct keel_manifest {
+typedef struct keel_release {
     uint8_t component[KEEL_IMAGE_UUID_SIZE];
-    char hardware[KEEL_MANIFEST_HW_SIZE + 1];   /* NUL-terminated */
+    char hardware[KEEL_RELEASE_HW_SIZE + 1];   /* NUL-terminated */
     keel_image_version version;
     uint32_t security_counter;
     uint32_t serial;                            /* release sequence number */
@@ -175,27 +175,27 @@ typedef struct keel_manifest {
     uint32_t chunk_size;
     uint32_t chunk_count;
     uint8_t image_hash[KEEL_IMAGE_HASH_SIZE];   /* SHA-256 of the whole image file */
-    char image_name[KEEL_MANIFEST_NAME_SIZE + 1]; /* the image's file, next to the manifest */
+    char image_name[KEEL_RELEASE_NAME_SIZE + 1]; /* the image's file, next to the manifest */
     uint8_t key_id[KEEL_IMAGE_KEY_ID_SIZE];
     const uint8_t *chunk_hashes;                /* chunk_count * 32 bytes, points into the bytes */
-} keel_manifest;
+} keel_release;
 
 /* Bytes of a manifest with `chunk_count` chunks. */
-uint32_t keel_manifest_size(uint32_t chunk_count);
+uint32_t keel_release_size(uint32_t chunk_count);
 
 /* Builds and signs a manifest for `image` (len bytes). Fields image_size, chunk_count,
  * image_hash, key_id and chunk_hashes of `m` are computed; the rest are the caller's. */
-KEEL_NODISCARD keel_image_err keel_manifest_make(keel_manifest *m, const uint8_t *image, size_t len,
+KEEL_NODISCARD keel_image_err keel_release_make(keel_release *m, const uint8_t *image, size_t len,
                                                  const keel_image_seckey *key, uint8_t *out,
                                                  size_t cap, size_t *out_len);
 
 /* Parses a manifest and checks its structure (sizes, chunk count, names), not its signature.
  * m->chunk_hashes points into `buf`. */
-KEEL_NODISCARD keel_image_err keel_manifest_parse(const uint8_t *buf, size_t len, keel_manifest *m,
+KEEL_NODISCARD keel_image_err keel_release_parse(const uint8_t *buf, size_t len, keel_release *m,
                                                   keel_image_error *err);
 /* Parses and verifies the signature against `keys`. Expiry and targets are the agent's policy. */
-KEEL_NODISCARD keel_image_err keel_manifest_verify(const uint8_t *buf, size_t len,
-                                                   const keel_image_keys *keys, keel_manifest *m,
+KEEL_NODISCARD keel_image_err keel_release_verify(const uint8_t *buf, size_t len,
+                                                   const keel_image_keys *keys, keel_release *m,
                                                    keel_image_error *err);
 
 /* Small helpers shared with the update agent and tools. */

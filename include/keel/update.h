@@ -131,7 +131,7 @@ typedef struct keel_update_config {
     const keel_update_storage *storage;
     keel_image_keys keys;                     /* trusted keys for manifests and images */
     uint8_t component[KEEL_IMAGE_UUID_SIZE];  /* what this agent updates */
-    char hardware[KEEL_MANIFEST_HW_SIZE + 1]; /* this device's hardware id */
+    char hardware[KEEL_RELEASE_HW_SIZE + 1]; /* this device's hardware id */
     uint8_t max_trial_boots;                  /* boots on trial before revert; 0: 3 */
     uint32_t trial_timeout_ms;                /* confirm deadline after boot; 0: 60000 */
 } keel_update_config;

@@ -15,7 +15,7 @@ enum { EXC_ADDRESS = 2, EXC_VALUE = 3, EXC_FAILURE = 4 };
 struct sensor_boot {
     sensor_boot_config cfg;
     char path[512];
-    char hw[KEEL_MANIFEST_HW_SIZE + 1];
+    char hw[KEEL_RELEASE_HW_SIZE + 1];
     keel_update_flash *flash;
     keel_update_storage raw, store;  /* store = raw + save the file after every sync */
     keel_update_agent *agent;
@@ -170,7 +170,7 @@ bool sensor_boot_poll(sensor_boot **sp, char *why, size_t cap)
     char path[512];
     snprintf(path, sizeof path, "%s", s->path);
     cfg.flash_path = path;
-    char hw[KEEL_MANIFEST_HW_SIZE + 1];
+    char hw[KEEL_RELEASE_HW_SIZE + 1];
     snprintf(hw, sizeof hw, "%s", s->hw);
     cfg.hardware = hw;
     sensor_boot_power_off(s);

@@ -168,7 +168,7 @@ static bool load_manifest(keel_update_agent *a)
     }
     crypto_hash_sha256(h, buf, len);
     if (memcmp(h, a->rec.manifest_hash, sizeof h) != 0 ||
-        keel_manifest_verify(buf, len, &a->cfg.keys, &a->man, NULL) != KEEL_IMAGE_OK ||
+        keel_release_verify(buf, len, &a->cfg.keys, &a->man, NULL) != KEEL_IMAGE_OK ||
         a->man.chunk_count != a->rec.chunk_count) {
         free(buf);
         return false;
@@ -367,9 +367,9 @@ keel_update_err keel_update_begin(keel_update_agent *a, const uint8_t *manifest,
         return ku_fail(err, KEEL_UPDATE_ERR_TOO_BIG, "manifest of %zu bytes, room for %u", len,
                        s->size[KEEL_UPDATE_AREA_MANIFEST]);
     }
-    keel_manifest m;
+    keel_release m;
     keel_image_error ie;
-    keel_image_err ierr = keel_manifest_verify(manifest, len, &a->cfg.keys, &m, &ie);
+    keel_image_err ierr = keel_release_verify(manifest, len, &a->cfg.keys, &m, &ie);
     if (ierr != KEEL_IMAGE_OK) {
         return ku_fail(err, map_image_err(ierr), "%s", ie.msg);
     }
@@ -437,7 +437,7 @@ keel_update_err keel_update_begin(keel_update_agent *a, const uint8_t *manifest,
     }
     memcpy(a->manifest, manifest, len);
     a->manifest_len = len;
-    if (keel_manifest_parse(a->manifest, len, &a->man, NULL) != KEEL_IMAGE_OK) {
+    if (keel_release_parse(a->manifest, len, &a->man, NULL) != KEEL_IMAGE_OK) {
         return ku_fail(err, KEEL_UPDATE_ERR_MANIFEST, "manifest changed under the agent");
     }
     return KEEL_UPDATE_OK;
@@ -445,7 +445,7 @@ keel_update_err keel_update_begin(keel_update_agent *a, const uint8_t *manifest,
 
 static bool chunk_done(const ku_record *r, uint32_t i) { return ku_bit(r, i); }
 
-static uint32_t chunk_len(const keel_manifest *m, uint32_t i)
+static uint32_t chunk_len(const keel_release *m, uint32_t i)
 {
     uint32_t off = i * m->chunk_size;
     return m->image_size - off < m->chunk_size ? m->image_size - off : m->chunk_size;
@@ -481,7 +481,7 @@ keel_update_err keel_update_chunk(keel_update_agent *a, uint32_t index, const ui
     if (a->rec.state != KEEL_UPDATE_DOWNLOADING || !a->manifest) {
         return ku_fail(err, KEEL_UPDATE_ERR_STATE, "no download in progress");
     }
-    const keel_manifest *m = &a->man;
+    const keel_release *m = &a->man;
     if (index >= m->chunk_count) {
         return ku_fail(err, KEEL_UPDATE_ERR_CHUNK, "chunk %u: the manifest has %u chunks", index,
                        m->chunk_count);

@@ -77,7 +77,7 @@ static keel_update_err fetch_manifest(CURL *c, const char *url, const keel_updat
                                       keel_update_fetch_stats *st, uint8_t **out, size_t *len,
                                       keel_update_error *err)
 {
-    size_t cap = keel_manifest_size(KEEL_MANIFEST_MAX_CHUNKS);
+    size_t cap = keel_release_size(KEEL_RELEASE_MAX_CHUNKS);
     struct sink s = {malloc(cap), 0, cap, false, NULL};
     if (!s.buf) {
         return ku_fail(err, KEEL_UPDATE_ERR_FETCH, "out of memory");

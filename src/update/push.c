@@ -58,7 +58,7 @@ keel_update_err keel_update_push_begin(keel_update_agent *a, uint32_t len,
     const keel_update_storage *s = a->st;
     uint64_t blocks = ((uint64_t)len + s->erase_size - 1) / s->erase_size;
     if (len < KEEL_IMAGE_HEADER_SIZE || len > s->size[KEEL_UPDATE_SLOT_A] ||
-        blocks > KEEL_MANIFEST_MAX_CHUNKS) {
+        blocks > KEEL_RELEASE_MAX_CHUNKS) {
         return ku_fail(err, KEEL_UPDATE_ERR_TOO_BIG, "image of %u bytes; this slot takes %u", len,
                        s->size[KEEL_UPDATE_SLOT_A]);
     }

@@ -50,7 +50,7 @@ bool ku_record_decode(const uint8_t in[KU_RECORD_SIZE], ku_record *r)
     memcpy(r->bitmap, in + 56, KU_BITMAP_BYTES);
     r->push_len = ki_get32(in + 568);
     return r->state <= KEEL_UPDATE_TRIAL && r->active <= 1 &&
-           r->chunk_count <= KEEL_MANIFEST_MAX_CHUNKS;
+           r->chunk_count <= KEEL_RELEASE_MAX_CHUNKS;
 }
 
 uint32_t ku_record_stride(const keel_update_storage *s)

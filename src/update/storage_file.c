@@ -91,7 +91,7 @@ keel_update_err keel_update_file_storage_open(const char *dir, uint32_t slot_siz
     memset(out, 0, sizeof *out);
     out->size[KEEL_UPDATE_SLOT_A] = out->size[KEEL_UPDATE_SLOT_B] = slot_size;
     out->size[KEEL_UPDATE_AREA_MANIFEST] =
-        (keel_manifest_size(KEEL_MANIFEST_MAX_CHUNKS) + erase - 1) / erase * erase;
+        (keel_release_size(KEEL_RELEASE_MAX_CHUNKS) + erase - 1) / erase * erase;
     out->size[KEEL_UPDATE_AREA_STATE] = 2 * erase;
     for (int i = 0; i < KEEL_UPDATE_AREA_COUNT; i++) {
         char path[4096];

@@ -9,7 +9,7 @@
 #define KU_RECORD_MAGIC 0x4450554bu /* "KUPD" */
 #define KU_RECORD_SIZE 640u
 #define KU_RECORD_HASHED 608u       /* bytes covered by the record's SHA-256 */
-#define KU_BITMAP_BYTES (KEEL_MANIFEST_MAX_CHUNKS / 8u)
+#define KU_BITMAP_BYTES (KEEL_RELEASE_MAX_CHUNKS / 8u)
 
 /* The durable state, encoded by ku_record_encode (docs/updates.md has the bytes). */
 typedef struct ku_record {
@@ -42,7 +42,7 @@ struct keel_update_agent {
     ku_record rec;
     uint8_t *manifest;        /* bytes of the download in progress (or NULL) */
     size_t manifest_len;
-    keel_manifest man;        /* parsed, points into `manifest` */
+    keel_release man;        /* parsed, points into `manifest` */
     bool booted;
     int running_slot;
     bool running_trial;

@@ -62,9 +62,9 @@ static int release_make(int argc, char **argv)
         return keel_cli_fail(KEEL_EXIT_USAGE, "release make",
                              "need --key, --hardware, --out and IMAGE (see --help)");
     }
-    if (strlen(hw) > KEEL_MANIFEST_HW_SIZE) {
+    if (strlen(hw) > KEEL_RELEASE_HW_SIZE) {
         return keel_cli_fail(KEEL_EXIT_USAGE, "release make", "--hardware: at most %d characters",
-                             KEEL_MANIFEST_HW_SIZE);
+                             KEEL_RELEASE_HW_SIZE);
     }
     const char *src = argv[optind];
     keel_image_error err;
@@ -84,7 +84,7 @@ static int release_make(int argc, char **argv)
         return keel_cli_fail(e == KEEL_IMAGE_ERR_IO ? KEEL_EXIT_IO : KEEL_EXIT_VERIFY,
                              "release make", "%s", err.msg);
     }
-    keel_manifest m = {.version = info.header.version,
+    keel_release m = {.version = info.header.version,
                        .security_counter = info.header.security_counter,
                        .serial = (uint32_t)serial,
                        .expires = (uint64_t)time(NULL) + expires_in,
@@ -98,15 +98,15 @@ static int release_make(int argc, char **argv)
         return keel_cli_fail(KEEL_EXIT_IO, "release make", "%s: %s", outdir, strerror(errno));
     }
     uint32_t count = (uint32_t)((len + chunk - 1) / chunk);
-    if (count > KEEL_MANIFEST_MAX_CHUNKS) {
+    if (count > KEEL_RELEASE_MAX_CHUNKS) {
         free(img);
         return keel_cli_fail(KEEL_EXIT_USAGE, "release make",
                              "%u chunks of %llu bytes; at most %u: raise --chunk-size", count, chunk,
-                             KEEL_MANIFEST_MAX_CHUNKS);
+                             KEEL_RELEASE_MAX_CHUNKS);
     }
-    size_t cap = keel_manifest_size(count), n;
+    size_t cap = keel_release_size(count), n;
     uint8_t *man = malloc(cap);
-    e = man ? keel_manifest_make(&m, img, len, &sk, man, cap, &n) : KEEL_IMAGE_ERR_NO_SPACE;
+    e = man ? keel_release_make(&m, img, len, &sk, man, cap, &n) : KEEL_IMAGE_ERR_NO_SPACE;
     char path[4096];
     if (e == KEEL_IMAGE_OK) {
         snprintf(path, sizeof path, "%s/%s", outdir, m.image_name);

@@ -6,9 +6,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    keel_manifest m;
+    keel_release m;
     keel_image_error err;
-    if (keel_manifest_parse(data, size, &m, &err) == KEEL_IMAGE_OK) {
+    if (keel_release_parse(data, size, &m, &err) == KEEL_IMAGE_OK) {
         /* The chunk table must lie inside the input: touch all of it. */
         volatile uint8_t sum = 0;
         for (size_t i = 0; i < (size_t)m.chunk_count * KEEL_IMAGE_HASH_SIZE; i++) {
@@ -18,6 +18,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     static const keel_image_pubkey key = {{0}, {0}};
     keel_image_keys keys = {&key, 1};
-    (void)keel_manifest_verify(data, size, &keys, &m, &err);
+    (void)keel_release_verify(data, size, &keys, &m, &err);
     return 0;
 }

@@ -142,8 +142,8 @@ static void test_release_make_writes_verifiable_manifest(void **state)
     keel_image_pubkey pub;
     assert_int_equal(keel_image_pubkey_load(path("rel.pub"), &pub, &err), KEEL_IMAGE_OK);
     keel_image_keys keys = {&pub, 1};
-    keel_manifest man;
-    assert_int_equal(keel_manifest_verify(m, len, &keys, &man, &err), KEEL_IMAGE_OK);
+    keel_release man;
+    assert_int_equal(keel_release_verify(m, len, &keys, &man, &err), KEEL_IMAGE_OK);
     assert_string_equal(man.hardware, "keel-gw-1");
     assert_string_equal(man.image_name, "1.4.0-3.kimg");
     assert_int_equal(man.chunk_count, 4);

@@ -68,14 +68,14 @@ static size_t make_release(const char *dir, uint16_t major, uint32_t counter, ui
     size_t cap = keel_image_size(PAYLOAD) + CHUNK, len;
     uint8_t *img = malloc(cap);
     assert_int_equal(keel_image_sign(&h, payload, &sec, img, cap, &len), KEEL_IMAGE_OK);
-    keel_manifest m = {.version = h.version, .security_counter = counter, .serial = major,
+    keel_release m = {.version = h.version, .security_counter = counter, .serial = major,
                        .expires = expires, .chunk_size = CHUNK};
     memcpy(m.component, h.component, 16);
     strcpy(m.hardware, HW);
     strcpy(m.image_name, "image.kimg");
-    size_t mcap = keel_manifest_size(64), mlen;
+    size_t mcap = keel_release_size(64), mlen;
     uint8_t *man = malloc(mcap);
-    assert_int_equal(keel_manifest_make(&m, img, len, &sec, man, mcap, &mlen), KEEL_IMAGE_OK);
+    assert_int_equal(keel_release_make(&m, img, len, &sec, man, mcap, &mlen), KEEL_IMAGE_OK);
     if (mangle) {
         mangle(img, &len);
     }

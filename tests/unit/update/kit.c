@@ -31,16 +31,16 @@ void kit_make_release(kit *k, kit_release *r, uint32_t payload, uint16_t major, 
                          &r->image_len) == KEEL_IMAGE_OK,
          "sign");
     free(p);
-    keel_manifest m = {.version = h.version, .security_counter = counter, .serial = major,
+    keel_release m = {.version = h.version, .security_counter = counter, .serial = major,
                        .expires = expires, .chunk_size = k->chunk_size};
     memcpy(m.component, h.component, KEEL_IMAGE_UUID_SIZE);
     snprintf(m.hardware, sizeof m.hardware, "%s", hw ? hw : KIT_HW);
     snprintf(m.image_name, sizeof m.image_name, "v%u.kimg", major);
     uint32_t count = (uint32_t)((r->image_len + k->chunk_size - 1) / k->chunk_size);
-    r->manifest = malloc(keel_manifest_size(count));
+    r->manifest = malloc(keel_release_size(count));
     must(r->manifest != NULL, "malloc");
-    must(keel_manifest_make(&m, r->image, r->image_len, manifest_key ? manifest_key : &k->sec,
-                            r->manifest, keel_manifest_size(count), &r->manifest_len) ==
+    must(keel_release_make(&m, r->image, r->image_len, manifest_key ? manifest_key : &k->sec,
+                            r->manifest, keel_release_size(count), &r->manifest_len) ==
              KEEL_IMAGE_OK,
          "manifest");
     r->counter = counter;
