@@ -71,7 +71,8 @@ struct keel_rtos_mutex;
 
 typedef struct keel_rtos_thread {
     void *context; /* port-owned; first so a port's assembly finds it at offset 0 */
-    struct keel_rtos_list node;       /* ready list or a wait list */
+    struct keel_rtos_thread *rnext, *rprev; /* ring of ready threads of one priority */
+    struct keel_rtos_list node;       /* a wait list */
     struct keel_rtos_timeout timeout; /* wait deadline */
     struct keel_rtos_list *wait_list; /* the list the thread waits on, or NULL */
     uint8_t priority;                 /* effective (inherited) priority */

@@ -33,12 +33,16 @@
 #define KR_STACK_PAINT 0xa5u
 #define KR_STACK_GUARD_BYTES 16u
 
+/* ready[p] is the head of a ring of the ready threads of priority p (the running thread is
+ * the head of its ring), NULL if none; ready[32] is always the idle thread, so the most
+ * urgent ready thread is ready[kr_first(ready_map)] with kr_first(0) == 32. */
+#define KR_IDLE_INDEX 32u
 struct keel_rtos_kernel {
     keel_rtos_thread *current;
     keel_rtos_thread *next;
     uint32_t ready_map; /* bit p set: ready[p] not empty */
     uint32_t switch_count;
-    struct keel_rtos_list ready[KEEL_RTOS_PRIORITIES];
+    keel_rtos_thread *ready[KR_IDLE_INDEX + 1u];
     struct keel_rtos_list timeouts; /* sorted by deadline, FIFO among equals */
     struct keel_rtos_list threads;
     uint64_t ticks;
@@ -88,37 +92,69 @@ static inline keel_rtos_thread *kr_thread_of(struct keel_rtos_list *n)
     return KR_CONTAINER(n, keel_rtos_thread, node);
 }
 
-/* Ready lists. */
+/* Index of the lowest set bit, 32 for none. */
+static inline uint32_t kr_first(uint32_t map)
+{
+#if defined(__arm__) && !defined(__linux__)
+    uint32_t r;
+    __asm("rbit %0, %1\n\tclz %0, %0" : "=r"(r) : "r"(map)); /* clz(0) == 32 */
+    return r;
+#else
+    return map ? (uint32_t)__builtin_ctz(map) : KR_IDLE_INDEX;
+#endif
+}
+
+/* Ready rings. */
 static inline void kr_ready_insert(keel_rtos_thread *t)
 {
-    kr_list_append(&keel_rtos_k.ready[t->priority], &t->node);
-    keel_rtos_k.ready_map |= 1u << t->priority;
+    keel_rtos_thread **h = &keel_rtos_k.ready[t->priority];
+    keel_rtos_thread *head = *h;
+    if (head == NULL) {
+        *h = t;
+        t->rnext = t->rprev = t;
+        keel_rtos_k.ready_map |= 1u << t->priority;
+    } else {
+        t->rnext = head;
+        t->rprev = head->rprev;
+        head->rprev->rnext = t;
+        head->rprev = t;
+    }
 }
 static inline void kr_ready_insert_head(keel_rtos_thread *t)
 {
-    kr_list_insert_before(keel_rtos_k.ready[t->priority].next, &t->node);
-    keel_rtos_k.ready_map |= 1u << t->priority;
+    kr_ready_insert(t);
+    keel_rtos_k.ready[t->priority] = t;
 }
 static inline void kr_ready_remove(keel_rtos_thread *t)
 {
-    kr_list_remove(&t->node);
-    if (kr_list_empty(&keel_rtos_k.ready[t->priority])) {
+    if (t->rnext == t) {
+        keel_rtos_k.ready[t->priority] = NULL;
         keel_rtos_k.ready_map &= ~(1u << t->priority);
+    } else {
+        t->rprev->rnext = t->rnext;
+        t->rnext->rprev = t->rprev;
+        if (keel_rtos_k.ready[t->priority] == t) {
+            keel_rtos_k.ready[t->priority] = t->rnext;
+        }
     }
 }
 
-void kr_check_stack(keel_rtos_thread *t);
+#define KR_PAINT_WORD (0x01010101u * KR_STACK_PAINT)
+void kr_stack_overflow(keel_rtos_thread *t);
 
 /* Picks the thread to run and asks the port to switch if it changed. Inside a critical
- * section. The outgoing thread's stack guard is checked here, the last moment it is known. */
+ * section. The outgoing thread's stack guard (its lowest and highest guard words) is checked
+ * here, the last moment it is known; the idle thread has a painted guard of its own. */
 static inline void kr_reschedule(void)
 {
-    uint32_t map = keel_rtos_k.ready_map;
-    keel_rtos_thread *next =
-        map ? kr_thread_of(keel_rtos_k.ready[__builtin_ctz(map)].next) : &keel_rtos_k.idle;
+    keel_rtos_thread *next = keel_rtos_k.ready[kr_first(keel_rtos_k.ready_map)];
+    keel_rtos_thread *cur = keel_rtos_k.current;
     keel_rtos_k.next = next;
-    if (next != keel_rtos_k.current) {
-        kr_check_stack(keel_rtos_k.current);
+    if (next != cur) {
+        const uint32_t *g = (const uint32_t *)(void *)cur->stack;
+        if (__builtin_expect(g[0] != KR_PAINT_WORD || g[3] != KR_PAINT_WORD, 0)) {
+            kr_stack_overflow(cur);
+        }
         keel_port_pend_switch();
     }
 }
