@@ -145,6 +145,7 @@ typedef struct keel_rtos_queue {
     struct keel_rtos_list senders, receivers;
     uint8_t *buffer;
     uint32_t msg_size, capacity, count;
+    uint32_t words; /* msg_size / 4 when buffer and size are word-aligned, else 0 */
     uint32_t head, tail, bytes; /* byte offsets into buffer; bytes = capacity * msg_size */
 } keel_rtos_queue;
 
@@ -168,8 +169,10 @@ typedef struct keel_rtos_timer {
 typedef struct keel_rtos_block_pool {
     struct keel_rtos_list waiters;
     void *free_list;
-    uint8_t *start, *end;
+    uint8_t *start;
+    uint32_t span;       /* bytes of blocks */
     uint32_t block_size, total, available;
+    uint32_t align_mask; /* block_size - 1 when a power of two (a cheap check on free), else 0 */
 } keel_rtos_block_pool;
 
 typedef struct keel_rtos_byte_pool {

@@ -175,22 +175,4 @@ void kr_mutex_recompute(keel_rtos_thread *owner);
 void kr_set_priority(keel_rtos_thread *t, uint8_t prio);
 void kr_thread_exit(void);
 
-/* Fast word copy for messages (newlib-nano's memcpy copies bytes). */
-static inline void kr_copy(void *dst, const void *src, uint32_t n)
-{
-    if ((((uintptr_t)dst | (uintptr_t)src | n) & 3u) == 0) {
-        uint32_t *d = dst;
-        const uint32_t *s = src;
-        for (uint32_t i = 0; i < n / 4u; i++) {
-            d[i] = s[i];
-        }
-    } else {
-        uint8_t *d = dst;
-        const uint8_t *s = src;
-        for (uint32_t i = 0; i < n; i++) {
-            d[i] = s[i];
-        }
-    }
-}
-
 #endif
