@@ -18,7 +18,7 @@
 #define NS_PER_COUNT 40u
 #define IRQ 30u
 
-static uint8_t stacks[4][1024] __attribute__((aligned(8)));
+static uint8_t stacks[5][1024] __attribute__((aligned(8)));
 static keel_rtos_thread control_t, a_t, b_t, low_t, high_t;
 static keel_rtos_sem done, isr_sem;
 static volatile uint32_t stamp_before;
@@ -114,8 +114,8 @@ static void control(void *arg)
     }
     *(volatile uint8_t *)(0xE000E400u + IRQ) = 0x80u;
     *(volatile uint32_t *)0xE000E100u = 1u << IRQ;
-    spawn(&high_t, 1, high, 4);
-    spawn(&low_t, 2, low, 6);
+    spawn(&high_t, 3, high, 4);
+    spawn(&low_t, 4, low, 6);
     (void)keel_rtos_sem_get(&done, KEEL_RTOS_WAIT_FOREVER);
 
     put_instr("yield-no-switch", noswitch, N);
