@@ -343,6 +343,14 @@ static void control(void *arg)
         board_console_puts("\n");
         failed_cases += failures != before;
     }
+    /* Timing fingerprint: identical on every run under -icount shift=0 (rtos_kernel_repeat). */
+    board_console_puts("ticks ");
+    board_console_put_u32((uint32_t)keel_rtos_ticks());
+    board_console_puts(" switches ");
+    board_console_put_u32(controller.switches_in);
+    board_console_puts(" isr ");
+    board_console_put_u32(isr_count);
+    board_console_puts("\n");
     board_console_puts(failed_cases == 0 ? "PASS\n" : "FAIL\n");
     board_exit(failed_cases);
 }
