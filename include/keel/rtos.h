@@ -98,7 +98,7 @@ typedef struct keel_rtos_thread {
     struct keel_rtos_list all; /* every created thread */
     /* run-time statistics */
     uint32_t switches_in;
-    uint64_t run_time; /* port time units (sim: virtual ns; cortex-m: not measured) */
+    uint64_t run_time; /* sim: virtual ns; cortex-m: cycles with KEEL_RTOS_RUNTIME_STATS */
     uint64_t run_start;
 } keel_rtos_thread;
 
@@ -124,7 +124,7 @@ typedef struct keel_rtos_thread_stats {
     keel_rtos_thread_state state;
     uint8_t priority, base_priority;
     uint32_t switches_in; /* times it was switched to */
-    uint64_t run_time;    /* time it ran, in port units (sim: virtual ns) */
+    uint64_t run_time;    /* sim: virtual ns; cortex-m: cycles (keel_rtos_stats), else 0 */
     size_t stack_size;
     size_t stack_used;    /* high-water mark: bytes of stack ever written */
 } keel_rtos_thread_stats;

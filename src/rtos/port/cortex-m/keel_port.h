@@ -16,6 +16,12 @@
 #ifndef KEEL_PORT_SYSCALL_PRIO
 #define KEEL_PORT_SYSCALL_PRIO 0x20u
 #endif
+/* Per-thread run time in CPU cycles, accounted in PendSV (keel_rtos_thread_stats_get). Off by
+ * default: it adds about 25 instructions to every switch. The keel_rtos_stats library is
+ * the kernel built with it on. */
+#ifndef KEEL_RTOS_RUNTIME_STATS
+#define KEEL_RTOS_RUNTIME_STATS 0
+#endif
 #ifndef KEEL_RTOS_TICK_HZ
 #define KEEL_RTOS_TICK_HZ 100u
 #endif
