@@ -217,7 +217,8 @@ KEEL_NODISCARD keel_rtos_err keel_rtos_thread_create(keel_rtos_thread *t,
 keel_rtos_thread *keel_rtos_thread_self(void);
 /* Sleeps `ticks` ticks (0 yields to threads of the same priority). */
 keel_rtos_err keel_rtos_thread_sleep(uint32_t ticks);
-/* Gives the CPU to the next ready thread of the same priority, if any. */
+/* Gives the CPU to the next ready thread of the same priority, if any. From an interrupt it
+ * rotates the interrupted thread, as a time-slice expiry would. */
 void keel_rtos_thread_relinquish(void);
 /* Suspends a thread (itself included); a waiting thread is suspended when its wait ends. */
 keel_rtos_err keel_rtos_thread_suspend(keel_rtos_thread *t);
