@@ -145,7 +145,7 @@ keel_rtos_err kr_wait(struct keel_rtos_list *q, uint32_t timeout, keel_port_irq_
         timeout_insert(&t->timeout);
     }
     kr_reschedule();
-    keel_port_unlock(s); /* the switch happens here; we resume once woken */
+    keel_port_unlock_switch(s); /* the switch happens here; we resume once woken */
     return (keel_rtos_err)t->wait_status;
 }
 
@@ -294,7 +294,7 @@ void kr_thread_exit(void)
     t->state = KEEL_RTOS_THREAD_COMPLETED;
     kr_list_remove(&t->all);
     kr_reschedule();
-    keel_port_unlock(s);
+    keel_port_unlock_switch(s);
     keel_port_fatal("a completed thread ran again", t->name);
 }
 
@@ -347,7 +347,7 @@ keel_rtos_err keel_rtos_thread_suspend(keel_rtos_thread *t)
     default:
         e = KEEL_RTOS_ERR_STATE;
     }
-    keel_port_unlock(s);
+    keel_port_unlock_switch(s); /* a thread suspending itself stops here */
     return e;
 }
 

@@ -4,6 +4,8 @@
  * The port contract (each port's keel_port.h supplies these, mostly inline):
  *   keel_port_irq_t keel_port_lock(void)        enter a critical section (nests)
  *   void keel_port_unlock(keel_port_irq_t)      leave it; a pending switch happens here
+ *   void keel_port_unlock_switch(keel_port_irq_t)  leave it, and do not return before a
+ *                                               pending switch has happened (blocking paths)
  *   bool keel_port_in_isr(void)                 interrupt context?
  *   void keel_port_pend_switch(void)            switch to keel_rtos_k.next when possible
  *   void keel_port_service_cost(void)           charge a kernel service's time (sim only)

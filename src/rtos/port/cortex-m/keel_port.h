@@ -43,6 +43,15 @@ static inline __attribute__((always_inline)) void keel_port_unlock(keel_port_irq
     __asm volatile("msr basepri, %0" : : "r"(prev) : "memory");
 }
 
+/* Leaves the critical section where the caller must not run on until a pending switch has
+ * happened (it just blocked, suspended or ended itself): the ISB makes the processor take the
+ * now-unmasked PendSV before the next instruction, as the architecture requires for an MSR
+ * that lowers BASEPRI. */
+static inline __attribute__((always_inline)) void keel_port_unlock_switch(keel_port_irq_t prev)
+{
+    __asm volatile("msr basepri, %0\n\tisb" : : "r"(prev) : "memory");
+}
+
 static inline __attribute__((always_inline)) bool keel_port_in_isr(void)
 {
     uint32_t ipsr;
