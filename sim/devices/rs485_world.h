@@ -33,48 +33,49 @@ typedef struct world {
     bool done;
 } world;
 
-static world *the_world;
+/* the world the last world_create() made */
+static world *the_world __attribute__((unused));
 
-static void w_write(void *ctx, uint8_t b)
+static inline void w_write(void *ctx, uint8_t b)
 {
     sim_uart_write(&((world *)ctx)->uart, b);
 }
 
-static void w_mask(void *ctx, uint32_t m)
+static inline void w_mask(void *ctx, uint32_t m)
 {
     sim_uart_set_irq_mask(&((world *)ctx)->uart, m); /* same bit meanings as keel_rs485 */
 }
 
-static void w_clear(void *ctx, uint32_t f)
+static inline void w_clear(void *ctx, uint32_t f)
 {
     sim_uart_clear(&((world *)ctx)->uart, f);
 }
 
-static void w_de(void *ctx, bool on)
+static inline void w_de(void *ctx, bool on)
 {
     world *w = ctx;
     sim_rs485_set_de(&w->bus, w->node, on);
 }
 
-static void w_rto(void *ctx, uint32_t bits)
+static inline void w_rto(void *ctx, uint32_t bits)
 {
     sim_uart_set_rto(&((world *)ctx)->uart, bits);
 }
 
-static uint64_t w_now(void *ctx)
+static inline uint64_t w_now(void *ctx)
 {
     (void)ctx;
     return keel_sim_now_ns();
 }
 
 /* The UART's interrupt line: what a board's UART ISR does. */
-static void w_uart_raise(void *ctx)
+static inline void w_uart_raise(void *ctx)
 {
     (void)ctx;
     (void)keel_sim_irq_raise(WORLD_IRQ_UART);
 }
 
-static void w_uart_isr(void *arg)
+static inline void w_uart_isr(void *arg)
 {
     world *w = arg;
     keel_sim_busy_ns(50); /* read the status register */
@@ -125,7 +126,7 @@ static inline int world_start(world *w, void (*fn)(void *), void *arg)
     return keel_rtos_thread_create(&w->thread, &tc) == KEEL_RTOS_OK ? 0 : -1;
 }
 
-static bool world_is_done(void *arg)
+static inline bool world_is_done(void *arg)
 {
     return ((world *)arg)->done;
 }
