@@ -354,7 +354,10 @@ static int modbus_write(int argc, char **argv)
                                                  regs);
     }
     if (e == KEEL_MODBUS_OK) {
-        printf("wrote %d %s%s at %ld\n", n, table_name(o.table), n == 1 ? "" : "s", addr);
+        printf("wrote %d %s at %ld\n", n,
+               bits ? (n == 1 ? "coil" : "coils")
+                    : (n == 1 ? "holding register" : "holding registers"),
+               addr);
         rc = KEEL_EXIT_OK;
     } else {
         rc = report("write", &o, c, e);
