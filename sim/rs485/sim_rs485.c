@@ -152,8 +152,11 @@ static void wire_tx_start(void *ctx, sim_uart *u, uint8_t byte, uint64_t start, 
 {
     sim_rs485_bus *b = ctx;
     int node = node_of(b, u);
+    if (node < 0) {
+        return; /* not attached to this bus */
+    }
     vcd_char(b, SIG_NODE0 + 3u * (unsigned)node, u, byte, start);
-    if (node < 0 || !b->nodes[node].de) {
+    if (!b->nodes[node].de) {
         b->stats.lost++;
         b->stats.cut++;
         b->nodes[node].last_stop_end_ns = end;
