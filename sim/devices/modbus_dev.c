@@ -100,6 +100,11 @@ static void on_write(void *ctx, int table, uint16_t addr, uint16_t count)
     (void)sim_modbus_dev_save(ctx);
 }
 
+void sim_modbus_dev_set_model(sim_modbus_dev *d, const keel_modbus_model *model, void *ctx)
+{
+    keel_modbus_slave_init(&d->slave, d->slave.unit, model, ctx);
+}
+
 int sim_modbus_dev_save(sim_modbus_dev *d)
 {
     if (!d->state_path) {

@@ -43,6 +43,9 @@ typedef struct sim_modbus_dev {
 int sim_modbus_dev_init(sim_modbus_dev *d, const char *name, sim_rs485_bus *bus,
                         const keel_modbus_line *line, uint8_t unit, const keel_modbus_map *map,
                         uint64_t latency_ns, const char *state_path);
+/* Serves another data model instead of the map (e.g. the sensor bootloader's update profile
+ * in sim/sensor-boot, whose handlers are keel_modbus_model callbacks). */
+void sim_modbus_dev_set_model(sim_modbus_dev *d, const keel_modbus_model *model, void *ctx);
 /* Writes the persistent state (called after every write the device accepts). */
 int sim_modbus_dev_save(sim_modbus_dev *d);
 

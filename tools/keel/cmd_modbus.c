@@ -22,6 +22,8 @@
     "  -s, --stop 1|2              1\n"                                                     \
     "      --rs485                 drive an RS485 transceiver: kernel RS485 mode\n"         \
     "                              (TIOCSRS485), else RTS toggling\n"                       \
+    "      --rts-toggle            toggle RTS from user space (no kernel RS485 mode)\n"    \
+    "      --rts-delay US          RTS/DE settle time before and after a frame\n"          \
     "  -u, --unit N                slave address, 1..247 (default 1; 0 = broadcast)\n"     \
     "  -o, --timeout MS            reply timeout (default 1000)\n"
 
@@ -33,7 +35,7 @@ typedef struct conn_opts {
     int table; /* KEEL_MODBUS_COILS.. */
 } conn_opts;
 
-enum { OPT_RS485 = 1000, OPT_FROM, OPT_TO, OPT_MAP };
+enum { OPT_RS485 = 1000, OPT_FROM, OPT_TO, OPT_MAP, OPT_RTS, OPT_RTS_DELAY };
 
 static const struct option conn_long[] = {
     {"tcp", required_argument, NULL, 't'},
@@ -43,6 +45,8 @@ static const struct option conn_long[] = {
     {"parity", required_argument, NULL, 'P'},
     {"stop", required_argument, NULL, 's'},
     {"rs485", no_argument, NULL, OPT_RS485},
+    {"rts-toggle", no_argument, NULL, OPT_RTS},
+    {"rts-delay", required_argument, NULL, OPT_RTS_DELAY},
     {"unit", required_argument, NULL, 'u'},
     {"timeout", required_argument, NULL, 'o'},
     {"type", required_argument, NULL, 'T'},
@@ -134,6 +138,13 @@ static int parse_opts(int argc, char **argv, const char *verb, conn_opts *o, con
             o->serial.line.stop_bits = (uint8_t)v;
             break;
         case OPT_RS485: o->serial.rs485 = true; break;
+        case OPT_RTS: o->serial.rts_toggle = true; break;
+        case OPT_RTS_DELAY:
+            if (!parse_long(optarg, 0, 100000, &v)) {
+                goto bad;
+            }
+            o->serial.rts_delay_us = (uint32_t)v;
+            break;
         case 'u':
             if (!parse_long(optarg, 0, 255, &v)) {
                 goto bad;
@@ -248,6 +259,11 @@ static int connect_client(const char *verb, const conn_opts *o, keel_modbus_clie
                              errno ? strerror(errno) : "bad address");
     }
     keel_modbus_client_set_timeout(*c, o->timeout_ms * 1000u);
+    if (o->rtu && (o->serial.rs485 || o->serial.rts_toggle) &&
+        strcmp(keel_modbus_client_rs485_mode(*c), "none") == 0) {
+        fprintf(stderr, "keel modbus %s: warning: %s has neither kernel RS485 mode nor RTS; "
+                        "the transceiver must switch direction by itself\n", verb, o->rtu);
+    }
     return KEEL_EXIT_OK;
 }
 
