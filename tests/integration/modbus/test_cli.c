@@ -160,12 +160,33 @@ static void test_cli_rtu_scan_and_timeout_on_pty(void **state)
     kf_stop(&socat, 2000);
 }
 
+static void test_cli_simulate_reports_timing_and_writes_vcd(void **state)
+{
+    (void)state;
+    char vcd[600];
+    snprintf(vcd, sizeof vcd, "%s/bus.vcd", dir);
+    kf_proc *p;
+    char *sim[] = {(char *)keel(), "modbus", "simulate", "-b", "115200", "-l", "0", "-n", "5",
+                   "-w", vcd, NULL};
+    assert_int_equal(run(&p, sim), 0);
+    expect_output(p, "5/5 polls answered");
+    expect_output(p, "DE released at most 550 ns after the last stop bit");
+    expect_output(p, "0 collisions, 0 garbled, 0 cut");
+    FILE *f = fopen(vcd, "r");
+    assert_non_null(f);
+    char line[128] = "";
+    assert_non_null(fgets(line, sizeof line, f));
+    fclose(f);
+    assert_non_null(strstr(line, "$date"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cli_tcp_read_write_id_and_exit_codes),
         cmocka_unit_test(test_cli_serve_rejects_bad_map_with_location),
         cmocka_unit_test(test_cli_rtu_scan_and_timeout_on_pty),
+        cmocka_unit_test(test_cli_simulate_reports_timing_and_writes_vcd),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
