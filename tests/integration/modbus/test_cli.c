@@ -151,8 +151,9 @@ static void test_cli_rtu_scan_and_timeout_on_pty(void **state)
                      "-P", "none", "-s", "2", "-u", "3", NULL};
     assert_int_equal(kf_spawn(&srv, "keel-serve", serve, log), 0);
     assert_int_equal(kf_wait_log(&srv, "ready on", 10000), 0);
+    /* A generous timeout per unit: the machine running the tests may be loaded. */
     char *scan[] = {(char *)keel(), "modbus", "scan", "--rtu", b, "-P", "none", "-s", "2",
-                    "--from", "1", "--to", "5", "-o", "100", NULL};
+                    "--from", "1", "--to", "5", "-o", "1000", NULL};
     assert_int_equal(run(&p, scan), 0);
     expect_output(p, "unit 3: present (holding[0] = 215)");
     expect_output(p, "1 unit(s) answered in 1..5");
