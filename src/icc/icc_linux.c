@@ -49,6 +49,8 @@ struct keel_icc {
     int mem, bell_in, bell_out, link, ep;
     uint32_t spin_ns;
     bool gone;
+    bool uart;    /* doorbell is a byte stream (QEMU chardev): 1 byte rings, EOF = gone */
+    bool own_map; /* the region was mapped by keel_icc_open (else the caller unmaps it) */
     uint32_t next_corr;
     stash_item *stash_head, *stash_tail;
     uint8_t *scratch; /* max_msg bytes, for messages set aside by request */
@@ -252,6 +254,40 @@ keel_icc_err keel_icc_end_recv(int sock, keel_icc_end *e)
     return KEEL_ICC_OK;
 }
 
+/* Attaches to a mapped region and sets up waiting on bell_in and link (which may be the same
+ * fd). On failure nothing is closed or unmapped: the caller still owns everything. */
+static keel_icc_err attach(keel_icc *c, keel_icc_side side, int bell_in, int link)
+{
+    keel_icc_err rc = keel_icc_ring_attach(&c->r, c->map, c->map_len, side);
+    if (rc != KEEL_ICC_OK) {
+        return rc;
+    }
+    c->scratch = malloc(c->r.max_msg);
+    c->ep = epoll_create1(EPOLL_CLOEXEC);
+    if (!c->scratch || c->ep < 0) {
+        return KEEL_ICC_ERR_IO;
+    }
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP};
+    ev.data.fd = bell_in;
+    struct epoll_event lv = {.events = EPOLLIN | EPOLLRDHUP};
+    lv.data.fd = link;
+    if (epoll_ctl(c->ep, EPOLL_CTL_ADD, bell_in, &ev) != 0 ||
+        (link != bell_in && epoll_ctl(c->ep, EPOLL_CTL_ADD, link, &lv) != 0)) {
+        return KEEL_ICC_ERR_IO;
+    }
+    return KEEL_ICC_OK;
+}
+
+static void free_partial(keel_icc *c)
+{
+    if (c->ep > 0)
+        close(c->ep);
+    free(c->scratch);
+    if (c->own_map)
+        munmap(c->map, c->map_len);
+    free(c);
+}
+
 keel_icc_err keel_icc_open(keel_icc_end *e, const keel_icc_open_opts *opts, keel_icc **out)
 {
     *out = NULL;
@@ -271,39 +307,22 @@ keel_icc_err keel_icc_open(keel_icc_end *e, const keel_icc_open_opts *opts, keel
     if (!c) {
         return KEEL_ICC_ERR_IO;
     }
+    c->ep = -1;
     c->map_len = (size_t)st.st_size;
     c->map = mmap(NULL, c->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, e->mem, 0);
     if (c->map == MAP_FAILED) {
         free(c);
         return KEEL_ICC_ERR_IO;
     }
-    keel_icc_err rc = keel_icc_ring_attach(&c->r, c->map, c->map_len, e->side);
+    c->own_map = true;
+    keel_icc_err rc = attach(c, e->side, e->bell_in, e->link);
     /* The region's IDs must be the ones the supervisor stamped on this end. */
     if (rc == KEEL_ICC_OK &&
         (memcmp(c->r.self.b, e->self.b, 16) != 0 || memcmp(c->r.peer.b, e->peer.b, 16) != 0)) {
         rc = KEEL_ICC_ERR_REGION;
     }
-    c->scratch = rc == KEEL_ICC_OK ? malloc(c->r.max_msg) : NULL;
-    c->ep = epoll_create1(EPOLL_CLOEXEC);
-    if (rc == KEEL_ICC_OK && (!c->scratch || c->ep < 0)) {
-        rc = KEEL_ICC_ERR_IO;
-    }
-    if (rc == KEEL_ICC_OK) {
-        struct epoll_event ev = {.events = EPOLLIN};
-        ev.data.fd = e->bell_in;
-        struct epoll_event lv = {.events = EPOLLIN | EPOLLRDHUP};
-        lv.data.fd = e->link;
-        if (epoll_ctl(c->ep, EPOLL_CTL_ADD, e->bell_in, &ev) != 0 ||
-            epoll_ctl(c->ep, EPOLL_CTL_ADD, e->link, &lv) != 0) {
-            rc = KEEL_ICC_ERR_IO;
-        }
-    }
     if (rc != KEEL_ICC_OK) {
-        if (c->ep >= 0)
-            close(c->ep);
-        free(c->scratch);
-        munmap(c->map, c->map_len);
-        free(c);
+        free_partial(c);
         return rc;
     }
     c->mem = e->mem;
@@ -312,6 +331,39 @@ keel_icc_err keel_icc_open(keel_icc_end *e, const keel_icc_open_opts *opts, keel
     c->link = e->link;
     c->spin_ns = opts ? opts->spin_ns : 0;
     end_clear(e);
+    *out = c;
+    return KEEL_ICC_OK;
+}
+
+keel_icc_err keel_icc_open_uart(void *mem, size_t size, keel_icc_side side, int bell_fd,
+                                const keel_icc_open_opts *opts, keel_icc **out)
+{
+    *out = NULL;
+    if (!mem || bell_fd < 0) {
+        return KEEL_ICC_ERR_ARG;
+    }
+    int fl = fcntl(bell_fd, F_GETFL);
+    if (fl < 0 || fcntl(bell_fd, F_SETFL, fl | O_NONBLOCK) != 0) {
+        return KEEL_ICC_ERR_IO;
+    }
+    keel_icc *c = calloc(1, sizeof *c);
+    if (!c) {
+        return KEEL_ICC_ERR_IO;
+    }
+    c->ep = -1;
+    c->map = mem;
+    c->map_len = size;
+    keel_icc_err rc = attach(c, side, bell_fd, bell_fd);
+    if (rc != KEEL_ICC_OK) {
+        free_partial(c);
+        return rc;
+    }
+    c->uart = true;
+    c->mem = -1;
+    c->bell_in = bell_fd;
+    c->bell_out = -1;
+    c->link = bell_fd; /* the same socket: its hang-up is the peer's death */
+    c->spin_ns = opts ? opts->spin_ns : 0;
     *out = c;
     return KEEL_ICC_OK;
 }
@@ -325,10 +377,13 @@ void keel_icc_close(keel_icc *c)
         c->stash_head = it->next;
         free(it);
     }
-    munmap(c->map, c->map_len);
+    if (c->own_map)
+        munmap(c->map, c->map_len);
     free(c->scratch);
     close_fd(&c->ep);
     close_fd(&c->mem);
+    if (c->link == c->bell_in)
+        c->link = -1; /* a UART doorbell is its own link */
     close_fd(&c->bell_in);
     close_fd(&c->bell_out);
     close_fd(&c->link);
@@ -352,7 +407,7 @@ bool keel_icc_peer_gone(keel_icc *c)
 
 keel_icc_err keel_icc_set_link(keel_icc *c, int link_fd)
 {
-    if (link_fd < 0)
+    if (link_fd < 0 || c->uart)
         return KEEL_ICC_ERR_ARG;
     epoll_ctl(c->ep, EPOLL_CTL_DEL, c->link, NULL);
     close_fd(&c->link);
@@ -366,19 +421,33 @@ keel_icc_err keel_icc_set_link(keel_icc *c, int link_fd)
     return KEEL_ICC_OK;
 }
 
-static void ring_bell(int fd)
+/* Rings the peer: 8 bytes into its eventfd, or one byte down the UART. EAGAIN means the
+ * counter (or the socket buffer) is already full: the peer is being woken anyway. */
+static void ring_peer(keel_icc *c)
 {
     uint64_t one = 1;
-    /* EAGAIN means the counter is already enormous: the peer is being woken anyway. */
-    ssize_t n = write(fd, &one, sizeof one);
+    ssize_t n = c->uart ? send(c->bell_in, "", 1, MSG_NOSIGNAL | MSG_DONTWAIT)
+                        : write(c->bell_out, &one, sizeof one);
     (void)n;
+}
+
+/* Keeps our own fd readable (an eventfd can be rung by its owner; a UART cannot). */
+static void ring_self(keel_icc *c)
+{
+    uint64_t one = 1;
+    if (!c->uart) {
+        ssize_t n = write(c->bell_in, &one, sizeof one);
+        (void)n;
+    }
 }
 
 static void drain_bell(keel_icc *c)
 {
-    uint64_t v;
-    ssize_t n = read(c->bell_in, &v, sizeof v);
-    (void)n;
+    uint8_t v[64];
+    ssize_t n = read(c->bell_in, v, c->uart ? sizeof v : sizeof(uint64_t));
+    if (n == 0 && c->uart) {
+        c->gone = true; /* the far end of the character device closed */
+    }
 }
 
 static int64_t now_ns(void)
@@ -435,12 +504,14 @@ static keel_icc_err sleep_on_bell(keel_icc *c, int64_t deadline)
             return KEEL_ICC_ERR_IO;
         if (n > 0 && link_dead(c, p[1].revents))
             c->gone = true;
-        if (n > 0 && (p[0].revents & POLLIN)) {
-            drain_bell(c);
-            return KEEL_ICC_OK;
-        }
+        bool rung = n > 0 && (p[0].revents & POLLIN);
+        if (rung)
+            drain_bell(c); /* may find the end of a UART's stream */
+        /* Gone wins over a ring: the caller re-checks the ring before it reports the loss. */
         if (c->gone)
             return KEEL_ICC_ERR_PEER_GONE;
+        if (rung)
+            return KEEL_ICC_OK;
     }
 }
 
@@ -490,7 +561,7 @@ static keel_icc_err send_frame(keel_icc *c, uint16_t type, uint16_t flags, uint3
         bool bell;
         keel_icc_err rc = keel_icc_ring_send(&c->r, type, flags, corr, data, len, NULL, &bell);
         if (bell)
-            ring_bell(c->bell_out);
+            ring_peer(c);
         if (rc != KEEL_ICC_ERR_WOULD_BLOCK)
             return rc;
         if (check_gone(c))
@@ -508,7 +579,7 @@ static keel_icc_err send_frame(keel_icc *c, uint16_t type, uint16_t flags, uint3
         rc = sleep_on_bell(c, deadline);
         /* The bell is shared with incoming data: keep the fd readable for an event loop. */
         if (keel_icc_ring_readable(&c->r))
-            ring_bell(c->bell_in);
+            ring_self(c);
         if (rc != KEEL_ICC_OK)
             return rc;
     }
@@ -537,7 +608,7 @@ static keel_icc_err ring_take(keel_icc *c, keel_icc_msg *msg, void *buf, size_t 
         bool bell;
         keel_icc_err rc = keel_icc_ring_recv(&c->r, msg, buf, cap, &bell);
         if (bell)
-            ring_bell(c->bell_out);
+            ring_peer(c);
         if (rc != KEEL_ICC_ERR_WOULD_BLOCK)
             return rc;
         if (!wait) {
