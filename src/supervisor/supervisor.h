@@ -1,0 +1,225 @@
+/* keeld's private interfaces: the device config, the manifest as keeld uses it, one app's
+ * runtime record, and the pieces that act on them (sandbox, cgroups, crash reports, the SDK
+ * broker, the control socket). The public face of keeld is the `keeld` program, its control
+ * socket (spoken by `keel app`, see ctl.h) and the SDK wire (src/app/wire.h).
+ *
+ * keeld is one thread around one epoll loop (loop.c): nothing an app sends can block it, and
+ * every timed thing (restart backoff, heartbeat, stop grace) is a deadline the loop sleeps to.
+ */
+#ifndef KEEL_SUPERVISOR_H
+#define KEEL_SUPERVISOR_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "keel/status.h"
+#include "wire.h"
+
+#define SV_MAX_APPS 32
+#define SV_NAME_MAX 64
+#define SV_LOG_LINES 32     /* recent lines kept in memory per app, quoted by crash reports */
+#define SV_LOG_LINE_MAX 200
+#define SV_MAX_ARGS 8
+#define SV_MAX_PARTNERS 8
+#define SV_MAX_HOSTS 4
+
+typedef enum sv_err {
+    SV_OK = 0,
+    SV_ERR_IO,        /* a file or directory could not be used */
+    SV_ERR_CONFIG,    /* the device config or a manifest is wrong (message says where) */
+    SV_ERR_SANDBOX,   /* a sandbox step failed in the child (message names it) */
+    SV_ERR_NOT_FOUND, /* no such app */
+    SV_ERR_STATE,     /* the app is not in a state for that (already running, ...) */
+    SV_ERR_FULL,      /* too many apps */
+    SV_ERR_COUNT
+} sv_err;
+const char *keel_supervisor_err_name(sv_err e);
+
+typedef struct sv_config {
+    char state_dir[PATH_MAX]; /* keeld.sock, crashes/, logs/, data/, run/ */
+    char store_dir[PATH_MAX]; /* installed packages, one directory per app */
+    char socket_path[PATH_MAX];
+    char broker[128];         /* host:port of the MQTT broker apps' tunnels reach, "" none */
+    uint32_t base_uid;        /* app i runs as base_uid + i (and gid the same) */
+    uint32_t max_crash_reports;
+    uint32_t backoff_initial_ms;
+    uint32_t backoff_max_ms;
+    uint32_t stable_ms;       /* an app up this long has its backoff reset */
+    uint32_t stop_grace_ms;   /* SIGTERM, then SIGKILL after this */
+    uint32_t trial_crashes;   /* crashes during an update trial that revert it */
+    uint32_t trial_ms;        /* a new version must confirm health within this */
+} sv_config;
+
+/* Defaults, then the file's keys (docs/config.md, "keeld device config"). */
+sv_err sv_config_defaults(sv_config *c, const char *state_dir);
+sv_err sv_config_load(sv_config *c, const char *path, char *msg, size_t msglen);
+
+typedef enum sv_restart { SV_RESTART_ON_FAILURE = 0, SV_RESTART_ALWAYS, SV_RESTART_NEVER } sv_restart;
+
+/* An app's manifest as keeld uses it. Read in exactly one place (manifest.c) so that switching
+ * to the shared manifest module (include/keel/manifest.h) changes one file. */
+typedef struct sv_manifest {
+    char id[SV_NAME_MAX];      /* component UUID */
+    char name[SV_NAME_MAX];    /* [a-z0-9_-], the app's handle everywhere */
+    char version[32];
+    bool realtime;             /* kind "realtime": RT-core firmware, not a Linux process */
+    char exec[128];            /* path inside the package */
+    char args[SV_MAX_ARGS][64];
+    int nargs;
+    uint32_t heartbeat_ms;     /* 0: no heartbeat required */
+    uint64_t memory_bytes;     /* address-space and cgroup memory limit */
+    uint32_t cpu_percent;      /* cgroup CPU quota, 0: none */
+    uint32_t max_procs;        /* RLIMIT_NPROC and pids.max */
+    uint32_t max_files;        /* RLIMIT_NOFILE */
+    sv_restart restart;
+    /* capabilities */
+    bool cloud_telemetry, cloud_properties, cloud_methods, cloud_log, cloud_mqtt;
+    char http_hosts[SV_MAX_HOSTS][64];
+    int nhttp;
+    char partners[SV_MAX_PARTNERS][SV_NAME_MAX];
+    int npartners;
+} sv_manifest;
+
+sv_err sv_manifest_load(const char *pkg_dir, sv_manifest *m, char *msg, size_t msglen);
+sv_err sv_manifest_parse(const char *name, const char *text, size_t len, sv_manifest *m,
+                         char *msg, size_t msglen);
+
+typedef enum sv_state {
+    SV_STOPPED = 0, /* not running, not wanted */
+    SV_RUNNING,
+    SV_STOPPING,    /* SIGTERM sent, waiting */
+    SV_BACKOFF,     /* crashed; restarts at deadline */
+    SV_FAILED,      /* could not start (sandbox, exec) or restart policy says no */
+    SV_STATE_COUNT
+} sv_state;
+const char *sv_state_name(sv_state s);
+
+/* What the sandbox could switch on here; probed once at start-up. */
+typedef struct sv_caps {
+    bool root;       /* uid switch, mounts, cgroups need it */
+    bool netns, mntns, ipcns, utsns;
+    bool seccomp;
+    bool cg_pids, cg_memory, cg_cpu;
+    bool cg_v2;
+} sv_caps;
+
+typedef struct sv_cgroup {
+    char pids[PATH_MAX], memory[PATH_MAX], cpu[PATH_MAX]; /* "" when not used */
+} sv_cgroup;
+
+typedef struct sv_app {
+    sv_manifest m;
+    char pkg_dir[PATH_MAX];
+    char data_dir[PATH_MAX];
+    char run_dir[PATH_MAX];  /* mount point of the app's private root */
+    uid_t uid;
+    sv_state state;
+    pid_t pid;
+    int sock;                /* keeld's end of the SDK socket, -1 */
+    int out;                 /* read end of the app's stdout+stderr, -1 */
+    sv_cgroup cg;
+    /* restart and health */
+    uint32_t restarts, crashes, trial_crashes;
+    uint32_t backoff_ms;
+    int64_t started_ms, beat_ms, deadline_ms; /* deadline: restart (BACKOFF) or kill (hung, STOPPING) */
+    bool hung;                /* heartbeat missed, SIGABRT sent */
+    bool confirmed;           /* confirmed health since start */
+    bool forged;              /* the ring was found forged; notifications stopped */
+    const char *stop_reason;  /* for the crash report when keeld killed it */
+    /* crash record from libkeel, if one came before the exit */
+    keel_wire_crash crash;
+    bool have_crash;
+    /* notifications */
+    uint64_t ring_addr;
+    uint32_t ring_cap, ring_head, notify_seq, notify_dropped;
+    int wake_fd;
+    /* recent log lines (a ring), and a partial stdout line */
+    char log[SV_LOG_LINES][SV_LOG_LINE_MAX];
+    uint32_t log_next;
+    char partial[SV_LOG_LINE_MAX];
+    size_t partial_len;
+} sv_app;
+
+typedef struct sv_daemon {
+    sv_config cfg;
+    sv_caps caps;
+    sv_app apps[SV_MAX_APPS];
+    int napps;
+    int epfd, sigfd, ctlfd;
+    bool quit;
+    char cg_instance[64]; /* keel-<pid>: this keeld's cgroup subtree */
+    void *seccomp;        /* the filter every app gets (scmp_filter_ctx), built once */
+} sv_daemon;
+
+/* Monotonic milliseconds. */
+int64_t sv_now_ms(void);
+/* snprintf that says whether everything fitted (false: truncated). */
+bool sv_fmt(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Logs a line from keeld itself to stderr with a timestamp. */
+void sv_logf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* sandbox.c */
+void sv_sandbox_probe(sv_caps *caps);
+void sv_sandbox_describe(const sv_caps *caps, char *out, size_t outlen);
+void *sv_seccomp_build(void);
+/* Starts the app in its sandbox; child_sock becomes fd 3, child_out stdout and stderr.
+ * Returns the pid, or -1 with the failing step in msg. */
+pid_t sv_sandbox_spawn(const sv_daemon *d, sv_app *a, int child_sock, int child_out, char *msg,
+                       size_t msglen);
+/* Kills every process running as the app's uid (escaped children of a fork bomb). */
+void sv_sandbox_kill_uid(const sv_daemon *d, const sv_app *a);
+
+/* cgroup.c */
+void sv_cgroup_probe(sv_caps *caps);
+void sv_cgroup_create(const sv_daemon *d, sv_app *a);
+void sv_cgroup_remove(sv_app *a);
+/* True if the memory cgroup reports the limit was hit (for the crash reason). */
+bool sv_cgroup_oom(const sv_app *a);
+
+/* crash.c: writes a report for an app that ended; returns its sequence number. */
+uint32_t sv_crash_write(const sv_daemon *d, sv_app *a, int wstatus, const char *reason);
+/* Prints the newest `count` reports (or fewer) of an app to fd. */
+int sv_crash_list(const sv_daemon *d, const char *name, int count, int fd);
+
+/* elfsym.c: "function+0x12" for a file offset-adjusted address, or false. */
+bool sv_elf_symbolize(const char *path, uint64_t addr, char *out, size_t outlen);
+
+/* applog.c */
+void sv_applog_line(const sv_daemon *d, sv_app *a, const char *src, const char *line,
+                    size_t len);
+void sv_applog_output(const sv_daemon *d, sv_app *a, const char *buf, size_t len);
+int sv_applog_tail(const sv_daemon *d, const char *name, int lines, int fd);
+
+/* broker.c: one request from an app's socket. Returns false when the socket closed. */
+bool sv_broker_handle(sv_daemon *d, sv_app *a);
+/* Appends a notification to the app's ring and wakes it; false if it was dropped. */
+bool sv_notify(sv_daemon *d, sv_app *a, uint16_t type, uint64_t arg);
+
+/* apps.c: lifecycle */
+sv_err sv_apps_scan(sv_daemon *d);
+sv_err sv_app_add(sv_daemon *d, const char *pkg_dir, sv_app **out, char *msg, size_t msglen);
+sv_app *sv_app_find(sv_daemon *d, const char *name);
+sv_err sv_app_start(sv_daemon *d, sv_app *a, char *msg, size_t msglen);
+void sv_app_stop(sv_daemon *d, sv_app *a, const char *reason);
+void sv_app_reaped(sv_daemon *d, sv_app *a, int wstatus);
+void sv_apps_tick(sv_daemon *d, int64_t now);
+int64_t sv_apps_next_deadline(const sv_daemon *d);
+sv_err sv_app_install(sv_daemon *d, const char *src_dir, char *msg, size_t msglen);
+
+/* ctl.c: the control socket */
+int sv_ctl_listen(const char *path);
+void sv_ctl_serve(sv_daemon *d, int conn);
+
+/* loop.c */
+#define SV_EV_SIGNAL 1u
+#define SV_EV_CTL 2u
+#define SV_EV_SOCK 3u
+#define SV_EV_OUT 4u
+int sv_loop_watch(sv_daemon *d, int fd, uint32_t kind, uint32_t index);
+void sv_loop_unwatch(sv_daemon *d, int fd);
+int sv_loop_run(sv_daemon *d);
+
+#endif

@@ -1,0 +1,430 @@
+/* keeld against real apps in real sandboxes: one keeld, a store with the well-behaved sample
+ * and the misbehaving suite (apps/evil.c). Each test asserts what keeld did (a report, a
+ * restart, a refusal) and that keeld and the well-behaved app are still up.
+ *
+ * Namespaces, uid switches and cgroups need root: as another user the sandbox tests are
+ * skipped with a message (keeld itself runs and says which protection is off). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "world.h"
+
+static sv_world W;
+static char out[65536];
+
+#define NEED_ROOT()                                                                              \
+    do {                                                                                         \
+        if (geteuid() != 0) {                                                                    \
+            print_message("skipped: the sandbox needs root (namespaces, uids, cgroups)\n");     \
+            skip();                                                                              \
+        }                                                                                        \
+    } while (0)
+
+static void assert_keeld_up(void)
+{
+    assert_true(kf_running(&W.keeld));
+    assert_int_equal(sv_world_ctl(&W, "list", out, sizeof out), 0);
+    assert_non_null(strstr(out, "sample 1.0.0 running"));
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    if (sv_world_init(&W, "supervisor",
+                      "\"max_crash_reports\": 3, \"backoff_initial_ms\": 10, "
+                      "\"backoff_max_ms\": 400, \"stop_grace_ms\": 1000") < 0) {
+        return -1;
+    }
+    const char *st = sv_world_store(&W);
+    char peek[1024];
+    snprintf(peek, sizeof peek,
+             "\"args\": [\"peek\", \"%s/data/other/boots\", \"/data/../other/boots\", "
+             "\"/etc/shadow\", \"/proc/1/environ\", \"%s/device.json\"], \"restart\": \"never\"",
+             W.state, W.root);
+    struct {
+        const char *name, *exe, *json;
+    } pkgs[] = {
+        {"sample", "sv_sample", "\"heartbeat_ms\": 2000, \"capabilities\": {\"cloud\": "
+                                "{\"telemetry\": true}}"},
+        {"other", "sv_sample", ""},
+        {"crashy", "sv_evil", "\"args\": [\"null\"]"},
+        {"aborter", "sv_evil", "\"args\": [\"abort\"], \"restart\": \"never\""},
+        {"looper", "sv_evil", "\"args\": [\"loop\"], \"heartbeat_ms\": 300, \"restart\": "
+                              "\"never\""},
+        {"forker", "sv_evil", "\"args\": [\"forkbomb\"], \"limits\": {\"processes\": 6}, "
+                              "\"restart\": \"never\""},
+        {"hog", "sv_evil", "\"args\": [\"memhog\"], \"limits\": {\"memory_mb\": 32}, "
+                           "\"restart\": \"never\""},
+        {"netter", "sv_evil", "\"args\": [\"socket\"], \"restart\": \"never\""},
+        {"peeker", "sv_evil", peek},
+        {"forger", "sv_evil", "\"args\": [\"forge\"], \"restart\": \"never\""},
+        {"pointers", "sv_evil", "\"args\": [\"badptr\"], \"restart\": \"never\", "
+                                "\"capabilities\": {\"cloud\": {\"properties\": true}}"},
+    };
+    for (size_t i = 0; i < sizeof pkgs / sizeof pkgs[0]; i++) {
+        if (sv_world_package(st, pkgs[i].name, pkgs[i].exe, pkgs[i].json) < 0) {
+            return -1;
+        }
+    }
+    if (sv_world_start(&W) < 0) {
+        return -1;
+    }
+    if (!sv_world_wait(&W, "logs sample 50", "sample: started", 10000)) {
+        kf_dump_log(&W.keeld, 60);
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    int st = kf_stop(&W.keeld, 5000);
+    /* keeld exits 0 on SIGTERM after stopping its apps */
+    if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+        kf_dump_log(&W.keeld, 80);
+        return -1;
+    }
+    return 0;
+}
+
+static void test_keeld_status_names_every_protection(void **state)
+{
+    (void)state;
+    assert_int_equal(sv_world_ctl(&W, "status", out, sizeof out), 0);
+    assert_non_null(strstr(out, "network namespace (no network): "));
+    assert_non_null(strstr(out, "seccomp filter + no_new_privs: "));
+    assert_non_null(strstr(out, "cgroup process limit: "));
+    if (geteuid() == 0) {
+        assert_non_null(strstr(out, "network namespace (no network): on"));
+        assert_non_null(strstr(out, "private filesystem view (mount namespace + pivot_root): on"));
+        assert_non_null(strstr(out, "own uid/gid per app: on"));
+    }
+}
+
+static void test_sample_data_dir_telemetry_stdout_and_notification(void **state)
+{
+    (void)state;
+    NEED_ROOT();
+    assert_true(sv_world_wait(&W, "logs sample 50", "sample: started, boot 1, ring KEEL_APP_OK",
+                              5000));
+    assert_true(sv_world_wait(&W, "logs sample 50", "sample: telemetry KEEL_APP_OK", 5000));
+    assert_true(sv_world_wait(&W, "logs sample 50", "out: sample: stdout works", 5000));
+    /* "other" has no telemetry capability */
+    assert_true(sv_world_wait(&W, "logs other 50", "telemetry KEEL_APP_ERR_DENIED", 5000));
+    assert_int_equal(sv_world_ctl(&W, "notify sample 8 4242", out, sizeof out), 0);
+    assert_true(sv_world_wait(&W, "logs sample 50", "notify type=8 seq=1 arg=4242", 5000));
+    /* the telemetry went to the outbox, as written */
+    char p[512];
+    snprintf(p, sizeof p, "%s/outbox/sample.telemetry", W.state);
+    FILE *f = fopen(p, "r");
+    assert_non_null(f);
+    char line[64] = "";
+    assert_non_null(fgets(line, sizeof line, f));
+    fclose(f);
+    assert_string_equal(line, "{\"boot\":1}\n");
+    assert_keeld_up();
+}
+
+static void test_null_deref_symbolised_report_and_backoff_restarts(void **state)
+{
+    (void)state;
+    NEED_ROOT();
+    assert_true(sv_world_wait(&W, "crashes crashy 1", "SIGSEGV", 10000));
+    assert_true(sv_world_wait(&W, "crashes crashy 1", "crash_null_deref+0x", 2000));
+    sv_world_ctl(&W, "crashes crashy 1", out, sizeof out);
+    assert_non_null(strstr(out, "reason: crashed"));
+    assert_non_null(strstr(out, "fault address 0x0"));
+    assert_non_null(strstr(out, "address not mapped"));
+    assert_non_null(strstr(out, "rip "));
+    assert_non_null(strstr(out, "main+0x"));
+    assert_non_null(strstr(out, "app: evil: mode null"));
+    /* restarted again and again, each time later: backoff 10, 20, 40 ... capped at 400 ms */
+    assert_true(sv_world_wait(&W, "logs crashy 200", "restarting in 400 ms", 15000));
+    assert_true(sv_world_wait(&W, "logs crashy 200", "restarting in 80 ms", 1000));
+    assert_keeld_up();
+}
+
+static void test_crash_reports_keep_only_the_newest_n(void **state)
+{
+    (void)state;
+    NEED_ROOT();
+    /* max_crash_reports is 3; crashy has crashed more often than that by now */
+    assert_true(sv_world_wait(&W, "logs crashy 200", "crash report 5", 15000));
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/crashes/crashy", W.state);
+    DIR *dp = opendir(dir);
+    assert_non_null(dp);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(dp))) {
+        n += strstr(e->d_name, ".txt") != NULL;
+    }
+    closedir(dp);
+    assert_in_range(n, 1, 3);
+    assert_int_equal(sv_world_ctl(&W, "crashes crashy 10", out, sizeof out), 0);
+    int reports = 0;
+    for (const char *p = out; (p = strstr(p, "\nreason: ")); p++) {
+        reports++;
+    }
+    assert_int_equal(reports, n);
+}
+
+static void test_abort_reported_with_its_stack(void **state)
+{
+    (void)state;
+    NEED_ROOT();
+    assert_true(sv_world_wait(&W, "crashes aborter 1", "SIGABRT", 10000));
+    sv_world_ctl(&W, "crashes aborter 1", out, sizeof out);
+    assert_non_null(strstr(out, "raised by the app"));
+    assert_non_null(strstr(out, "crash_abort+0x"));
+    assert_non_null(strstr(out, "exit: killed by SIGABRT"));
+    assert_true(sv_world_wait(&W, "list", "aborter 1.0.0 failed", 2000));
+    assert_keeld_up();
+}
+
+static void test_infinite_loop_caught_by_heartbeat_with_stack(void **state)
+{
+    (void)state;
+    NEED_ROOT();
+    assert_true(sv_world_wait(&W, "crashes looper 1", "heartbeat missed", 10000));
+    sv_world_ctl(&W, "crashes looper 1", out, sizeof out);
+    assert_non_null(strstr(out, "spin_forever+0x"));
+    assert_keeld_up();
+}
+
+/* Processes running as uid (from /proc). */
+static int count_uid(unsigned uid)
+{
+    DIR *dp = opendir("/proc");
+    int n = 0;
+    struct dirent *e;
+    while (dp && (e = readdir(dp))) {
+        char p[300], line[256];
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') {
+            continue;
+        }
+        snprintf(p, sizeof p, "/proc/%s/status", e->d_name);
+        FILE *f = fopen(p, "r");
+        if (!f) {
+            continue;
+        }
+        while (fgets(line, sizeof line, f)) {
+            unsigned r;
+            if (sscanf(line, "Uid: %u", &r) == 1) {
+                n += r == uid;
+                break;
+            }
+        }
+        fclose(f);
+    }
+    if (dp) {
+        closedir(dp);
+    }
+    return n;
+}
+
+static void test_fork_bomb_contained_by_process_limit(void **state)
+{
+    (void)state;
+    NEED_ROOT();
+    assert_true(sv_world_wait(&W, "logs forker 50", "forkbomb: ", 10000));
+    sv_world_ctl(&W, "logs forker 50", out, sizeof out);
+    const char *p = strstr(out, "forkbomb: ");
+    int forks = atoi(p + strlen("forkbomb: "));
+    assert_in_range(forks, 1, 5); /* limit 6 processes, the app itself is one */
+    assert_non_null(strstr(p, "then Resource temporarily unavailable"));
+    /* the forker's uid: apps get base_uid + their index in name order */
+    unsigned uid = W.base_uid + 3; /* aborter, crashy, forger, forker, ... */
+    assert_in_range(count_uid(uid), 1, 6);
+    assert_int_equal(sv_world_ctl(&W, "stop forker", out, sizeof out), 0);
+    assert_true(sv_world_wait(&W, "list", "forker 1.0.0 stopped", 5000));
+    /* every child went with it, wherever they were */
+    assert_int_equal(count_uid(uid), 0);
+    assert_keeld_up();
+}
+
+static void test_memory_hog_contained(void **state)
+{
+    (void)state;
+    NEED_ROOT();
+    assert_true(sv_world_wait(&W, "crashes hog 1", "app: hog", 20000));
+    sv_world_ctl(&W, "crashes hog 1", out, sizeof out);
+    /* either the cgroup's OOM killer or the address-space limit stops it, never the machine */
+    assert_true(strstr(out, "memory limit reached") || strstr(out, "malloc refused") ||
+                strstr(out, "SIGKILL"));
+    assert_keeld_up();
+}
+
+static void test_socket_denied(void **state)
+{
+    (void)state;
+    NEED_ROOT();
+    assert_true(sv_world_wait(&W, "logs netter 50", "socket AF_NETLINK:", 10000));
+    sv_world_ctl(&W, "logs netter 50", out, sizeof out);
+    assert_non_null(strstr(out, "socket AF_INET: denied (Permission denied)"));
+    assert_non_null(strstr(out, "socket AF_INET6: denied (Permission denied)"));
+    assert_non_null(strstr(out, "socket AF_UNIX: denied (Permission denied)"));
+    assert_null(strstr(out, "ALLOWED"));
+}
+
+static void test_other_apps_data_and_host_files_denied(void **state)
+{
+    (void)state;
+    NEED_ROOT();
+    assert_true(sv_world_wait(&W, "logs peeker 50", "evil: done", 10000));
+    sv_world_ctl(&W, "logs peeker 50", out, sizeof out);
+    assert_null(strstr(out, "READ"));
+    int denied = 0;
+    for (const char *p = out; (p = strstr(p, ": denied (")); p++) {
+        denied++;
+    }
+    assert_int_equal(denied, 5);
+}
+
+static void test_forged_ring_and_messages_answered_with_status(void **state)
+{
+    (void)state;
+    NEED_ROOT();
+    assert_true(sv_world_wait(&W, "logs forger 50", "forge: tail corrupted; ready", 10000));
+    sv_world_ctl(&W, "logs forger 50", out, sizeof out);
+    assert_non_null(strstr(out, "ring at unmapped address -> KEEL_APP_ERR_BAD_POINTER"));
+    assert_non_null(strstr(out, "misaligned ring -> KEEL_APP_ERR_INVALID_ARG"));
+    assert_non_null(strstr(out, "ring without header -> KEEL_APP_ERR_INVALID_ARG"));
+    assert_non_null(strstr(out, "unknown op -> KEEL_APP_ERR_UNSUPPORTED"));
+    assert_non_null(strstr(out, "length beyond the message -> KEEL_APP_ERR_BAD_LENGTH"));
+    assert_non_null(strstr(out, "real ring -> KEEL_APP_OK"));
+    /* keeld refuses to write into the forged ring, and says so */
+    assert_int_equal(sv_world_ctl(&W, "notify forger 8 1", out, sizeof out), 1);
+    assert_int_equal(kf_wait_log(&W.keeld, "forger: notification ring rejected", 5000), 0);
+    assert_keeld_up();
+    assert_int_equal(sv_world_ctl(&W, "notify sample 8 77", out, sizeof out), 0);
+    assert_true(sv_world_wait(&W, "logs sample 50", "arg=77", 5000));
+}
+
+static void test_bad_pointers_and_lengths_are_status_codes(void **state)
+{
+    (void)state;
+    NEED_ROOT();
+    assert_true(sv_world_wait(&W, "logs pointers 50", "badptr: alive", 10000));
+    sv_world_ctl(&W, "logs pointers 50", out, sizeof out);
+    static const char *const want[] = {
+        "log(1) -> KEEL_APP_ERR_BAD_POINTER",
+        "telemetry(NULL) -> KEEL_APP_ERR_BAD_POINTER",
+        "telemetry(unmapped) -> KEEL_APP_ERR_BAD_POINTER",
+        "log(1 MiB) -> KEEL_APP_ERR_BAD_LENGTH",
+        "log(0) -> KEEL_APP_ERR_BAD_LENGTH",
+        "desired(unmapped) -> KEEL_APP_ERR_BAD_POINTER",
+        "desired(len unmapped) -> KEEL_APP_ERR_BAD_POINTER",
+        "channel_open(unmapped) -> KEEL_APP_ERR_BAD_POINTER",
+        "cloud_open(fd unmapped) -> KEEL_APP_ERR_BAD_POINTER",
+        "notify_register(unmapped) -> KEEL_APP_ERR_BAD_POINTER",
+        "notify_register(read-only) -> KEEL_APP_ERR_BAD_POINTER",
+        "notify_take(no ring) -> KEEL_APP_ERR_NOT_FOUND",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        if (!strstr(out, want[i])) {
+            fail_msg("missing '%s' in:\n%s", want[i], out);
+        }
+    }
+    assert_int_equal(sv_world_ctl(&W, "list", out, sizeof out), 0);
+    assert_non_null(strstr(out, "pointers 1.0.0 running"));
+}
+
+static void test_stop_start_install_via_control_socket(void **state)
+{
+    (void)state;
+    NEED_ROOT();
+    assert_int_equal(sv_world_ctl(&W, "stop other", out, sizeof out), 0);
+    assert_true(sv_world_wait(&W, "list", "other 1.0.0 stopped", 5000));
+    assert_int_equal(sv_world_ctl(&W, "start other", out, sizeof out), 0);
+    assert_true(sv_world_wait(&W, "logs other 50", "boot 2", 5000));
+    assert_int_equal(sv_world_ctl(&W, "start nosuch", out, sizeof out), 1);
+    assert_non_null(strstr(out, "ERR notfound"));
+
+    char pkgs[512];
+    snprintf(pkgs, sizeof pkgs, "%s/incoming", W.root);
+    assert_int_equal(mkdir(pkgs, 0755), 0);
+    assert_int_equal(sv_world_package(pkgs, "newbie", "sv_sample", ""), 0);
+    char req[700];
+    snprintf(req, sizeof req, "install %s/newbie", pkgs);
+    assert_int_equal(sv_world_ctl(&W, req, out, sizeof out), 0);
+    assert_int_equal(sv_world_ctl(&W, "start newbie", out, sizeof out), 0);
+    assert_true(sv_world_wait(&W, "logs newbie 50", "sample: started", 5000));
+
+    /* a package whose manifest is wrong is refused, with where it is wrong */
+    assert_int_equal(sv_world_package(pkgs, "broken", "sv_sample", "\"kind\": \"toaster\""), 0);
+    snprintf(req, sizeof req, "install %s/broken", pkgs);
+    assert_int_equal(sv_world_ctl(&W, req, out, sizeof out), 1);
+    assert_non_null(strstr(out, "ERR verify"));
+    assert_non_null(strstr(out, "\"kind\""));
+    assert_keeld_up();
+}
+
+/* Runs `keel app ARGS --socket S`, captures stdout+stderr into out, returns the exit code. */
+static int keel_app(const char *args)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s/bin/keel app %s --socket %s 2>&1", kf_build_dir(), args,
+             W.sock);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_keel_app_command(void **state)
+{
+    (void)state;
+    NEED_ROOT();
+    assert_int_equal(keel_app("list"), 0);
+    assert_non_null(strstr(out, "NAME"));
+    assert_non_null(strstr(out, "sample"));
+    assert_non_null(strstr(out, "running"));
+    assert_int_equal(keel_app("crashes crashy 2"), 0);
+    assert_non_null(strstr(out, "crash_null_deref+0x"));
+    assert_int_equal(keel_app("logs sample 5"), 0);
+    assert_non_null(strstr(out, "sample"));
+    assert_int_equal(keel_app("start nosuch"), 1);
+    assert_non_null(strstr(out, "no app named 'nosuch'"));
+    assert_int_equal(keel_app("stop"), 2);
+    assert_int_equal(keel_app("status"), 0);
+    assert_non_null(strstr(out, "seccomp"));
+    char args[512];
+    snprintf(args, sizeof args, "install %s/nonexistent", W.root);
+    assert_int_equal(keel_app(args), 3);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_keeld_status_names_every_protection),
+        cmocka_unit_test(test_sample_data_dir_telemetry_stdout_and_notification),
+        cmocka_unit_test(test_null_deref_symbolised_report_and_backoff_restarts),
+        cmocka_unit_test(test_crash_reports_keep_only_the_newest_n),
+        cmocka_unit_test(test_abort_reported_with_its_stack),
+        cmocka_unit_test(test_infinite_loop_caught_by_heartbeat_with_stack),
+        cmocka_unit_test(test_fork_bomb_contained_by_process_limit),
+        cmocka_unit_test(test_memory_hog_contained),
+        cmocka_unit_test(test_socket_denied),
+        cmocka_unit_test(test_other_apps_data_and_host_files_denied),
+        cmocka_unit_test(test_forged_ring_and_messages_answered_with_status),
+        cmocka_unit_test(test_bad_pointers_and_lengths_are_status_codes),
+        cmocka_unit_test(test_stop_start_install_via_control_socket),
+        cmocka_unit_test(test_keel_app_command),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
