@@ -2,8 +2,8 @@
  * The region is a host file in /dev/shm that backs the board's PSRAM at 0x21000000; the
  * doorbell into the guest is a byte on UART1's character device (a Unix socket this test
  * listens on), the doorbell out is a byte the guest writes to UART1. The firmware
- * (firmware/apps/icc_echo) echoes every message; the test checks each echo's payload, order
- * and sequence number, and the firmware's own count. */
+ * (firmware/apps/icc_echo, on Keel's RTOS and bare metal) echoes every message; the test checks
+ * each echo's payload, order and sequence number, and the firmware's own count. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -60,10 +60,10 @@ static kf_proc qemu;
 static void *psram;
 
 /* Boots the echo firmware on QEMU with a fresh channel region; returns the host's endpoint. */
-static keel_icc *start_qemu(uint32_t spin_ns)
+static keel_icc *start_qemu(const char *image, uint32_t spin_ns)
 {
     char elf[1024];
-    snprintf(elf, sizeof elf, "%s/firmware/apps/icc_echo/fw_icc_echo.elf", KEEL_FW_DIR);
+    snprintf(elf, sizeof elf, "%s/firmware/apps/icc_echo/%s.elf", KEEL_FW_DIR, image);
     if (access(elf, R_OK) != 0) {
         fail_msg("%s missing: build the fw tree first (make fw)", elf);
     }
@@ -138,10 +138,9 @@ static void stop_qemu(keel_icc *c, uint32_t expect_echoed)
     munmap(psram, PSRAM_BYTES);
 }
 
-static void test_qemu_firmware_echoes_every_message_in_order(void **state)
+static void echo_all(const char *image)
 {
-    (void)state;
-    keel_icc *c = start_qemu(0);
+    keel_icc *c = start_qemu(image, 0);
     uint8_t out[KEEL_ICC_MIN_MSG], in[KEEL_ICC_MIN_MSG], want[KEEL_ICC_MIN_MSG];
     uint32_t sent = 0, got = 0;
     int64_t deadline = now_ms() + 60000;
@@ -181,10 +180,22 @@ static void test_qemu_firmware_echoes_every_message_in_order(void **state)
     stop_qemu(c, MESSAGES);
 }
 
+static void test_qemu_rtos_firmware_echoes_every_message_in_order(void **state)
+{
+    (void)state;
+    echo_all("fw_icc_echo"); /* a thread woken by the UART interrupt through a semaphore */
+}
+
+static void test_qemu_bare_firmware_echoes_every_message_in_order(void **state)
+{
+    (void)state;
+    echo_all("fw_icc_echo_bare"); /* WFI with the interrupt flag */
+}
+
 static void test_qemu_firmware_answers_requests(void **state)
 {
     (void)state;
-    keel_icc *c = start_qemu(20000);
+    keel_icc *c = start_qemu("fw_icc_echo", 20000);
     for (uint32_t i = 0; i < 500; i++) {
         uint8_t req[16], resp[16];
         fill(req, sizeof req, i);
@@ -200,7 +211,10 @@ static void test_qemu_firmware_answers_requests(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_qemu_firmware_echoes_every_message_in_order, remove_shm),
+        cmocka_unit_test_teardown(test_qemu_rtos_firmware_echoes_every_message_in_order,
+                                  remove_shm),
+        cmocka_unit_test_teardown(test_qemu_bare_firmware_echoes_every_message_in_order,
+                                  remove_shm),
         cmocka_unit_test_teardown(test_qemu_firmware_answers_requests, remove_shm),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
