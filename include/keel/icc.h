@@ -227,8 +227,8 @@ KEEL_NODISCARD keel_icc_err keel_icc_send(keel_icc *c, uint16_t type, const void
                                           int timeout_ms);
 KEEL_NODISCARD keel_icc_err keel_icc_recv(keel_icc *c, keel_icc_msg *msg, void *buf, size_t cap,
                                           int timeout_ms);
-/* Sends a request and waits for its reply; messages that arrive meanwhile are kept for
- * keel_icc_recv, in order. */
+/* Sends a request and waits for its reply (timeout_ms must not be 0); messages that arrive
+ * meanwhile are kept for keel_icc_recv, in order. */
 KEEL_NODISCARD keel_icc_err keel_icc_request(keel_icc *c, uint16_t type, const void *req,
                                              size_t req_len, keel_icc_msg *resp, void *buf,
                                              size_t cap, int timeout_ms);

@@ -280,7 +280,7 @@ static keel_icc_err attach(keel_icc *c, keel_icc_side side, int bell_in, int lin
 
 static void free_partial(keel_icc *c)
 {
-    if (c->ep > 0)
+    if (c->ep >= 0)
         close(c->ep);
     free(c->scratch);
     if (c->own_map)
@@ -669,8 +669,8 @@ static keel_icc_err stash_push(keel_icc *c, const keel_icc_msg *msg, const void 
 keel_icc_err keel_icc_request(keel_icc *c, uint16_t type, const void *req, size_t req_len,
                               keel_icc_msg *resp, void *buf, size_t cap, int timeout_ms)
 {
-    if (!c || !resp || (cap && !buf))
-        return KEEL_ICC_ERR_ARG;
+    if (!c || !resp || (cap && !buf) || timeout_ms == 0)
+        return KEEL_ICC_ERR_ARG; /* a request waits for its reply */
     int64_t deadline = deadline_of(timeout_ms);
     uint32_t corr = ++c->next_corr ? c->next_corr : ++c->next_corr;
     keel_icc_err rc = send_frame(c, type, KEEL_ICC_F_REQUEST, corr, req, req_len, timeout_ms);

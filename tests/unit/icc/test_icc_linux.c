@@ -204,6 +204,7 @@ static void test_request_no_answer_times_out(void **state)
     char buf[8];
     assert_int_equal(keel_icc_request(p->a, 10, "q", 1, &m, buf, sizeof buf, 30),
                      KEEL_ICC_ERR_TIMEOUT);
+    assert_int_equal(keel_icc_request(p->a, 10, "q", 1, &m, buf, sizeof buf, 0), KEEL_ICC_ERR_ARG);
 }
 
 static void test_peer_closed_detected_after_queued_messages(void **state)
