@@ -60,7 +60,7 @@ static kf_proc qemu;
 static void *psram;
 
 /* Boots the echo firmware on QEMU with a fresh channel region; returns the host's endpoint. */
-static keel_icc *start_qemu(const char *image, uint32_t spin_ns)
+static keel_icc *start_qemu(const char *image, uint32_t spin_ns, bool icount)
 {
     char elf[1024];
     snprintf(elf, sizeof elf, "%s/firmware/apps/icc_echo/%s.elf", KEEL_FW_DIR, image);
@@ -95,8 +95,21 @@ static keel_icc *start_qemu(const char *image, uint32_t spin_ns)
     snprintf(chardev, sizeof chardev, "socket,id=bell,path=%s", sockpath);
     snprintf(backend, sizeof backend, "memory-backend-file,id=ram,size=16M,mem-path=%s,share=on",
              shm);
-    char *argv[] = {script,    "--timeout",    "90",      elf,     "-chardev", chardev,
-                    "-serial", "chardev:bell", "-object", backend, "-machine", "memory-backend=ram",
+    /* -icount shift=0: deterministic guest time, interrupts taken at exact instructions. */
+    char *argv[] = {script,
+                    "--timeout",
+                    "90",
+                    elf,
+                    "-chardev",
+                    chardev,
+                    "-serial",
+                    "chardev:bell",
+                    "-object",
+                    backend,
+                    "-machine",
+                    "memory-backend=ram",
+                    icount ? "-icount" : NULL,
+                    "shift=0",
                     NULL};
     assert_int_equal(kf_spawn(&qemu, "qemu-icc", argv, NULL), 0);
     struct pollfd lp = {.fd = lis, .events = POLLIN};
@@ -138,9 +151,9 @@ static void stop_qemu(keel_icc *c, uint32_t expect_echoed)
     munmap(psram, PSRAM_BYTES);
 }
 
-static void echo_all(const char *image)
+static void echo_all(const char *image, bool icount)
 {
-    keel_icc *c = start_qemu(image, 0);
+    keel_icc *c = start_qemu(image, 0, icount);
     uint8_t out[KEEL_ICC_MIN_MSG], in[KEEL_ICC_MIN_MSG], want[KEEL_ICC_MIN_MSG];
     uint32_t sent = 0, got = 0;
     int64_t deadline = now_ms() + 60000;
@@ -183,19 +196,25 @@ static void echo_all(const char *image)
 static void test_qemu_rtos_firmware_echoes_every_message_in_order(void **state)
 {
     (void)state;
-    echo_all("fw_icc_echo"); /* a thread woken by the UART interrupt through a semaphore */
+    echo_all("fw_icc_echo", false); /* a thread woken by the UART interrupt via a semaphore */
+}
+
+static void test_qemu_rtos_firmware_echoes_with_icount(void **state)
+{
+    (void)state;
+    echo_all("fw_icc_echo", true);
 }
 
 static void test_qemu_bare_firmware_echoes_every_message_in_order(void **state)
 {
     (void)state;
-    echo_all("fw_icc_echo_bare"); /* WFI with the interrupt flag */
+    echo_all("fw_icc_echo_bare", false); /* WFI with the interrupt flag */
 }
 
 static void test_qemu_firmware_answers_requests(void **state)
 {
     (void)state;
-    keel_icc *c = start_qemu("fw_icc_echo", 20000);
+    keel_icc *c = start_qemu("fw_icc_echo", 20000, false);
     for (uint32_t i = 0; i < 500; i++) {
         uint8_t req[16], resp[16];
         fill(req, sizeof req, i);
@@ -215,6 +234,7 @@ int main(void)
                                   remove_shm),
         cmocka_unit_test_teardown(test_qemu_bare_firmware_echoes_every_message_in_order,
                                   remove_shm),
+        cmocka_unit_test_teardown(test_qemu_rtos_firmware_echoes_with_icount, remove_shm),
         cmocka_unit_test_teardown(test_qemu_firmware_answers_requests, remove_shm),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
