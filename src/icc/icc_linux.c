@@ -498,14 +498,19 @@ keel_icc_err keel_icc_request(keel_icc *c, uint16_t type, const void *req, size_
         if (mine && m.len <= cap) {
             *resp = m;
             memcpy(buf, c->scratch, m.len);
-            return KEEL_ICC_OK;
+            break;
         }
         /* Anything else (or a reply too big for buf) waits for keel_icc_recv, in order. */
         if ((rc = stash_push(c, &m, c->scratch)) != KEEL_ICC_OK)
             return rc;
         if (mine) {
             *resp = m;
-            return KEEL_ICC_ERR_BUF_SMALL;
+            rc = KEEL_ICC_ERR_BUF_SMALL;
+            break;
         }
     }
+    /* Messages set aside are not in the ring any more: keep the fd readable for them. */
+    if (c->stash_head)
+        ring_self(c);
+    return rc;
 }
