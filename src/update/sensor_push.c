@@ -167,6 +167,7 @@ keel_update_err keel_update_sensor_push(const keel_update_sensor_link *link, con
                 data[i] = (uint16_t)((image[b] << 8) | (b + 1 < len ? image[b + 1] : 0xff));
             }
             p.st->requests++;
+            p.st->bytes_sent += 2u * n; /* on the wire, answered or not */
             r = link->write_file(link->ctx, file, record, (uint16_t)n, data);
             if (r < 0) {
                 p.st->unanswered++;
@@ -184,7 +185,6 @@ keel_update_err keel_update_sensor_push(const keel_update_sensor_link *link, con
                 silent = true;
                 break;
             }
-            p.st->bytes_sent += 2u * n;
             next += 2u * n;
             if (o.progress) {
                 o.progress(o.progress_ctx, next < len ? next : (uint32_t)len, (uint32_t)len);
