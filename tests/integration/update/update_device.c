@@ -3,7 +3,7 @@
  *
  *   update_device --dir D --provision IMAGE --slot-size N
  *   update_device --dir D --key K.pub --component UUID --hardware HW --url MANIFEST_URL
- *                 [--die-after-ops N] [--no-confirm]
+ *                 [--die-after-ops N] [--no-confirm] [--ca CA.pem]
  *
  * A run boots (the agent's boot decision), confirms if it runs on trial, otherwise downloads
  * and installs what the manifest names, and exits; the next run is the restart. With
@@ -74,8 +74,10 @@ int main(int argc, char **argv)
         {"slot-size", required_argument, NULL, 's'}, {"key", required_argument, NULL, 'k'},
         {"component", required_argument, NULL, 'c'}, {"hardware", required_argument, NULL, 'w'},
         {"url", required_argument, NULL, 'u'},       {"die-after-ops", required_argument, NULL, 'x'},
-        {"no-confirm", no_argument, NULL, 'n'},      {0}};
+        {"no-confirm", no_argument, NULL, 'n'},      {"ca", required_argument, NULL, 'a'},
+        {0}};
     const char *dir = NULL, *prov = NULL, *key = NULL, *comp = NULL, *hw = "", *url = NULL;
+    const char *ca = NULL;
     unsigned long slot = 1u << 20;
     bool confirm = true;
     int c;
@@ -90,6 +92,7 @@ int main(int argc, char **argv)
         case 'u': url = optarg; break;
         case 'x': die_at = strtoull(optarg, NULL, 0); break;
         case 'n': confirm = false; break;
+        case 'a': ca = optarg; break;
         default: return 2;
         }
     }
@@ -149,7 +152,8 @@ int main(int argc, char **argv)
             }
         }
     } else if (url) {
-        keel_update_fetch_opts fo = {.backoff_base_ms = 2, .backoff_max_ms = 50};
+        keel_update_fetch_opts fo = {.backoff_base_ms = 2, .backoff_max_ms = 50, .ca_file = ca,
+                                     .max_attempts = 3};
         e = keel_update_fetch(a, url, &fo, &stats, &err);
         printf("received %llu stored %llu requests %u retries %u\n",
                (unsigned long long)stats.bytes_received, (unsigned long long)stats.bytes_stored,
