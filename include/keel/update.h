@@ -51,6 +51,7 @@ typedef enum keel_update_err {
     KEEL_UPDATE_ERR_NO_IMAGE,     /* no slot holds a bootable image */
     KEEL_UPDATE_ERR_FETCH,        /* the network fetch failed after its retries */
     KEEL_UPDATE_ERR_UP_TO_DATE,   /* the manifest names the version already running */
+    KEEL_UPDATE_ERR_CANCELLED,    /* the caller's cancel flag stopped a fetch or push */
     KEEL_UPDATE_ERR_COUNT
 } keel_update_err;
 
@@ -316,6 +317,10 @@ typedef struct keel_update_fetch_opts {
     /* Progress, after each stored chunk; may be NULL. */
     void (*progress)(void *ctx, uint32_t done, uint32_t total);
     void *progress_ctx;
+    /* When non-NULL and it becomes non-zero (another thread, a signal handler), the fetch stops
+     * within a moment, mid-transfer if need be, with KEEL_UPDATE_ERR_CANCELLED; what is stored
+     * stays stored, and the next fetch resumes. */
+    volatile const int *cancel;
 } keel_update_fetch_opts;
 
 typedef struct keel_update_fetch_stats {

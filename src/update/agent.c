@@ -41,7 +41,7 @@ const char *keel_update_err_name(keel_update_err e)
         "KEEL_UPDATE_ERR_UNKNOWN_KEY", "KEEL_UPDATE_ERR_SIGNATURE", "KEEL_UPDATE_ERR_EXPIRED",
         "KEEL_UPDATE_ERR_TARGET",   "KEEL_UPDATE_ERR_ROLLBACK", "KEEL_UPDATE_ERR_TOO_BIG",
         "KEEL_UPDATE_ERR_CHUNK",    "KEEL_UPDATE_ERR_IMAGE",    "KEEL_UPDATE_ERR_NO_IMAGE",
-        "KEEL_UPDATE_ERR_FETCH",    "KEEL_UPDATE_ERR_UP_TO_DATE",
+        "KEEL_UPDATE_ERR_FETCH",    "KEEL_UPDATE_ERR_UP_TO_DATE", "KEEL_UPDATE_ERR_CANCELLED",
     };
     _Static_assert(sizeof names / sizeof names[0] == KEEL_UPDATE_ERR_COUNT, "a name per error");
     return (unsigned)e < KEEL_UPDATE_ERR_COUNT ? names[e] : "KEEL_UPDATE_ERR_UNKNOWN";

@@ -273,6 +273,8 @@ static int teardown(void **state)
 }
 
 /* Runs the device once; returns its exit status and leaves its output in `out`. */
+static const char *extra_arg; /* one more device option for the next run, or NULL */
+
 static int device_ca(const char *dir, const char *release, uint16_t port,
                      unsigned long long die_at, const char *ca, char *out, size_t cap)
 {
@@ -284,7 +286,7 @@ static int device_ca(const char *dir, const char *release, uint16_t port,
     unlink(log);
     char *argv[] = {(char *)device_exe, "--dir", (char *)dir, "--key", keypub, "--component",
                     COMPONENT, "--hardware", HW, "--url", url, "--die-after-ops", die,
-                    ca ? "--ca" : NULL, (char *)ca, NULL};
+                    ca ? "--ca" : (char *)extra_arg, ca ? (char *)ca : NULL, NULL};
     static kf_proc p; /* the fixture keeps a pointer to it */
     assert_int_equal(kf_spawn(&p, "device", argv, log), 0);
     int status = kf_wait_exit(&p, 60000);
@@ -425,6 +427,24 @@ static void test_update_https_with_device_ca_installs(void **state)
     assert_non_null(strstr(out, "confirmed 2.0.0"));
 }
 
+static void test_update_http_cancel_keeps_chunks_and_resumes(void **state)
+{
+    (void)state;
+    char dir[700], out[4096];
+    snprintf(dir, sizeof dir, "%s/dev-cancel", work);
+    provision(dir);
+    extra_arg = "--cancel-after=3";
+    assert_int_equal(device(dir, "v2", nginx_port, 0, out, sizeof out), 0);
+    extra_arg = NULL;
+    assert_non_null(strstr(out, "cancelled with 3 of 19 chunks"));
+    unsigned long long first = field(out, "received ");
+    assert_int_equal(device(dir, "v2", nginx_port, 0, out, sizeof out), 0);
+    assert_non_null(strstr(out, "installed 2.0.0"));
+    /* At most the chunk in flight when the flag rose is fetched again. */
+    unsigned long long total = first + field(out, "received ");
+    assert_true(total >= v2_image_len && total <= v2_image_len + CHUNK);
+}
+
 static void test_update_http_missing_manifest_fetch_error(void **state)
 {
     (void)state;
@@ -447,6 +467,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_update_http_rollback_refused),
         cmocka_unit_test(test_update_http_missing_manifest_fetch_error),
         cmocka_unit_test(test_update_https_with_device_ca_installs),
+        cmocka_unit_test(test_update_http_cancel_keeps_chunks_and_resumes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
