@@ -32,6 +32,7 @@ static char dir[512], pubp[700], flash[700];
 static keel_image_seckey sec, other_sec;
 static kf_proc sensor, push;
 static uint16_t port;
+static bool rtu; /* the sensor speaks RTU framing (with CRC) over TCP */
 
 static char *path(const char *name)
 {
@@ -115,7 +116,7 @@ static void start_sensor(const char *log)
     }
     snprintf(p, sizeof p, "%u", port);
     char *argv[] = {(char *)sim, "--flash", flash, "--key", pubp, "--component", COMPONENT,
-                    "--port", p, "--slot-size", "131072", NULL};
+                    "--port", p, "--slot-size", "131072", rtu ? "--rtu-over-tcp" : NULL, NULL};
     assert_int_equal(kf_spawn(&sensor, "sensor", argv, path(log)), 0);
     if (kf_wait_tcp(&sensor, port, 10000) != 0) {
         kf_dump_log(&sensor, 20);
@@ -211,6 +212,24 @@ static void test_sensor_firmware_not_starting_falls_back(void **state)
     assert_non_null(strstr(out, "runs 1.0.0"));
 }
 
+static void test_sensor_push_rtu_framing_runs_v2(void **state)
+{
+    (void)state;
+    /* The same over RTU framing (as on RS485, CRC-16 and all), carried over TCP. */
+    kf_stop(&sensor, 2000);
+    rtu = true;
+    start_sensor("sensor-rtu.log");
+    rtu = false;
+    char out[8192];
+    char *argv[] = {(char *)keel, "image", "push", "--key", pubp, "--sensor", sensor_addr(),
+                    "--rtu-over-tcp", "--unit", "1", path("v2.kimg"), NULL};
+    int rc = run(argv, out, sizeof out);
+    if (rc != 0) {
+        fail_msg("push over RTU failed (%d): %s", rc, out);
+    }
+    assert_non_null(strstr(out, "sensor runs 2.0.0"));
+}
+
 static void test_sensor_untrusted_image_never_sent(void **state)
 {
     (void)state;
@@ -235,6 +254,7 @@ int main(int argc, char **argv)
         T(test_sensor_killed_mid_transfer_push_resumes),
         T(test_sensor_firmware_not_starting_falls_back),
         T(test_sensor_untrusted_image_never_sent),
+        T(test_sensor_push_rtu_framing_runs_v2),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
