@@ -244,7 +244,7 @@ typedef struct keel_cloud_stats {
     uint64_t evicted;      /* telemetry dropped by the byte limit, since open */
     uint64_t last_mid;     /* highest message id ever assigned */
     uint32_t reconnects;
-    char last_error[160];  /* the last connection error, for people */
+    char last_error[320];  /* the last connection error, for people */
 } keel_cloud_stats;
 void keel_cloud_get_stats(keel_cloud *c, keel_cloud_stats *st);
 

@@ -81,6 +81,16 @@ static void logf_(keel_cloud *c, const char *fmt, ...)
     }
 }
 
+/* Formats the last connection error (vsnprintf: truncation is fine for a message). */
+static void set_err(keel_cloud *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_err(keel_cloud *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->st.last_error, sizeof c->st.last_error, fmt, ap);
+    va_end(ap);
+}
+
 /* ---- twin ------------------------------------------------------------------------------- */
 
 /* Stores a new desired document if its version is newer than the cached one, then tells the
@@ -179,7 +189,7 @@ static void cb_connect(struct mosquitto *mosq, void *obj, int rc)
 {
     keel_cloud *c = obj;
     if (rc != 0) {
-        snprintf(c->st.last_error, sizeof c->st.last_error, "broker refused the connection: %s",
+        set_err(c, "broker refused the connection: %s",
                  mosquitto_connack_string(rc));
         c->dropped = true;
         return;
@@ -215,7 +225,7 @@ static void cb_disconnect(struct mosquitto *mosq, void *obj, int rc)
     (void)mosq;
     keel_cloud *c = obj;
     if (!c->st.last_error[0]) {
-        snprintf(c->st.last_error, sizeof c->st.last_error, "connection lost: %s",
+        set_err(c, "connection lost: %s",
                  mosquitto_strerror(rc));
     }
     c->dropped = true;
@@ -272,7 +282,10 @@ static void cb_message(struct mosquitto *mosq, void *obj, const struct mosquitto
         if (c->cb.on_method) {
             c->cb.on_method(c->user, m.name, m.rid, payload, len);
         } else {
-            (void)keel_cloud_method_answer(c, m.rid, 501, "{\"error\":\"no method handler\"}");
+            if (keel_cloud_method_answer(c, m.rid, 501, "{\"error\":\"no method handler\"}") !=
+                KEEL_CLOUD_OK) {
+                logf_(c, "method %s: no handler, and the 501 answer could not be sent", m.name);
+            }
         }
         break;
     default:
@@ -286,7 +299,7 @@ static void cb_log(struct mosquitto *mosq, void *obj, int level, const char *str
     keel_cloud *c = obj;
     /* OpenSSL's reasons (certificate verify failed, unknown ca) arrive only here. */
     if (level == MOSQ_LOG_ERR && str) {
-        snprintf(c->st.last_error, sizeof c->st.last_error, "%s", str);
+        set_err(c, "%s", str);
     }
 }
 
@@ -336,6 +349,9 @@ static void session_start(keel_cloud *c)
     (void)mosquitto_int_option(m, MOSQ_OPT_PROTOCOL_VERSION,
                                k->mqtt_version == 5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311);
     (void)mosquitto_max_inflight_messages_set(m, (unsigned)k->max_inflight);
+    /* Messages go out one by one as PUBACKs free the window: with Nagle each small write
+     * could wait for the peer's delayed ACK. */
+    (void)mosquitto_int_option(m, MOSQ_OPT_TCP_NODELAY, 1);
     char user[KEEL_CLOUD_MAX_TOPIC];
     if (keel_cloud_username(&c->topics, k->host, user, sizeof user) == KEEL_CLOUD_OK &&
         k->scheme == KEEL_CLOUD_SCHEME_IOTHUB) {
@@ -350,59 +366,72 @@ static void session_start(keel_cloud *c)
         rc = mosquitto_tls_insecure_set(m, false);
     }
     if (rc != MOSQ_ERR_SUCCESS) {
-        char why[300];
+        char why[700];
         snprintf(why, sizeof why, "TLS setup failed (ca %s, cert %s): %s", k->ca_file,
                  k->cert_file ? k->cert_file : "-", mosquitto_strerror(rc));
-        snprintf(c->st.last_error, sizeof c->st.last_error, "%s", why);
+        set_err(c, "%s", why);
         session_teardown(c, why);
         return;
     }
     c->st.last_error[0] = '\0';
     rc = mosquitto_connect_async(m, k->host, k->port, k->keepalive_s);
     if (rc != MOSQ_ERR_SUCCESS) {
-        char why[300];
+        char why[700];
         snprintf(why, sizeof why, "connect to %s:%u failed: %s%s%s", k->host, k->port,
                  mosquitto_strerror(rc), c->st.last_error[0] ? ": " : "", c->st.last_error);
-        snprintf(c->st.last_error, sizeof c->st.last_error, "%s", why);
+        set_err(c, "%s", why);
         session_teardown(c, why);
     }
 }
 
-/* Publishes queued rows in id order while the window has room. */
+/* Publishes queued rows in id order while the window has room, reading them in chunks. */
 static void pump(keel_cloud *c)
 {
-    while (c->connected && c->mosq && c->n_inflight < c->cfg.max_inflight) {
-        outbox_row row;
-        keel_cloud_err e = outbox_next(c->ob, c->sent_upto, &row);
+    enum { CHUNK = 32 };
+    outbox_row rows[CHUNK];
+    while (c->connected && c->mosq && c->n_inflight < c->cfg.max_inflight && !c->dropped) {
+        size_t room = (size_t)(c->cfg.max_inflight - c->n_inflight), n = 0;
+        keel_cloud_err e = outbox_next_batch(c->ob, c->sent_upto, rows,
+                                             room < CHUNK ? room : CHUNK, &n);
         if (e != KEEL_CLOUD_OK) {
             if (e != KEEL_CLOUD_ERR_NOT_FOUND) {
                 logf_(c, "outbox read failed: %s", outbox_errmsg(c->ob));
             }
             return;
         }
-        char topic[KEEL_CLOUD_MAX_TOPIC];
-        e = row.kind == OUTBOX_REPORTED
-                ? keel_cloud_topic_reported(&c->topics, row.id, topic, sizeof topic)
-                : keel_cloud_topic_telemetry(&c->topics, row.id, row.props, topic, sizeof topic);
-        if (e != KEEL_CLOUD_OK) {
-            /* Cannot happen for rows we checked on the way in; skip rather than wedge. */
-            logf_(c, "message %llu has no valid topic; dropped", (unsigned long long)row.id);
-            (void)outbox_delete(c->ob, &row.id, 1);
-            c->sent_upto = row.id;
-            outbox_row_free(&row);
-            continue;
+        for (size_t i = 0; i < n; i++) {
+            outbox_row *row = &rows[i];
+            if (c->dropped) {
+                outbox_row_free(row);
+                continue;
+            }
+            char topic[KEEL_CLOUD_MAX_TOPIC];
+            e = row->kind == OUTBOX_REPORTED
+                    ? keel_cloud_topic_reported(&c->topics, row->id, topic, sizeof topic)
+                    : keel_cloud_topic_telemetry(&c->topics, row->id, row->props, topic,
+                                                 sizeof topic);
+            if (e != KEEL_CLOUD_OK) {
+                /* Cannot happen for rows checked on the way in; skip rather than wedge. */
+                logf_(c, "message %llu has no valid topic; dropped", (unsigned long long)row->id);
+                if (outbox_delete(c->ob, &row->id, 1) != KEEL_CLOUD_OK) {
+                    logf_(c, "outbox delete failed: %s", outbox_errmsg(c->ob));
+                }
+                c->sent_upto = row->id;
+                outbox_row_free(row);
+                continue;
+            }
+            int mid = 0;
+            int rc = mosquitto_publish(c->mosq, &mid, topic, (int)row->len, row->payload, 1,
+                                       false);
+            if (rc != MOSQ_ERR_SUCCESS) {
+                c->dropped = true;
+                set_err(c, "publish failed: %s", mosquitto_strerror(rc));
+            } else {
+                c->inflight[c->n_inflight++] = (inflight){mid, row->id};
+                c->sent_upto = row->id;
+            }
+            outbox_row_free(row);
         }
-        int mid = 0;
-        int rc = mosquitto_publish(c->mosq, &mid, topic, (int)row.len, row.payload, 1, false);
-        outbox_row_free(&row);
-        if (rc != MOSQ_ERR_SUCCESS) {
-            c->dropped = true;
-            snprintf(c->st.last_error, sizeof c->st.last_error, "publish failed: %s",
-                     mosquitto_strerror(rc));
-            return;
-        }
-        c->inflight[c->n_inflight++] = (inflight){mid, row.id};
-        c->sent_upto = row.id;
     }
 }
 
@@ -470,7 +499,7 @@ int keel_cloud_step(keel_cloud *c, int timeout_ms)
         socklen_t sl = sizeof soerr;
         (void)getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
         if (!c->st.last_error[0]) {
-            snprintf(c->st.last_error, sizeof c->st.last_error, "connect to %s:%u failed: %s",
+            set_err(c, "connect to %s:%u failed: %s",
                      c->cfg.host, c->cfg.port,
                      soerr ? strerror(soerr) : "refused or closed by the peer");
         }
@@ -505,7 +534,7 @@ int keel_cloud_step(keel_cloud *c, int timeout_ms)
         } else {
             snprintf(why, sizeof why, "connection to %s:%u lost: %s", c->cfg.host, c->cfg.port,
                      mosquitto_strerror(rc));
-            snprintf(c->st.last_error, sizeof c->st.last_error, "%s", why);
+            set_err(c, "%s", why);
         }
         session_teardown(c, why);
         return 0;
