@@ -172,6 +172,19 @@ static void on_desired_msg(keel_cloud *c, const keel_cloud_msg *m, const char *p
             twin_store(c, copy, version);
         }
         cJSON_Delete(copy);
+    } else if (have >= 0 && version > have + 1) {
+        /* A patch was missed (v{have+1}..v{version-1}): merging this one would lose it, so
+         * ask for the whole twin instead. */
+        logf_(c, "desired patch v%lld after v%lld: a patch was missed; asking for the twin",
+              (long long)version, (long long)have);
+        char topic[KEEL_CLOUD_MAX_TOPIC];
+        c->twin_rid = ++c->next_rid;
+        if (c->mosq &&
+            keel_cloud_topic_twin_get(&c->topics, c->twin_rid, topic, sizeof topic) ==
+                KEEL_CLOUD_OK &&
+            mosquitto_publish(c->mosq, NULL, topic, 0, NULL, 0, false) != MOSQ_ERR_SUCCESS) {
+            logf_(c, "twin GET not sent");
+        }
     } else if (base) {
         if (keel_cloud_desired_merge(base, desired) == KEEL_CLOUD_OK) {
             twin_store(c, base, version);

@@ -130,6 +130,26 @@ static void test_iothub_twin_get_patches_method_telemetry(void **state)
                      KEEL_CLOUD_OK);
     assert_int_equal(kf_wait_log(&d, "desired v4 ignored: v6 is cached", 10000), 0);
 
+    /* A gap (v7 never came): the device asks for the whole twin rather than merge v8. */
+    h.get_rid[0] = '\0';
+    const char *p8 = "{\"z\":3,\"$version\":8}";
+    assert_int_equal(keel_cloud_op_publish(h.op,
+                                           "$iothub/twin/PATCH/properties/desired/?$version=8",
+                                           p8, strlen(p8), 0, false),
+                     KEEL_CLOUD_OK);
+    for (int i = 0; i < 500 && !h.get_rid[0]; i++) {
+        pump(&h, 1);
+    }
+    assert_true(h.get_rid[0] != '\0');
+    snprintf(topic, sizeof topic, "$iothub/twin/res/200/?$rid=%s", h.get_rid);
+    const char *twin8 =
+        "{\"desired\":{\"x\":1,\"y\":2,\"w\":7,\"z\":3,\"$version\":8},\"reported\":{}}";
+    assert_int_equal(keel_cloud_op_publish(h.op, topic, twin8, strlen(twin8), 0, false),
+                     KEEL_CLOUD_OK);
+    assert_int_equal(
+        kf_wait_log(&d, "desired 8 {\"x\":1,\"y\":2,\"w\":7,\"z\":3,\"$version\":8}", 10000),
+        0);
+
     /* A direct method and its response. */
     snprintf(h.method_rid, sizeof h.method_rid, "77");
     assert_int_equal(keel_cloud_op_publish(h.op, "$iothub/methods/POST/ping/?$rid=77", "{}", 2, 0,
