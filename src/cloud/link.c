@@ -252,7 +252,9 @@ static void cb_publish(struct mosquitto *mosq, void *obj, int mid)
         if (c->inflight[i].mid == mid) {
             uint64_t id = c->inflight[i].id;
             c->inflight[i] = c->inflight[--c->n_inflight];
-            c->acked[c->n_acked++] = id;
+            if (c->n_acked < c->cfg.max_inflight * 2) {
+                c->acked[c->n_acked++] = id; /* else: stays queued, resent, deduped */
+            }
             return;
         }
     }
@@ -397,8 +399,9 @@ static void session_start(keel_cloud *c)
     }
 }
 
-/* Publishes queued rows in id order while the window has room, reading them in chunks. */
-static void pump(keel_cloud *c)
+/* Publishes queued rows in id order while the window has room, reading them in chunks.
+ * Returns true when the outbox had nothing more to send. */
+static bool pump(keel_cloud *c)
 {
     enum { CHUNK = 32 };
     outbox_row rows[CHUNK];
@@ -410,7 +413,7 @@ static void pump(keel_cloud *c)
             if (e != KEEL_CLOUD_ERR_NOT_FOUND) {
                 logf_(c, "outbox read failed: %s", outbox_errmsg(c->ob));
             }
-            return;
+            return true;
         }
         for (size_t i = 0; i < n; i++) {
             outbox_row *row = &rows[i];
@@ -446,6 +449,7 @@ static void pump(keel_cloud *c)
             outbox_row_free(row);
         }
     }
+    return false;
 }
 
 static void flush_acks(keel_cloud *c)
@@ -536,11 +540,18 @@ int keel_cloud_step(keel_cloud *c, int timeout_ms)
     if (rc == MOSQ_ERR_SUCCESS && mosquitto_socket(c->mosq) >= 0) {
         rc = mosquitto_loop_misc(c->mosq);
     }
-    flush_acks(c);
+    /* Send first, delete later: a delete transaction per step would cost more than the
+     * sending. Acks are flushed once half a window has gathered, or when the outbox has
+     * nothing more to send, or before the session goes. */
+    bool idle = true;
     if (rc == MOSQ_ERR_SUCCESS && !c->dropped) {
-        pump(c);
+        idle = pump(c);
     }
-    if (rc != MOSQ_ERR_SUCCESS || c->dropped || mosquitto_socket(c->mosq) < 0) {
+    bool ending = rc != MOSQ_ERR_SUCCESS || c->dropped || mosquitto_socket(c->mosq) < 0;
+    if (idle || ending || c->n_acked >= c->cfg.max_inflight / 2) {
+        flush_acks(c);
+    }
+    if (ending) {
         char why[sizeof c->st.last_error + 64];
         if (c->st.last_error[0]) {
             snprintf(why, sizeof why, "%s", c->st.last_error);
@@ -787,7 +798,8 @@ keel_cloud_err keel_cloud_open(const keel_cloud_config *cfg, const keel_cloud_ca
         return e;
     }
     c->inflight = calloc((size_t)k->max_inflight, sizeof *c->inflight);
-    c->acked = calloc((size_t)k->max_inflight, sizeof *c->acked);
+    /* Between two flushes at most max_inflight/2 acks wait, plus one window's worth. */
+    c->acked = calloc((size_t)k->max_inflight * 2, sizeof *c->acked);
     if (!c->inflight || !c->acked) {
         keel_cloud_close(c);
         return KEEL_CLOUD_ERR_SPACE;
