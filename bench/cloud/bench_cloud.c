@@ -121,7 +121,8 @@ static double bench_bare(int n, int window, const char *payload, size_t len)
     while (acked_count < n) {
         while (sent < n && sent - acked_count < window) {
             snprintf(topic, sizeof topic, "keel/bench/messages/events/$.mid=%d", sent + 1);
-            if (mosquitto_publish(m, NULL, topic, (int)len, payload, 1, false) != MOSQ_ERR_SUCCESS) {
+            if (mosquitto_publish(m, NULL, topic, (int)len, payload, 1, false) !=
+                MOSQ_ERR_SUCCESS) {
                 break;
             }
             sent++;
@@ -144,11 +145,19 @@ static keel_cloud_config link_config(const char *device, const char *cert, const
     snprintf(c, 400, "%s/%.64s.pem", broker.dir, cert);
     snprintf(k, 400, "%s/%.64s.key", broker.dir, cert);
     snprintf(o, 400, "%s/%.64s", broker.dir, db);
-    return (keel_cloud_config){.scheme = KEEL_CLOUD_SCHEME_PLAIN, .host = "localhost",
-                               .port = broker.port, .device_id = device, .prefix = "keel",
-                               .ca_file = ca, .cert_file = c, .key_file = k, .outbox_path = o,
-                               .outbox_max_bytes = 1ull << 30, .backoff_min_ms = 20,
-                               .backoff_max_ms = 200, .max_inflight = 64};
+    return (keel_cloud_config){.scheme = KEEL_CLOUD_SCHEME_PLAIN,
+                               .host = "localhost",
+                               .port = broker.port,
+                               .device_id = device,
+                               .prefix = "keel",
+                               .ca_file = ca,
+                               .cert_file = c,
+                               .key_file = k,
+                               .outbox_path = o,
+                               .outbox_max_bytes = 1ull << 30,
+                               .backoff_min_ms = 20,
+                               .backoff_max_ms = 200,
+                               .max_inflight = 64};
 }
 
 static void quiet(void *user, const char *line)
@@ -354,7 +363,8 @@ int main(int argc, char **argv)
 
     printf("\n## cloud link (mosquitto 2.0 over TLS on localhost, %zu-byte messages)\n\n", len);
     printf("| measure | value |\n| --- | --- |\n");
-    printf("| baseline: bare QoS 1 publisher, no durability (window 64), median of %d | %.0f msg/s |\n",
+    printf("| baseline: bare QoS 1 publisher, no durability (window 64), median of %d | %.0f msg/s "
+           "|\n",
            ROUNDS, bare);
     printf("| keel_cloud, durable outbox, group commits of 1024, median of %d | %.0f msg/s |\n",
            ROUNDS, durable);

@@ -25,39 +25,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "keel/cloud.h"
-#include "outbox.h"
-
-typedef struct inflight {
-    int mid;      /* libmosquitto's packet id */
-    uint64_t id;  /* outbox row */
-} inflight;
-
-struct keel_cloud {
-    keel_cloud_config cfg;
-    char *strings[8]; /* owned copies of cfg's strings */
-    keel_cloud_topics topics;
-    keel_cloud_callbacks cb;
-    void *user;
-    outbox *ob;
-
-    struct mosquitto *mosq;
-    bool connected;
-    bool dropped;        /* set by callbacks; the step tears the session down */
-    int64_t next_attempt;
-    int64_t attempt_started;
-    keel_cloud_backoff backoff;
-
-    uint64_t sent_upto;  /* highest row id published in this session */
-    inflight *inflight;
-    int n_inflight;
-    uint64_t *acked;     /* rows PUBACKed this step, to delete */
-    int n_acked;
-
-    uint64_t twin_rid;   /* pending twin GET (IoT Hub) */
-    uint64_t next_rid;
-    keel_cloud_stats st;
-};
+#include "link.h"
 
 static int64_t now_ms(void)
 {
@@ -66,8 +34,7 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void logf_(keel_cloud *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void logf_(keel_cloud *c, const char *fmt, ...)
+void cloud_log(keel_cloud *c, const char *fmt, ...)
 {
     char line[512];
     va_list ap;
@@ -82,118 +49,12 @@ static void logf_(keel_cloud *c, const char *fmt, ...)
 }
 
 /* Formats the last connection error (vsnprintf: truncation is fine for a message). */
-static void set_err(keel_cloud *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_err(keel_cloud *c, const char *fmt, ...)
+void cloud_set_err(keel_cloud *c, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(c->st.last_error, sizeof c->st.last_error, fmt, ap);
     va_end(ap);
-}
-
-/* ---- twin ------------------------------------------------------------------------------- */
-
-/* Stores a new desired document if its version is newer than the cached one, then tells the
- * app. `doc` is the full document (for a patch, already merged by the caller). */
-static void twin_store(keel_cloud *c, cJSON *doc, int64_t version)
-{
-    cJSON_DeleteItemFromObjectCaseSensitive(doc, "$version");
-    cJSON_AddNumberToObject(doc, "$version", (double)version);
-    char *text = cJSON_PrintUnformatted(doc);
-    if (!text) {
-        logf_(c, "desired v%lld: out of memory", (long long)version);
-        return;
-    }
-    keel_cloud_err e = outbox_twin_put(c->ob, text, version);
-    if (e != KEEL_CLOUD_OK) {
-        /* Not cached means not applied: the broker or hub will offer it again. */
-        logf_(c, "desired v%lld not cached: %s (%s)", (long long)version, keel_cloud_err_name(e),
-              outbox_errmsg(c->ob));
-    } else if (c->cb.on_desired) {
-        c->cb.on_desired(c->user, text, version);
-    }
-    free(text);
-}
-
-static int64_t cached_version(keel_cloud *c, cJSON **doc)
-{
-    char *json = NULL;
-    int64_t v = -1;
-    if (outbox_twin_get(c->ob, &json, &v) != KEEL_CLOUD_OK) {
-        if (doc) {
-            *doc = cJSON_CreateObject();
-        }
-        return -1;
-    }
-    if (doc) {
-        *doc = cJSON_Parse(json);
-        if (!*doc) {
-            *doc = cJSON_CreateObject();
-        }
-    }
-    free(json);
-    return v;
-}
-
-static void on_desired_msg(keel_cloud *c, const keel_cloud_msg *m, const char *payload,
-                           size_t len, bool full)
-{
-    cJSON *doc;
-    const cJSON *desired;
-    int64_t version;
-    keel_cloud_err e = keel_cloud_desired_parse(payload, len, &doc, &desired, &version);
-    if (e != KEEL_CLOUD_OK) {
-        logf_(c, "desired properties rejected: %s", keel_cloud_err_name(e));
-        return;
-    }
-    if (version < 0) {
-        version = m->version;
-    }
-    if (version < 0) {
-        logf_(c, "desired properties rejected: no $version");
-        cJSON_Delete(doc);
-        return;
-    }
-    cJSON *base = NULL;
-    int64_t have = cached_version(c, full ? NULL : &base);
-    if (version <= have) {
-        /* Retained documents come again at every subscribe; only older ones are news. */
-        if (version < have) {
-            logf_(c, "desired v%lld ignored: v%lld is cached", (long long)version,
-                  (long long)have);
-        }
-        cJSON_Delete(base);
-        cJSON_Delete(doc);
-        return;
-    }
-    if (full) {
-        cJSON *copy = cJSON_Duplicate(desired, true);
-        if (copy) {
-            twin_store(c, copy, version);
-        }
-        cJSON_Delete(copy);
-    } else if (have >= 0 && version > have + 1) {
-        /* A patch was missed (v{have+1}..v{version-1}): merging this one would lose it, so
-         * ask for the whole twin instead. */
-        logf_(c, "desired patch v%lld after v%lld: a patch was missed; asking for the twin",
-              (long long)version, (long long)have);
-        char topic[KEEL_CLOUD_MAX_TOPIC];
-        c->twin_rid = ++c->next_rid;
-        if (c->mosq &&
-            keel_cloud_topic_twin_get(&c->topics, c->twin_rid, topic, sizeof topic) ==
-                KEEL_CLOUD_OK &&
-            mosquitto_publish(c->mosq, NULL, topic, 0, NULL, 0, false) != MOSQ_ERR_SUCCESS) {
-            logf_(c, "twin GET not sent");
-        }
-    } else if (base) {
-        if (keel_cloud_desired_merge(base, desired) == KEEL_CLOUD_OK) {
-            twin_store(c, base, version);
-        } else {
-            logf_(c, "desired patch v%lld could not be merged", (long long)version);
-        }
-    }
-    cJSON_Delete(base);
-    cJSON_Delete(doc);
 }
 
 /* ---- libmosquitto callbacks (called inside loop_read/loop_write) ------------------------ */
@@ -202,8 +63,7 @@ static void cb_connect(struct mosquitto *mosq, void *obj, int rc)
 {
     keel_cloud *c = obj;
     if (rc != 0) {
-        set_err(c, "broker refused the connection: %s",
-                 mosquitto_connack_string(rc));
+        cloud_set_err(c, "broker refused the connection: %s", mosquitto_connack_string(rc));
         c->dropped = true;
         return;
     }
@@ -217,16 +77,11 @@ static void cb_connect(struct mosquitto *mosq, void *obj, int rc)
             break;
         }
         if (mosquitto_subscribe(mosq, NULL, filter, 1) != MOSQ_ERR_SUCCESS) {
-            logf_(c, "subscribe %s failed", filter);
+            cloud_log(c, "subscribe %s failed", filter);
         }
     }
     if (c->topics.scheme == KEEL_CLOUD_SCHEME_IOTHUB) {
-        char topic[KEEL_CLOUD_MAX_TOPIC];
-        c->twin_rid = ++c->next_rid;
-        if (keel_cloud_topic_twin_get(&c->topics, c->twin_rid, topic, sizeof topic) ==
-            KEEL_CLOUD_OK) {
-            (void)mosquitto_publish(mosq, NULL, topic, 0, NULL, 0, false);
-        }
+        cloud_twin_request(c);
     }
     if (c->cb.on_state) {
         c->cb.on_state(c->user, true, "connected");
@@ -238,8 +93,7 @@ static void cb_disconnect(struct mosquitto *mosq, void *obj, int rc)
     (void)mosq;
     keel_cloud *c = obj;
     if (!c->st.last_error[0]) {
-        set_err(c, "connection lost: %s",
-                 mosquitto_strerror(rc));
+        cloud_set_err(c, "connection lost: %s", mosquitto_strerror(rc));
     }
     c->dropped = true;
 }
@@ -268,12 +122,12 @@ static void cb_message(struct mosquitto *mosq, void *obj, const struct mosquitto
     const char *topic = msg->topic ? msg->topic : "";
     keel_cloud_err e = keel_cloud_parse_topic(&c->topics, false, topic, strlen(topic), &m);
     if (e != KEEL_CLOUD_OK) {
-        logf_(c, "message on unexpected topic rejected (%.100s)", topic);
+        cloud_log(c, "message on unexpected topic rejected (%.100s)", topic);
         return;
     }
     if (msg->payloadlen < 0 || (size_t)msg->payloadlen > KEEL_CLOUD_MAX_MESSAGE) {
-        logf_(c, "message on %.100s rejected: %d bytes is over the %u-byte cap", topic,
-              msg->payloadlen, KEEL_CLOUD_MAX_MESSAGE);
+        cloud_log(c, "message on %.100s rejected: %d bytes is over the %u-byte cap", topic,
+                  msg->payloadlen, KEEL_CLOUD_MAX_MESSAGE);
         return;
     }
     const char *payload = msg->payload ? (const char *)msg->payload : "";
@@ -283,14 +137,14 @@ static void cb_message(struct mosquitto *mosq, void *obj, const struct mosquitto
         if (len == 0) {
             return; /* a cleared retained document */
         }
-        on_desired_msg(c, &m, payload, len, c->topics.scheme == KEEL_CLOUD_SCHEME_PLAIN);
+        cloud_twin_message(c, &m, payload, len, c->topics.scheme == KEEL_CLOUD_SCHEME_PLAIN);
         break;
     case KEEL_CLOUD_MSG_TWIN_RESPONSE:
         if (m.status == 200 && c->twin_rid && strtoull(m.rid, NULL, 10) == c->twin_rid) {
             c->twin_rid = 0;
-            on_desired_msg(c, &m, payload, len, true);
+            cloud_twin_message(c, &m, payload, len, true);
         } else if (m.status >= 400) {
-            logf_(c, "twin request %s answered %d", m.rid, m.status);
+            cloud_log(c, "twin request %s answered %d", m.rid, m.status);
         }
         break;
     case KEEL_CLOUD_MSG_METHOD:
@@ -299,7 +153,7 @@ static void cb_message(struct mosquitto *mosq, void *obj, const struct mosquitto
         } else {
             if (keel_cloud_method_answer(c, m.rid, 501, "{\"error\":\"no method handler\"}") !=
                 KEEL_CLOUD_OK) {
-                logf_(c, "method %s: no handler, and the 501 answer could not be sent", m.name);
+                cloud_log(c, "method %s: no handler, and the 501 answer could not be sent", m.name);
             }
         }
         break;
@@ -314,7 +168,7 @@ static void cb_log(struct mosquitto *mosq, void *obj, int level, const char *str
     keel_cloud *c = obj;
     /* OpenSSL's reasons (certificate verify failed, unknown ca) arrive only here. */
     if (level == MOSQ_LOG_ERR && str) {
-        set_err(c, "%s", str);
+        cloud_set_err(c, "%s", str);
     }
 }
 
@@ -339,7 +193,7 @@ static void session_teardown(keel_cloud *c, const char *why)
     }
     uint32_t delay = keel_cloud_backoff_next(&c->backoff, rnd);
     c->next_attempt = now_ms() + delay;
-    logf_(c, "%s; next attempt in %u ms", why, delay);
+    cloud_log(c, "%s; next attempt in %u ms", why, delay);
     if (was && c->cb.on_state) {
         c->cb.on_state(c->user, false, why);
     }
@@ -384,7 +238,7 @@ static void session_start(keel_cloud *c)
         char why[700];
         snprintf(why, sizeof why, "TLS setup failed (ca %s, cert %s): %s", k->ca_file,
                  k->cert_file ? k->cert_file : "-", mosquitto_strerror(rc));
-        set_err(c, "%s", why);
+        cloud_set_err(c, "%s", why);
         session_teardown(c, why);
         return;
     }
@@ -394,7 +248,7 @@ static void session_start(keel_cloud *c)
         char why[700];
         snprintf(why, sizeof why, "connect to %s:%u failed: %s%s%s", k->host, k->port,
                  mosquitto_strerror(rc), c->st.last_error[0] ? ": " : "", c->st.last_error);
-        set_err(c, "%s", why);
+        cloud_set_err(c, "%s", why);
         session_teardown(c, why);
     }
 }
@@ -407,11 +261,11 @@ static bool pump(keel_cloud *c)
     outbox_row rows[CHUNK];
     while (c->connected && c->mosq && c->n_inflight < c->cfg.max_inflight && !c->dropped) {
         size_t room = (size_t)(c->cfg.max_inflight - c->n_inflight), n = 0;
-        keel_cloud_err e = outbox_next_batch(c->ob, c->sent_upto, rows,
-                                             room < CHUNK ? room : CHUNK, &n);
+        keel_cloud_err e =
+            outbox_next_batch(c->ob, c->sent_upto, rows, room < CHUNK ? room : CHUNK, &n);
         if (e != KEEL_CLOUD_OK) {
             if (e != KEEL_CLOUD_ERR_NOT_FOUND) {
-                logf_(c, "outbox read failed: %s", outbox_errmsg(c->ob));
+                cloud_log(c, "outbox read failed: %s", outbox_errmsg(c->ob));
             }
             return true;
         }
@@ -428,20 +282,20 @@ static bool pump(keel_cloud *c)
                                                  sizeof topic);
             if (e != KEEL_CLOUD_OK) {
                 /* Cannot happen for rows checked on the way in; skip rather than wedge. */
-                logf_(c, "message %llu has no valid topic; dropped", (unsigned long long)row->id);
+                cloud_log(c, "message %llu has no valid topic; dropped",
+                          (unsigned long long)row->id);
                 if (outbox_delete(c->ob, &row->id, 1) != KEEL_CLOUD_OK) {
-                    logf_(c, "outbox delete failed: %s", outbox_errmsg(c->ob));
+                    cloud_log(c, "outbox delete failed: %s", outbox_errmsg(c->ob));
                 }
                 c->sent_upto = row->id;
                 outbox_row_free(row);
                 continue;
             }
             int mid = 0;
-            int rc = mosquitto_publish(c->mosq, &mid, topic, (int)row->len, row->payload, 1,
-                                       false);
+            int rc = mosquitto_publish(c->mosq, &mid, topic, (int)row->len, row->payload, 1, false);
             if (rc != MOSQ_ERR_SUCCESS) {
                 c->dropped = true;
-                set_err(c, "publish failed: %s", mosquitto_strerror(rc));
+                cloud_set_err(c, "publish failed: %s", mosquitto_strerror(rc));
             } else {
                 c->inflight[c->n_inflight++] = (inflight){mid, row->id};
                 c->sent_upto = row->id;
@@ -460,7 +314,7 @@ static void flush_acks(keel_cloud *c)
     keel_cloud_err e = outbox_delete(c->ob, c->acked, (size_t)c->n_acked);
     if (e != KEEL_CLOUD_OK) {
         /* Rows stay; they are resent after the next reconnect and deduped downstream. */
-        logf_(c, "outbox delete failed: %s", outbox_errmsg(c->ob));
+        cloud_log(c, "outbox delete failed: %s", outbox_errmsg(c->ob));
     }
     c->st.acked += (uint64_t)c->n_acked;
     for (int i = 0; i < c->n_acked; i++) {
@@ -516,9 +370,8 @@ int keel_cloud_step(keel_cloud *c, int timeout_ms)
         socklen_t sl = sizeof soerr;
         (void)getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
         if (!c->st.last_error[0]) {
-            set_err(c, "connect to %s:%u failed: %s",
-                     c->cfg.host, c->cfg.port,
-                     soerr ? strerror(soerr) : "refused or closed by the peer");
+            cloud_set_err(c, "connect to %s:%u failed: %s", c->cfg.host, c->cfg.port,
+                          soerr ? strerror(soerr) : "refused or closed by the peer");
         }
         session_teardown(c, c->st.last_error);
         return 0;
@@ -558,7 +411,7 @@ int keel_cloud_step(keel_cloud *c, int timeout_ms)
         } else {
             snprintf(why, sizeof why, "connection to %s:%u lost: %s", c->cfg.host, c->cfg.port,
                      mosquitto_strerror(rc));
-            set_err(c, "%s", why);
+            cloud_set_err(c, "%s", why);
         }
         session_teardown(c, why);
         return 0;
@@ -598,7 +451,7 @@ static keel_cloud_err queue(keel_cloud *c, int kind, const char *props, const vo
             *mid = id;
         }
     } else {
-        logf_(c, "message not accepted: %s (%s)", keel_cloud_err_name(e), outbox_errmsg(c->ob));
+        cloud_log(c, "message not accepted: %s (%s)", keel_cloud_err_name(e), outbox_errmsg(c->ob));
     }
     return e;
 }
@@ -648,7 +501,7 @@ keel_cloud_err keel_cloud_batch_commit(keel_cloud *c)
     }
     keel_cloud_err e = outbox_commit(c->ob);
     if (e != KEEL_CLOUD_OK) {
-        logf_(c, "batch not accepted: %s (%s)", keel_cloud_err_name(e), outbox_errmsg(c->ob));
+        cloud_log(c, "batch not accepted: %s (%s)", keel_cloud_err_name(e), outbox_errmsg(c->ob));
     }
     return e;
 }
@@ -674,8 +527,8 @@ keel_cloud_err keel_cloud_method_answer(keel_cloud *c, const char *rid, int stat
         return KEEL_CLOUD_ERR_TOO_BIG;
     }
     char topic[KEEL_CLOUD_MAX_TOPIC];
-    keel_cloud_err e = keel_cloud_topic_method_response(&c->topics, status, rid, topic,
-                                                        sizeof topic);
+    keel_cloud_err e =
+        keel_cloud_topic_method_response(&c->topics, status, rid, topic, sizeof topic);
     if (e != KEEL_CLOUD_OK) {
         return e;
     }
@@ -685,30 +538,6 @@ keel_cloud_err keel_cloud_method_answer(keel_cloud *c, const char *rid, int stat
     return mosquitto_publish(c->mosq, NULL, topic, (int)len, json, 0, false) == MOSQ_ERR_SUCCESS
                ? KEEL_CLOUD_OK
                : KEEL_CLOUD_ERR_MQTT;
-}
-
-keel_cloud_err keel_cloud_desired(keel_cloud *c, char *json, size_t cap, int64_t *version)
-{
-    if (!c || !json || cap == 0) {
-        return KEEL_CLOUD_ERR_ARG;
-    }
-    char *text = NULL;
-    int64_t v;
-    keel_cloud_err e = outbox_twin_get(c->ob, &text, &v);
-    if (e != KEEL_CLOUD_OK) {
-        return e;
-    }
-    size_t n = strlen(text);
-    if (n >= cap) {
-        free(text);
-        return KEEL_CLOUD_ERR_SPACE;
-    }
-    memcpy(json, text, n + 1);
-    free(text);
-    if (version) {
-        *version = v;
-    }
-    return KEEL_CLOUD_OK;
 }
 
 void keel_cloud_get_stats(keel_cloud *c, keel_cloud_stats *st)

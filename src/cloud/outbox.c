@@ -260,12 +260,12 @@ static keel_cloud_err put_fn(outbox *ob, void *arg)
     return KEEL_CLOUD_OK;
 }
 
-keel_cloud_err outbox_put(outbox *ob, int kind, const char *props, const void *payload,
-                          size_t len, uint64_t *id, uint64_t *evicted)
+keel_cloud_err outbox_put(outbox *ob, int kind, const char *props, const void *payload, size_t len,
+                          uint64_t *id, uint64_t *evicted)
 {
     uint64_t dummy_id, dummy_ev = 0;
-    struct put_args a = {kind, props ? props : "", payload, len, id ? id : &dummy_id,
-                         evicted ? evicted : &dummy_ev};
+    struct put_args a = {kind, props ? props : "",  payload,
+                         len,  id ? id : &dummy_id, evicted ? evicted : &dummy_ev};
     if (len + strlen(a.props) > ob->max_bytes) {
         return KEEL_CLOUD_ERR_FULL;
     }

@@ -117,8 +117,8 @@ typedef struct seen {
     int own;   /* messages on dev2's own topics */
 } seen;
 
-static void count_seen(void *user, const keel_cloud_msg *m, const char *topic,
-                       const void *payload, size_t len)
+static void count_seen(void *user, const keel_cloud_msg *m, const char *topic, const void *payload,
+                       size_t len)
 {
     (void)m, (void)payload, (void)len;
     seen *s = user;
@@ -141,9 +141,9 @@ static void test_link_command_sent_while_offline_arrives_on_reconnect(void **sta
     kf_stop(&d, 3000);
     receiver r = {0};
     assert_int_equal(rx_open(&r, &broker, "dev1", NULL), 0);
-    assert_int_equal(keel_cloud_op_publish(r.op, "keel/dev1/methods/POST/queued/?$rid=q1", "{}",
-                                           2, 1, false),
-                     KEEL_CLOUD_OK);
+    assert_int_equal(
+        keel_cloud_op_publish(r.op, "keel/dev1/methods/POST/queued/?$rid=q1", "{}", 2, 1, false),
+        KEEL_CLOUD_OK);
     static kf_proc d2;
     assert_int_equal(driver_start(&d2, cfg, NULL, NULL), 0);
     assert_int_equal(kf_wait_log(&d2, "method queued q1", 10000), 0);
@@ -177,13 +177,12 @@ static void test_link_acl_keeps_device_out_of_other_devices_topics(void **state)
     char dcfg[300];
     assert_int_equal(kb_device_config(&broker, "dev1", NULL, dcfg, sizeof dcfg), 0);
     static kf_proc d;
-    assert_int_equal(driver_start(&d, dcfg, NULL, "--count", "1000000", "--rate", "50", NULL),
-                     0);
+    assert_int_equal(driver_start(&d, dcfg, NULL, "--count", "1000000", "--rate", "50", NULL), 0);
     assert_int_equal(kf_wait_log(&d, "connected", 10000), 0);
     const char *forged = "{\"forged\":true,\"$version\":999999}";
-    assert_int_equal(keel_cloud_op_publish(dev2, "keel/dev1/twin/desired", forged,
-                                           strlen(forged), 1, true),
-                     KEEL_CLOUD_OK);
+    assert_int_equal(
+        keel_cloud_op_publish(dev2, "keel/dev1/twin/desired", forged, strlen(forged), 1, true),
+        KEEL_CLOUD_OK);
     receiver r = {0};
     assert_int_equal(rx_open(&r, &broker, "dev1", NULL), 0);
     int64_t v = 0;
@@ -198,9 +197,9 @@ static void test_link_acl_keeps_device_out_of_other_devices_topics(void **state)
     /* ... and then the operator writes to dev2: once dev2 has that, everything the broker
      * would have given it from dev1 earlier would be in too. */
     const char *ping = "{\"ping\":1}";
-    assert_int_equal(keel_cloud_op_publish(r.op, "keel/dev2/twin/desired", ping, strlen(ping), 1,
-                                           false),
-                     KEEL_CLOUD_OK);
+    assert_int_equal(
+        keel_cloud_op_publish(r.op, "keel/dev2/twin/desired", ping, strlen(ping), 1, false),
+        KEEL_CLOUD_OK);
     for (int i = 0; i < 200 && s.own == 0; i++) {
         assert_int_equal(keel_cloud_op_step(dev2, 50), KEEL_CLOUD_OK);
     }

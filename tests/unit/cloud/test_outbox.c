@@ -102,8 +102,7 @@ static void test_outbox_full_evicts_oldest_telemetry_never_properties(void **sta
     ev = 0;
     assert_int_equal(outbox_put(ob, OUTBOX_REPORTED, NULL, p40, 40, &r2, &ev), KEEL_CLOUD_OK);
     assert_int_equal(ev, 1);
-    assert_int_equal(outbox_put(ob, OUTBOX_REPORTED, NULL, p40, 40, &r2, &ev),
-                     KEEL_CLOUD_ERR_FULL);
+    assert_int_equal(outbox_put(ob, OUTBOX_REPORTED, NULL, p40, 40, &r2, &ev), KEEL_CLOUD_ERR_FULL);
     assert_int_equal(outbox_count(ob), 2);
     assert_int_equal(outbox_bytes(ob), 80);
     /* Larger than the whole bound: refused up front. */
