@@ -46,15 +46,15 @@ $user_line
 CONF
 for d in "$@"; do
   cat > "$dir/$d.json" <<JSON
-{"cloud": {"scheme": "plain", "host": "localhost", "port": $port, "device_id": "$d",
+{"cloud": {"scheme": "plain", "host": "127.0.0.1", "port": $port, "device_id": "$d",
   "prefix": "$prefix", "ca": "$dir/ca.pem", "cert": "$dir/$d.pem", "key": "$dir/$d.key",
   "outbox": "$dir/$d.db"}}
 JSON
 done
 cat > "$dir/operator.json" <<JSON
-{"host": "localhost", "port": $port, "prefix": "$prefix", "ca": "$dir/ca.pem",
+{"host": "127.0.0.1", "port": $port, "prefix": "$prefix", "ca": "$dir/ca.pem",
  "cert": "$dir/operator.pem", "key": "$dir/operator.key"}
 JSON
 mosq=$(command -v mosquitto || echo /usr/sbin/mosquitto)
-echo "cloud-broker: mosquitto on localhost:$port (TLS), files in $dir" >&2
+echo "cloud-broker: mosquitto on 127.0.0.1:$port (TLS), files in $dir" >&2
 exec "$mosq" -c "$dir/mosquitto.conf"

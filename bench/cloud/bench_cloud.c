@@ -106,7 +106,7 @@ static double bench_bare(int n, int window, const char *payload, size_t len)
     mosquitto_connect_callback_set(m, on_conn);
     mosquitto_max_inflight_messages_set(m, (unsigned)window);
     if (mosquitto_tls_set(m, ca, NULL, cert, key, NULL) != MOSQ_ERR_SUCCESS ||
-        mosquitto_connect(m, "localhost", broker.port, 60) != MOSQ_ERR_SUCCESS) {
+        mosquitto_connect(m, "127.0.0.1", broker.port, 60) != MOSQ_ERR_SUCCESS) {
         fprintf(stderr, "bench: bare publisher cannot connect\n");
         exit(1);
     }
@@ -146,7 +146,7 @@ static keel_cloud_config link_config(const char *device, const char *cert, const
     snprintf(k, 400, "%s/%.64s.key", broker.dir, cert);
     snprintf(o, 400, "%s/%.64s", broker.dir, db);
     return (keel_cloud_config){.scheme = KEEL_CLOUD_SCHEME_PLAIN,
-                               .host = "localhost",
+                               .host = "127.0.0.1",
                                .port = broker.port,
                                .device_id = device,
                                .prefix = "keel",

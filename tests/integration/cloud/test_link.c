@@ -309,7 +309,7 @@ static void test_link_ca_bundle_replaced_on_disk_used_at_next_attempt(void **sta
     FILE *f = fopen(cfg, "w");
     assert_non_null(f);
     fprintf(f,
-            "{\"cloud\": {\"host\": \"localhost\", \"port\": %u, \"device_id\": \"dev1\","
+            "{\"cloud\": {\"host\": \"127.0.0.1\", \"port\": %u, \"device_id\": \"dev1\","
             " \"ca\": \"%s\", \"cert\": \"%s/dev1.pem\", \"key\": \"%s/dev1.key\","
             " \"outbox\": \"%s/bundle.db\", \"backoff_min_ms\": 50, \"backoff_max_ms\": 200}}\n",
             broker.port, bundle, broker.dir, broker.dir, broker.dir);
