@@ -157,7 +157,12 @@ sv_err sv_app_start(sv_daemon *d, sv_app *a, char *msg, size_t msglen)
         a->state = SV_FAILED;
         return SV_ERR_CONFIG;
     }
-    sv_sandbox_kill_uid(d, a); /* leftovers from a previous run would count against NPROC */
+    if (!a->swept) {
+        /* leftovers of a previous keeld would count against NPROC; after a reap the uid was
+         * swept already */
+        sv_sandbox_kill_uid(d, a);
+        a->swept = true;
+    }
     sv_cgroup_remove(a);
     sv_cgroup_create(d, a);
     int sp[2], op[2];
@@ -192,7 +197,7 @@ sv_err sv_app_start(sv_daemon *d, sv_app *a, char *msg, size_t msglen)
     sv_loop_watch(d, a->out, SV_EV_OUT, (uint32_t)idx);
     a->state = SV_RUNNING;
     a->started_ms = a->beat_ms = sv_now_ms();
-    a->hung = a->confirmed = a->have_crash = a->forged = false;
+    a->hung = a->confirmed = a->have_crash = a->forged = a->ready = false;
     a->stop_reason = NULL;
     a->ring_cap = 0;
     a->partial_len = 0;
@@ -242,6 +247,7 @@ void sv_app_reaped(sv_daemon *d, sv_app *a, int wstatus)
     int64_t now = sv_now_ms();
     drain(d, a);
     sv_sandbox_kill_uid(d, a);
+    a->swept = true;
     bool oom = sv_cgroup_oom(a);
     sv_cgroup_remove(a);
     close_fd(d, &a->sock, true);

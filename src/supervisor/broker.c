@@ -301,6 +301,7 @@ bool sv_broker_handle(sv_daemon *d, sv_app *a)
     size_t outlen = 0;
     switch (h.op) {
     case KEEL_WIRE_HELLO:
+        a->ready = true;
         outlen = strlen(a->m.name);
         memcpy(out, a->m.name, outlen);
         break;

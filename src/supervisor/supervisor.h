@@ -127,6 +127,8 @@ typedef struct sv_app {
     int64_t started_ms, beat_ms, deadline_ms; /* deadline: restart (BACKOFF) or kill (hung, STOPPING) */
     bool hung;                /* heartbeat missed, SIGABRT sent */
     bool confirmed;           /* confirmed health since start */
+    bool ready;               /* the app said HELLO (keel_app_open) since start */
+    bool swept;               /* no process of the app's uid is left (true after a reap) */
     bool forged;              /* the ring was found forged; notifications stopped */
     const char *stop_reason;  /* for the crash report when keeld killed it */
     /* crash record from libkeel, if one came before the exit */

@@ -100,9 +100,6 @@ int main(int argc, char **argv)
         if (r < 0 && errno != EINTR) {
             break;
         }
-        if (keel_app_heartbeat(app) == KEEL_APP_ERR_NOT_CONNECTED) {
-            break;
-        }
         keel_app_notification recs[16];
         size_t got = 0;
         while (keel_app_notify_take(app, recs, 16, &got) == KEEL_APP_OK && got > 0) {
@@ -116,6 +113,10 @@ int main(int argc, char **argv)
                       recs[i].arg > 0 && recs[i].arg < (uint64_t)t ? (long long)(t - (int64_t)recs[i].arg)
                                                                  : -1LL);
             }
+        }
+        /* after the records, so the heartbeat's round trip does not delay their handling */
+        if (keel_app_heartbeat(app) == KEEL_APP_ERR_NOT_CONNECTED) {
+            break;
         }
     }
     logf_(app, "sample: stopping");
