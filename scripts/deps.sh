@@ -12,6 +12,7 @@ base=(
   libmosquitto-dev mosquitto mosquitto-clients openssl ca-certificates
   libmodbus-dev mbpoll socat python3 python3-pymodbus python3-serial
   nginx-light libseccomp-dev iproute2 procps util-linux psmisc
+  jq # demo: the live view and the unattended checks read the apps' JSON status
 )
 norec=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)
 

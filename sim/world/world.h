@@ -1,0 +1,66 @@
+/* The simulated world outside the connected core, in one virtual time (DESIGN.md, "The
+ * simulated world"): the real-time core running the environment monitor firmware on the RTOS
+ * sim port, its peripherals (a temperature/humidity/pressure sensor that reads the room, an
+ * HVAC actuator that drives it, the intercore doorbell as a virtual interrupt) and the room.
+ *
+ * This is the world as a library, so tests drive it in virtual time without a process or a
+ * clock; keel-sim (world_main.c) wraps it with pacing, sockets and signals. One world exists
+ * at a time (the RTOS sim port is a singleton). The room's state persists in
+ * <state_dir>/room.state: restarting the world is a power cycle, not a reset of physics. */
+#ifndef KEEL_SIM_WORLD_H
+#define KEEL_SIM_WORLD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "envmon_proto.h"
+#include "keel/icc.h"
+#include "room.h"
+
+typedef enum world_err {
+    WORLD_OK = 0,
+    WORLD_ERR_BUSY,    /* a world (or another simulation) already exists */
+    WORLD_ERR_CHANNEL, /* the channel end cannot be mapped or attached */
+    WORLD_ERR_RTOS,    /* the firmware could not start its threads */
+    WORLD_ERR_STATE,   /* the room's state file cannot be written */
+    WORLD_ERR_COUNT
+} world_err;
+
+const char *world_err_name(world_err e);
+
+typedef struct world_config {
+    const char *state_dir;  /* room.state lives here; NULL: nothing persists */
+    double start_temp_c;    /* the room's temperature when there is no saved state */
+    room_params room;       /* room_default_params() unless a test wants another room */
+    uint64_t seed;          /* sensor noise and RTOS randomness */
+    double sensor_noise_c;  /* peak sensor noise, default 0 (set 0.05 for realism) */
+} world_config;
+
+world_config world_config_default(void);
+
+/* What the world looks like now (from the host, between runs). */
+typedef struct world_status {
+    uint64_t time_us;       /* virtual time */
+    double room_temp_c, room_humidity_pct, room_pressure_hpa;
+    uint8_t hvac;           /* envmon_hvac the actuator has */
+    envmon_env latest;      /* the firmware's latest sample */
+    uint32_t requests;      /* intercore requests the firmware took */
+    uint32_t bad_requests;  /* ... that it refused */
+    uint32_t hvac_changes;  /* times the actuator changed mode */
+    int chan_err;           /* keel_icc_err that stopped the service thread, 0 while it runs */
+} world_status;
+
+/* Creates the simulation, restores or initialises the room, maps the channel end `rt_end`
+ * (the real-time core's end: its fds are taken and closed at destroy) and starts the firmware.
+ * rt_end may be NULL: the firmware then samples but has no one to answer. */
+KEEL_NODISCARD world_err world_create(const world_config *cfg, keel_icc_end *rt_end);
+/* Runs virtual time up to t_us (absolute). */
+void world_run_until_us(uint64_t t_us);
+uint64_t world_now_us(void);
+void world_status_get(world_status *out);
+/* Saves the room (if a state dir was given). */
+KEEL_NODISCARD world_err world_save(void);
+/* Saves, stops the simulation, unmaps and closes the channel end. */
+void world_destroy(void);
+
+#endif

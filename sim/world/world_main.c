@@ -1,0 +1,271 @@
+/* keel-sim: the simulated world as a process. It runs the world (world.h) in virtual time,
+ * paced against the wall clock at a chosen speed, writes its status for the demo's live view,
+ * and hands the connected core its end of the intercore channel.
+ *
+ * Pacing: virtual time advances in slices of 2 ms of wall time (speed x 2 ms of virtual time);
+ * after each slice the process sleeps in poll() until the wall clock catches up, serving the
+ * control socket and signals meanwhile. A doorbell that arrives during the sleep is taken at
+ * the start of the next slice, so a request waits at most one slice.
+ *
+ * Channel hand-over (a documented gap, docs/quickstart.md): keeld should pair the app with the
+ * RT core and load the firmware into this process; until it does, keel-sim pairs the two
+ * manifests itself (keel_icc_pair refuses unless each names the other) and serves the
+ * connected core's end on a Unix socket (--socket) to whoever connects: the app, or the app
+ * again after a restart (the region and its unread messages are kept). */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "keel/icc.h"
+#include "keel/manifest.h"
+#include "world.h"
+
+static const char usage[] =
+    "usage: keel-sim [options]\n"
+    "\n"
+    "The simulated world: the real-time core running the environment monitor firmware on\n"
+    "Keel's RTOS (sim port), its sensor and HVAC actuator, and the room they measure.\n"
+    "\n"
+    "  --state DIR          keep the room's state in DIR/room.state (a restart is a power cycle)\n"
+    "  --socket PATH        serve the connected core's channel end on this Unix socket\n"
+    "  --app-manifest FILE  the HL app's app_manifest.json (pairing; with --socket)\n"
+    "  --rt-manifest FILE   the RT firmware's app_manifest.json (pairing; with --socket)\n"
+    "  --speed X            virtual seconds per wall second (default 1; 0: as fast as possible)\n"
+    "  --seconds N          stop after N virtual seconds (default: until SIGINT/SIGTERM)\n"
+    "  --status FILE        write the world's state as JSON here, 4 times a second\n"
+    "  --temp C             the room's temperature when there is no saved state (default 18)\n"
+    "  --noise C            sensor noise, peak degrees (default 0.05)\n"
+    "  --seed N             seed for noise and the pressure drift (default 1)\n"
+    "  -h, --help           this text\n"
+    "\n"
+    "Exit: 0 stopped (signal or --seconds), 1 the world failed, 2 usage, 3 i/o,\n"
+    "5 the manifests are invalid or do not pair.\n";
+
+static int64_t wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static const char *hvac_name(uint8_t m)
+{
+    return m == ENVMON_HVAC_HEATING ? "heating" : m == ENVMON_HVAC_COOLING ? "cooling" : "off";
+}
+
+static void write_status(const char *path)
+{
+    world_status s;
+    world_status_get(&s);
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
+        return;
+    }
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        return;
+    }
+    fprintf(f,
+            "{\"time_s\":%.3f,\"room\":{\"temperature\":%.3f,\"humidity\":%.2f,"
+            "\"pressure\":%.2f},\"hvac\":\"%s\",\"hvac_changes\":%u,"
+            "\"rt\":{\"samples\":%u,\"temperature\":%.3f,\"requests\":%u,\"bad_requests\":%u,"
+            "\"channel\":\"%s\"}}\n",
+            (double)s.time_us / 1e6, s.room_temp_c, s.room_humidity_pct, s.room_pressure_hpa,
+            hvac_name(s.hvac), s.hvac_changes, s.latest.seq, s.latest.temp_mc / 1000.0,
+            s.requests, s.bad_requests, keel_icc_err_name((keel_icc_err)s.chan_err));
+    if (fclose(f) == 0) {
+        (void)rename(tmp, path);
+    } else {
+        unlink(tmp);
+    }
+}
+
+static int listen_unix(const char *path)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof a.sun_path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    strcpy(a.sun_path, path);
+    (void)unlink(path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 4) != 0) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return -1;
+    }
+    return fd;
+}
+
+static int pair(const char *app_path, const char *rt_path, keel_icc_end *a, keel_icc_end *b)
+{
+    keel_manifest app, rt;
+    keel_manifest_error err;
+    if (keel_manifest_load(app_path, &app, &err) != KEEL_MANIFEST_OK ||
+        keel_manifest_load(rt_path, &rt, &err) != KEEL_MANIFEST_OK) {
+        fprintf(stderr, "keel-sim: %s\n", err.msg);
+        return 5;
+    }
+    keel_icc_config cfg = {.ring_bytes = 16384, .max_msg = 1024};
+    keel_icc_err rc = keel_icc_pair(&app, &rt, &cfg, a, b, &err);
+    if (rc == KEEL_ICC_ERR_DENIED) {
+        fprintf(stderr, "keel-sim: pairing refused: %s\n", err.msg);
+        return 5;
+    }
+    if (rc != KEEL_ICC_OK) {
+        fprintf(stderr, "keel-sim: channel: %s\n", keel_icc_err_name(rc));
+        return 3;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"state", required_argument, NULL, 's'},   {"socket", required_argument, NULL, 'S'},
+        {"app-manifest", required_argument, NULL, 'a'},
+        {"rt-manifest", required_argument, NULL, 'r'},
+        {"speed", required_argument, NULL, 'x'},   {"seconds", required_argument, NULL, 'n'},
+        {"status", required_argument, NULL, 'j'},  {"temp", required_argument, NULL, 't'},
+        {"noise", required_argument, NULL, 'N'},   {"seed", required_argument, NULL, 'e'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+    const char *sock_path = NULL, *app_m = NULL, *rt_m = NULL, *status = NULL;
+    double speed = 1.0, seconds = 0.0;
+    world_config wc = world_config_default();
+    wc.sensor_noise_c = 0.05;
+    int o;
+    char *end;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        errno = 0;
+        switch (o) {
+        case 's': wc.state_dir = optarg; break;
+        case 'S': sock_path = optarg; break;
+        case 'a': app_m = optarg; break;
+        case 'r': rt_m = optarg; break;
+        case 'j': status = optarg; break;
+        case 'x': speed = strtod(optarg, &end); break;
+        case 'n': seconds = strtod(optarg, &end); break;
+        case 't': wc.start_temp_c = strtod(optarg, &end); break;
+        case 'N': wc.sensor_noise_c = strtod(optarg, &end); break;
+        case 'e': wc.seed = strtoull(optarg, &end, 10); break;
+        case 'h': fputs(usage, stdout); return 0;
+        default: fputs(usage, stderr); return 2;
+        }
+        if (strchr("xntNe", o) && (errno || *end || end == optarg)) {
+            fprintf(stderr, "keel-sim: --%s: \"%s\" is not a number\n",
+                    o == 'x' ? "speed" : o == 'n' ? "seconds" : o == 't' ? "temp"
+                    : o == 'N' ? "noise" : "seed", optarg);
+            return 2;
+        }
+    }
+    if (optind != argc || speed < 0 || !isfinite(speed) || seconds < 0 ||
+        wc.start_temp_c < -40 || wc.start_temp_c > 60 || (sock_path && (!app_m || !rt_m))) {
+        fputs(usage, stderr);
+        return 2;
+    }
+
+    keel_icc_end hl_end, rt_end;
+    int lfd = -1;
+    if (sock_path) {
+        int rc = pair(app_m, rt_m, &hl_end, &rt_end);
+        if (rc) {
+            return rc;
+        }
+        lfd = listen_unix(sock_path);
+        if (lfd < 0) {
+            fprintf(stderr, "keel-sim: %s: %s\n", sock_path, strerror(errno));
+            return 3;
+        }
+    }
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+
+    world_err we = world_create(&wc, sock_path ? &rt_end : NULL);
+    if (we != WORLD_OK) {
+        fprintf(stderr, "keel-sim: %s\n", world_err_name(we));
+        return 1;
+    }
+    printf("keel-sim: world up (speed %g)%s%s\n", speed, sock_path ? ", channel on " : "",
+           sock_path ? sock_path : "");
+    fflush(stdout);
+
+    const int64_t slice_wall_us = 2000;
+    uint64_t slice_us = speed > 0 ? (uint64_t)(speed * (double)slice_wall_us) : 100000;
+    if (slice_us < 100) {
+        slice_us = 100;
+    }
+    uint64_t limit_us = seconds > 0 ? (uint64_t)(seconds * 1e6) : UINT64_MAX;
+    int64_t start = wall_us(), last_status = 0, last_save = start;
+    uint64_t t = 0;
+    int rc = 0;
+    bool stop = false;
+    while (!stop && t < limit_us) {
+        t = t + slice_us < limit_us ? t + slice_us : limit_us;
+        world_run_until_us(t);
+        int64_t due = speed > 0 ? start + (int64_t)((double)t / speed) : 0;
+        for (;;) {
+            int64_t now = wall_us();
+            if (status && now - last_status >= 250000) {
+                write_status(status);
+                last_status = now;
+            }
+            if (now - last_save >= 10000000) {
+                if (world_save() != WORLD_OK) {
+                    fprintf(stderr, "keel-sim: cannot save the room state\n");
+                }
+                last_save = now;
+            }
+            int wait_ms = due > now ? (int)((due - now + 999) / 1000) : 0;
+            struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = lfd, .events = POLLIN}};
+            int n = poll(p, lfd >= 0 ? 2 : 1, wait_ms);
+            if (n > 0 && (p[0].revents & POLLIN)) {
+                stop = true;
+                break;
+            }
+            if (n > 0 && lfd >= 0 && (p[1].revents & POLLIN)) {
+                int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+                if (c >= 0) {
+                    keel_icc_err e = keel_icc_end_send(c, &hl_end);
+                    printf("keel-sim: channel end handed over: %s\n", keel_icc_err_name(e));
+                    fflush(stdout);
+                    close(c);
+                }
+                continue;
+            }
+            if (wall_us() >= due) {
+                break;
+            }
+        }
+    }
+    if (status) {
+        write_status(status);
+    }
+    world_status s;
+    world_status_get(&s);
+    printf("keel-sim: stopped at %.1f s virtual, room %.2f C, hvac %s\n", (double)s.time_us / 1e6,
+           s.room_temp_c, hvac_name(s.hvac));
+    world_destroy();
+    if (sock_path) {
+        keel_icc_end_close(&hl_end);
+        close(lfd);
+        unlink(sock_path);
+    }
+    return rc;
+}
