@@ -23,7 +23,7 @@
 #define SV_LOG_LINES 32     /* recent lines kept in memory per app, quoted by crash reports */
 #define SV_LOG_LINE_MAX 200
 #define SV_MAX_ARGS 8
-#define SV_MAX_PARTNERS 8
+#define SV_MAX_PARTNERS 16
 #define SV_MAX_HOSTS 4
 
 typedef enum sv_err {

@@ -62,9 +62,9 @@ static int setup(void **state)
         {"aborter", "sv_evil", "\"args\": [\"abort\"], \"restart\": \"never\""},
         {"looper", "sv_evil", "\"args\": [\"loop\"], \"heartbeat_ms\": 300, \"restart\": "
                               "\"never\""},
-        {"forker", "sv_evil", "\"args\": [\"forkbomb\"], \"limits\": {\"processes\": 6}, "
+        {"forker", "sv_evil", "\"args\": [\"forkbomb\"], \"capabilities\": {\"limits\": {\"processes\": 6}}, "
                               "\"restart\": \"never\""},
-        {"hog", "sv_evil", "\"args\": [\"memhog\"], \"limits\": {\"memory_mb\": 32}, "
+        {"hog", "sv_evil", "\"args\": [\"memhog\"], \"capabilities\": {\"limits\": {\"memory_mb\": 32}}, "
                            "\"restart\": \"never\""},
         {"netter", "sv_evil", "\"args\": [\"socket\"], \"restart\": \"never\""},
         {"peeker", "sv_evil", peek},
@@ -364,11 +364,11 @@ static void test_stop_start_install_via_control_socket(void **state)
     assert_true(sv_world_wait(&W, "logs newbie 50", "sample: started", 5000));
 
     /* a package whose manifest is wrong is refused, with where it is wrong */
-    assert_int_equal(sv_world_package(pkgs, "broken", "sv_sample", "\"kind\": \"toaster\""), 0);
+    assert_int_equal(sv_world_package(pkgs, "broken", "sv_sample", "\"restart\": \"toaster\""), 0);
     snprintf(req, sizeof req, "install %s/broken", pkgs);
     assert_int_equal(sv_world_ctl(&W, req, out, sizeof out), 1);
     assert_non_null(strstr(out, "ERR verify"));
-    assert_non_null(strstr(out, "\"kind\""));
+    assert_non_null(strstr(out, "\"restart\""));
     assert_keeld_up();
 }
 

@@ -88,8 +88,8 @@ int sv_world_package(const char *dir, const char *name, const char *exe, const c
         return -1;
     }
     fprintf(f,
-            "{\"id\": \"00000000-0000-4000-8000-%012x\", \"name\": \"%s\", \"version\": "
-            "\"1.0.0\", \"exec\": \"bin/%s\"%s%s}\n",
+            "{\"schema\": 1, \"kind\": \"app\", \"id\": \"00000000-0000-4000-8000-%012x\", "
+            "\"name\": \"%s\", \"version\": \"1.0.0\", \"exec\": \"bin/%s\"%s%s}\n",
             (unsigned)(strlen(name) * 7919u + (unsigned char)name[0]), name, exe,
             json && *json ? ", " : "", json ? json : "");
     return fclose(f);
