@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "package.h"
 #include "supervisor.h"
 
 #define SV_HUNG_GRACE_MS 500
@@ -417,31 +418,54 @@ static void rm_tree(const char *dir)
     (void)nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-sv_err sv_app_install(sv_daemon *d, const char *src_dir, char *msg, size_t msglen)
+sv_err sv_app_install(sv_daemon *d, const char *src, char *msg, size_t msglen)
 {
+    char stage[PATH_MAX + 16];
+    snprintf(stage, sizeof stage, "%s/.stage", d->cfg.store_dir);
+    rm_tree(stage);
+    if (mkdir(stage, 0755) < 0) {
+        snprintf(msg, msglen, "%s: %s", stage, strerror(errno));
+        return SV_ERR_IO;
+    }
+    struct stat st;
+    if (stat(src, &st) < 0) {
+        snprintf(msg, msglen, "%s: %s", src, strerror(errno));
+        return SV_ERR_IO;
+    }
+    sv_err e;
+    if (S_ISREG(st.st_mode)) {
+        /* a signed package image: verified, then unpacked */
+        e = sv_package_open_image(d, src, stage, msg, msglen);
+    } else if (!d->cfg.allow_unsigned) {
+        snprintf(msg, msglen, "%s: unsigned package directory refused: install a signed package "
+                 "(keel app pack), or set \"allow_unsigned\" in a development device config", src);
+        e = SV_ERR_CONFIG;
+    } else {
+        g_copy_src = src;
+        g_copy_dst = stage;
+        e = nftw(src, copy_entry, 16, FTW_PHYS) == 0 ? SV_OK : SV_ERR_IO;
+        if (e) {
+            snprintf(msg, msglen, "copying %s: %s", src, strerror(errno));
+        }
+    }
     sv_manifest m;
-    sv_err e = sv_manifest_load(src_dir, &m, msg, msglen);
+    if (e == SV_OK) {
+        e = sv_manifest_load(stage, &m, msg, msglen);
+    }
     if (e) {
+        rm_tree(stage);
         return e;
     }
     sv_app *old = sv_app_find(d, m.name);
     if (old && (old->state == SV_RUNNING || old->state == SV_STOPPING)) {
+        rm_tree(stage);
         snprintf(msg, msglen, "%s is running: keel app stop %s, then install", m.name, m.name);
         return SV_ERR_STATE;
     }
-    char dst[PATH_MAX + 64], stage[PATH_MAX + 64], prev[PATH_MAX + 64];
-    snprintf(dst, sizeof dst, "%s/%s", d->cfg.store_dir, m.name);
-    (void)sv_fmt(stage, sizeof stage, "%s.new", dst);
+    char dst[PATH_MAX + 64], prev[PATH_MAX + 64];
+    (void)sv_fmt(dst, sizeof dst, "%s/%s", d->cfg.store_dir, m.name);
     (void)sv_fmt(prev, sizeof prev, "%s.prev", dst);
-    rm_tree(stage);
-    g_copy_src = src_dir;
-    g_copy_dst = stage;
-    if (nftw(src_dir, copy_entry, 16, FTW_PHYS) != 0) {
-        snprintf(msg, msglen, "copying %s to %s failed: %s", src_dir, stage, strerror(errno));
-        rm_tree(stage);
-        return SV_ERR_IO;
-    }
-    /* the previous version stays as <name>.prev (what a revert goes back to) */
+    /* the previous version stays as <name>.prev: what a failed trial reverts to */
     rm_tree(prev);
     if (access(dst, F_OK) == 0 && rename(dst, prev) < 0) {
         snprintf(msg, msglen, "%s: %s", dst, strerror(errno));
@@ -457,6 +481,7 @@ sv_err sv_app_install(sv_daemon *d, const char *src_dir, char *msg, size_t msgle
         return e;
     }
     a->backoff_ms = d->cfg.backoff_initial_ms;
-    snprintf(msg, msglen, "installed %s %s", m.name, m.version);
+    snprintf(msg, msglen, "installed %s %s%s", m.name, m.version,
+             S_ISREG(st.st_mode) ? " (signature verified)" : " (unsigned, development)");
     return SV_OK;
 }

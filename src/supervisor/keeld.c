@@ -93,6 +93,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "keeld: %s\n", msg);
         return 5;
     }
+    for (int i = 0; i < d.cfg.ntrusted; i++) {
+        keel_image_error kerr;
+        if (keel_image_pubkey_load(d.cfg.trusted_keys[i], &d.keys[d.nkeys], &kerr) !=
+            KEEL_IMAGE_OK) {
+            fprintf(stderr, "keeld: trusted key: %s\n", kerr.msg);
+            return 5;
+        }
+        d.nkeys++;
+    }
     if (mkdirs(&d.cfg) < 0) {
         return 3;
     }
@@ -139,6 +148,8 @@ int main(int argc, char **argv)
             }
         }
     }
+    sv_logf("packages: %zu trusted key(s)%s", d.nkeys,
+            d.cfg.allow_unsigned ? "; UNSIGNED package directories accepted (development)" : "");
     sv_logf("ready: %d apps, control socket %s", d.napps, d.cfg.socket_path);
     int rc = sv_loop_run(&d);
     (void)unlink(d.cfg.socket_path);

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "keel/image.h"
 #include "keel/status.h"
 #include "wire.h"
 
@@ -51,6 +52,9 @@ typedef struct sv_config {
     uint32_t stop_grace_ms;   /* SIGTERM, then SIGKILL after this */
     uint32_t trial_crashes;   /* crashes during an update trial that revert it */
     uint32_t trial_ms;        /* a new version must confirm health within this */
+    char trusted_keys[4][PATH_MAX]; /* public keys (.pub) packages must be signed with */
+    int ntrusted;
+    bool allow_unsigned;      /* development only: install package directories unsigned */
 } sv_config;
 
 /* Defaults, then the file's keys (docs/config.md, "keeld device config"). */
@@ -154,6 +158,8 @@ typedef struct sv_daemon {
     bool quit;
     char cg_instance[64]; /* keel-<pid>: this keeld's cgroup subtree */
     void *seccomp;        /* the filter every app gets (scmp_filter_ctx), built once */
+    keel_image_pubkey keys[4]; /* loaded from cfg.trusted_keys */
+    size_t nkeys;
 } sv_daemon;
 
 /* Monotonic milliseconds. */

@@ -18,10 +18,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "keel/image.h"
 #include "world.h"
 
 static sv_world W;
 static char out[65536];
+static char keydir[256]; /* dev.pub/dev.sec (trusted by keeld), rogue.pub/rogue.sec (not) */
 
 #define NEED_ROOT()                                                                              \
     do {                                                                                         \
@@ -41,9 +43,26 @@ static void assert_keeld_up(void)
 static int setup(void **state)
 {
     (void)state;
-    if (sv_world_init(&W, "supervisor",
-                      "\"max_crash_reports\": 3, \"backoff_initial_ms\": 10, "
-                      "\"backoff_max_ms\": 400, \"stop_grace_ms\": 1000") < 0) {
+    snprintf(keydir, sizeof keydir, "%s", kf_tmpdir("sv-keys"));
+    static const char *const names[] = {"dev", "rogue"};
+    for (int i = 0; i < 2; i++) {
+        keel_image_pubkey pub;
+        keel_image_seckey sec;
+        char pp[400], sp[400];
+        keel_image_error err;
+        snprintf(pp, sizeof pp, "%s/%s.pub", keydir, names[i]);
+        snprintf(sp, sizeof sp, "%s/%s.sec", keydir, names[i]);
+        if (keel_image_keygen(&pub, &sec) != KEEL_IMAGE_OK ||
+            keel_image_key_save(pp, sp, &pub, &sec, &err) != KEEL_IMAGE_OK) {
+            return -1;
+        }
+    }
+    char extra[1024];
+    snprintf(extra, sizeof extra,
+             "\"max_crash_reports\": 3, \"backoff_initial_ms\": 10, \"backoff_max_ms\": 400, "
+             "\"stop_grace_ms\": 1000, \"trusted_keys\": [\"%s/dev.pub\"]",
+             keydir);
+    if (sv_world_init(&W, "supervisor", extra) < 0) {
         return -1;
     }
     const char *st = sv_world_store(&W);
@@ -357,18 +376,57 @@ static void test_stop_start_install_via_control_socket(void **state)
     snprintf(pkgs, sizeof pkgs, "%s/incoming", W.root);
     assert_int_equal(mkdir(pkgs, 0755), 0);
     assert_int_equal(sv_world_package(pkgs, "newbie", "sv_sample", ""), 0);
-    char req[700];
+    char req[900], cmd[2048];
+
+    /* unsigned: refused by a production keeld */
     snprintf(req, sizeof req, "install %s/newbie", pkgs);
+    assert_int_equal(sv_world_ctl(&W, req, out, sizeof out), 1);
+    assert_non_null(strstr(out, "ERR verify"));
+    assert_non_null(strstr(out, "unsigned"));
+
+    /* signed with the trusted key: installed and runs */
+    snprintf(cmd, sizeof cmd, "%s/bin/keel app pack --key %s/dev.sec %s/newbie %s/newbie.kpkg",
+             kf_build_dir(), keydir, pkgs, pkgs);
+    assert_int_equal(system(cmd), 0);
+    snprintf(req, sizeof req, "install %s/newbie.kpkg", pkgs);
     assert_int_equal(sv_world_ctl(&W, req, out, sizeof out), 0);
+    assert_non_null(strstr(out, "signature verified"));
     assert_int_equal(sv_world_ctl(&W, "start newbie", out, sizeof out), 0);
     assert_true(sv_world_wait(&W, "logs newbie 50", "sample: started", 5000));
 
-    /* a package whose manifest is wrong is refused, with where it is wrong */
-    assert_int_equal(sv_world_package(pkgs, "broken", "sv_sample", "\"restart\": \"toaster\""), 0);
-    snprintf(req, sizeof req, "install %s/broken", pkgs);
+    /* tampered: one byte of the payload flipped */
+    char path[700];
+    snprintf(path, sizeof path, "%s/newbie.kpkg", pkgs);
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 200, SEEK_SET), 0);
+    int c = fgetc(f);
+    assert_int_equal(fseek(f, 200, SEEK_SET), 0);
+    fputc(c ^ 0x40, f);
+    fclose(f);
+    assert_int_equal(sv_world_ctl(&W, "stop newbie", out, sizeof out), 0);
+    assert_true(sv_world_wait(&W, "list", "newbie 1.0.0 stopped", 5000));
     assert_int_equal(sv_world_ctl(&W, req, out, sizeof out), 1);
     assert_non_null(strstr(out, "ERR verify"));
-    assert_non_null(strstr(out, "\"restart\""));
+    assert_non_null(strstr(out, "KEEL_IMAGE_ERR_HASH"));
+
+    /* signed, but by a key the device does not trust */
+    snprintf(cmd, sizeof cmd, "%s/bin/keel app pack --key %s/rogue.sec %s/newbie %s/rogue.kpkg",
+             kf_build_dir(), keydir, pkgs, pkgs);
+    assert_int_equal(system(cmd), 0);
+    snprintf(req, sizeof req, "install %s/rogue.kpkg", pkgs);
+    assert_int_equal(sv_world_ctl(&W, req, out, sizeof out), 1);
+    assert_non_null(strstr(out, "KEEL_IMAGE_ERR_UNKNOWN_KEY"));
+    /* the refused installs changed nothing: the verified version is still there */
+    assert_int_equal(sv_world_ctl(&W, "start newbie", out, sizeof out), 0);
+    assert_true(sv_world_wait(&W, "logs newbie 50", "boot 2", 5000));
+
+    /* a package whose manifest is wrong is refused, with where it is wrong */
+    assert_int_equal(sv_world_package(pkgs, "broken", "sv_sample", "\"restart\": \"toaster\""), 0);
+    snprintf(cmd, sizeof cmd,
+             "%s/bin/keel app pack --key %s/dev.sec %s/broken %s/broken.kpkg 2>/dev/null",
+             kf_build_dir(), keydir, pkgs, pkgs);
+    assert_int_equal(WEXITSTATUS(system(cmd)), 5); /* keel app pack checks it first */
     assert_keeld_up();
 }
 
