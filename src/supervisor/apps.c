@@ -243,6 +243,37 @@ static void drain(sv_daemon *d, sv_app *a)
     }
 }
 
+static void rm_tree(const char *dir);
+
+/* A failed trial: the previous version goes back in place and starts; the failed one is kept
+ * as <name>.failed for its crash reports' symbols. */
+static void revert(sv_daemon *d, sv_app *a, const char *why)
+{
+    char dst[PATH_MAX + 64], prev[PATH_MAX + 64], failed[PATH_MAX + 64], msg[256];
+    char bad[32];
+    snprintf(bad, sizeof bad, "%s", a->m.version);
+    (void)sv_fmt(dst, sizeof dst, "%s/%s", d->cfg.store_dir, a->m.name);
+    (void)sv_fmt(prev, sizeof prev, "%s.prev", dst);
+    (void)sv_fmt(failed, sizeof failed, "%s.failed", dst);
+    a->trial = a->revert = false;
+    a->state = SV_STOPPED; /* the process is gone */
+    rm_tree(failed);
+    if (rename(dst, failed) < 0 || rename(prev, dst) < 0) {
+        keeld_line(d, a, "REVERT FAILED after %s: %s", why, strerror(errno));
+        a->state = SV_FAILED;
+        return;
+    }
+    if (sv_app_add(d, dst, NULL, msg, sizeof msg) != SV_OK) {
+        keeld_line(d, a, "REVERT FAILED after %s: %s", why, msg);
+        a->state = SV_FAILED;
+        return;
+    }
+    keeld_line(d, a, "trial of %s failed (%s): reverted to %s", bad, why, a->m.version);
+    a->backoff_ms = d->cfg.backoff_initial_ms;
+    a->deadline_ms = sv_now_ms();
+    a->state = SV_BACKOFF; /* starts at the next tick */
+}
+
 void sv_app_reaped(sv_daemon *d, sv_app *a, int wstatus)
 {
     int64_t now = sv_now_ms();
@@ -258,6 +289,10 @@ void sv_app_reaped(sv_daemon *d, sv_app *a, int wstatus)
     a->ring_cap = 0;
 
     bool clean = WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0;
+    if (a->revert) {
+        revert(d, a, "no health confirmation in time");
+        return;
+    }
     if (a->state == SV_STOPPING && !a->hung) {
         /* asked to stop: ending by SIGTERM, SIGKILL (grace passed) or exit is expected */
         bool expected = clean || (WIFSIGNALED(wstatus) && (WTERMSIG(wstatus) == SIGTERM ||
@@ -292,6 +327,13 @@ void sv_app_reaped(sv_daemon *d, sv_app *a, int wstatus)
         a->crashes++;
         uint32_t seq = sv_crash_write(d, a, wstatus, reason);
         keeld_line(d, a, "%s; crash report %u", reason, seq);
+        if (a->trial && (a->revert || ++a->trial_crashes >= d->cfg.trial_crashes)) {
+            char why[64];
+            snprintf(why, sizeof why, "%s", a->revert ? "no health confirmation in time"
+                                                      : "crashed during its trial");
+            revert(d, a, why);
+            return;
+        }
         if (a->m.restart == SV_RESTART_NEVER) {
             a->state = SV_FAILED;
             return;
@@ -327,6 +369,11 @@ void sv_apps_tick(sv_daemon *d, int64_t now)
                     kill(a->pid, SIGKILL);
                     a->deadline_ms = INT64_MAX;
                 }
+            } else if (a->trial && !a->confirmed && !a->revert &&
+                       now - a->started_ms > (int64_t)d->cfg.trial_ms) {
+                keeld_line(d, a, "trial: no health confirmation within %u ms", d->cfg.trial_ms);
+                a->revert = true;
+                sv_app_stop(d, a, "trial failed");
             } else if (a->m.heartbeat_ms && now - a->beat_ms > (int64_t)a->m.heartbeat_ms) {
                 keeld_line(d, a, "heartbeat missed (%lld ms silent): SIGABRT",
                            (long long)(now - a->beat_ms));
@@ -358,6 +405,10 @@ int64_t sv_apps_next_deadline(const sv_daemon *d)
             t = a->deadline_ms;
         } else if (a->state == SV_RUNNING && a->m.heartbeat_ms) {
             t = a->beat_ms + a->m.heartbeat_ms + 1;
+        }
+        if (a->state == SV_RUNNING && a->trial && !a->confirmed && !a->revert) {
+            int64_t tt = a->started_ms + d->cfg.trial_ms + 1;
+            t = tt < t ? tt : t;
         }
         if (t < next) {
             next = t;
@@ -481,7 +532,10 @@ sv_err sv_app_install(sv_daemon *d, const char *src, char *msg, size_t msglen)
         return e;
     }
     a->backoff_ms = d->cfg.backoff_initial_ms;
-    snprintf(msg, msglen, "installed %s %s%s", m.name, m.version,
+    a->trial = access(prev, F_OK) == 0; /* an update: on trial until it confirms health */
+    a->trial_crashes = 0;
+    a->revert = false;
+    snprintf(msg, msglen, "installed %s %s%s%s", m.name, m.version, a->trial ? ", on trial" : "",
              S_ISREG(st.st_mode) ? " (signature verified)" : " (unsigned, development)");
     return SV_OK;
 }

@@ -312,6 +312,11 @@ bool sv_broker_handle(sv_daemon *d, sv_app *a)
         break;
     case KEEL_WIRE_CONFIRM:
         a->confirmed = true;
+        if (a->trial) {
+            a->trial = false;
+            sv_applog_line(d, a, "keeld", "trial passed: health confirmed", 30);
+            sv_logf("%s: version %s confirmed healthy; trial over", a->m.name, a->m.version);
+        }
         break;
     case KEEL_WIRE_TELEMETRY:
         st = a->m.cloud_telemetry ? outbox(d, a, "telemetry", p, len) : KEEL_APP_ERR_DENIED;

@@ -133,6 +133,8 @@ typedef struct sv_app {
     bool confirmed;           /* confirmed health since start */
     bool ready;               /* the app said HELLO (keel_app_open) since start */
     bool swept;               /* no process of the app's uid is left (true after a reap) */
+    bool trial;               /* a new version on trial: <store>/<name>.prev is the fallback */
+    bool revert;              /* the trial failed: revert once the process is gone */
     bool forged;              /* the ring was found forged; notifications stopped */
     const char *stop_reason;  /* for the crash report when keeld killed it */
     /* crash record from libkeel, if one came before the exit */

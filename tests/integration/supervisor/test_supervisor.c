@@ -430,6 +430,61 @@ static void test_stop_start_install_via_control_socket(void **state)
     assert_keeld_up();
 }
 
+/* Builds and signs a package with the trusted key; returns the image path. */
+static const char *signed_package(const char *name, const char *exe, const char *version,
+                                  const char *json)
+{
+    static char img[700];
+    char dir[512], cmd[2048];
+    snprintf(dir, sizeof dir, "%s/pkg-%s-%s", W.root, name, version);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    assert_int_equal(sv_world_package_version(dir, name, exe, version, json), 0);
+    snprintf(img, sizeof img, "%s.kpkg", dir);
+    snprintf(cmd, sizeof cmd, "%s/bin/keel app pack --key %s/dev.sec %s/%s %s >/dev/null",
+             kf_build_dir(), keydir, dir, name, img);
+    assert_int_equal(system(cmd), 0);
+    return img;
+}
+
+static void test_update_that_crash_loops_reverts_to_previous_version(void **state)
+{
+    (void)state;
+    NEED_ROOT();
+    char req[800];
+    snprintf(req, sizeof req, "install %s", signed_package("trialapp", "sv_sample", "1.0.0", ""));
+    assert_int_equal(sv_world_ctl(&W, req, out, sizeof out), 0);
+    assert_null(strstr(out, "on trial")); /* a first install has nothing to fall back to */
+    assert_int_equal(sv_world_ctl(&W, "start trialapp", out, sizeof out), 0);
+    assert_true(sv_world_wait(&W, "logs trialapp 50", "sample: started", 5000));
+    assert_int_equal(sv_world_ctl(&W, "stop trialapp", out, sizeof out), 0);
+    assert_true(sv_world_wait(&W, "list", "trialapp 1.0.0 stopped", 5000));
+
+    /* version 2 dereferences NULL at start */
+    snprintf(req, sizeof req, "install %s",
+             signed_package("trialapp", "sv_evil", "2.0.0", "\"args\": [\"null\"]"));
+    assert_int_equal(sv_world_ctl(&W, req, out, sizeof out), 0);
+    assert_non_null(strstr(out, "on trial"));
+    assert_int_equal(sv_world_ctl(&W, "start trialapp", out, sizeof out), 0);
+    /* three crashes (device config trial_crashes, default 3), then 1.0.0 runs again */
+    assert_true(sv_world_wait(&W, "logs trialapp 80", "trial of 2.0.0 failed", 10000));
+    assert_true(sv_world_wait(&W, "logs trialapp 80", "reverted to 1.0.0", 1000));
+    assert_true(sv_world_wait(&W, "list", "trialapp 1.0.0 running", 5000));
+    assert_true(sv_world_wait(&W, "logs trialapp 80", "sample: started, boot 2", 5000));
+    assert_int_equal(sv_world_ctl(&W, "crashes trialapp 1", out, sizeof out), 0);
+    assert_non_null(strstr(out, "version: 2.0.0"));
+    assert_non_null(strstr(out, "crash_null_deref"));
+
+    /* a good update confirms its health and stays */
+    assert_int_equal(sv_world_ctl(&W, "stop trialapp", out, sizeof out), 0);
+    assert_true(sv_world_wait(&W, "list", "trialapp 1.0.0 stopped", 5000));
+    snprintf(req, sizeof req, "install %s", signed_package("trialapp", "sv_sample", "3.0.0", ""));
+    assert_int_equal(sv_world_ctl(&W, req, out, sizeof out), 0);
+    assert_int_equal(sv_world_ctl(&W, "start trialapp", out, sizeof out), 0);
+    assert_true(sv_world_wait(&W, "logs trialapp 80", "trial passed: health confirmed", 5000));
+    assert_true(sv_world_wait(&W, "list", "trialapp 3.0.0 running", 2000));
+    assert_keeld_up();
+}
+
 /* Runs `keel app ARGS --socket S`, captures stdout+stderr into out, returns the exit code. */
 static int keel_app(const char *args)
 {
@@ -483,6 +538,7 @@ int main(void)
         cmocka_unit_test(test_bad_pointers_and_lengths_are_status_codes),
         cmocka_unit_test(test_stop_start_install_via_control_socket),
         cmocka_unit_test(test_keel_app_command),
+        cmocka_unit_test(test_update_that_crash_loops_reverts_to_previous_version),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -77,6 +77,9 @@ int main(int argc, char **argv)
     int wake = -1;
     st = keel_app_notify_register(app, ring, sizeof ring, &wake);
     logf_(app, "sample: started, boot %u, ring %s", boot_count(), keel_app_status_name(st));
+    /* after an update keeld keeps the previous version until the new one says it is well */
+    st = keel_app_confirm_health(app);
+    logf_(app, "sample: health confirmed %s", keel_app_status_name(st));
     st = keel_app_telemetry_send(app, "{\"boot\":1}", 10);
     logf_(app, "sample: telemetry %s", keel_app_status_name(st));
 
