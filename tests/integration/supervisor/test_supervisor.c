@@ -19,11 +19,42 @@
 #include <unistd.h>
 
 #include "keel/image.h"
+#include "nginx_site.h"
 #include "world.h"
 
 static sv_world W;
 static char out[65536];
 static char keydir[256]; /* dev.pub/dev.sec (trusted by keeld), rogue.pub/rogue.sec (not) */
+static kf_proc mosq, nginx;
+static uint16_t mqtt_port, http_port;
+
+/* A plain-MQTT mosquitto on loopback for the apps' tunnels (the cloud link has its own TLS
+ * broker fixture; an app's tunnel carries whatever the app speaks). */
+static int start_servers(void)
+{
+    const char *dir = kf_tmpdir("sv-servers");
+    char conf[400], site[400], p[500];
+    mqtt_port = kf_free_port();
+    snprintf(conf, sizeof conf, "%s/mosquitto.conf", dir);
+    FILE *f = fopen(conf, "w");
+    if (!f) {
+        return -1;
+    }
+    fprintf(f, "listener %u 127.0.0.1\nallow_anonymous true\nuser root\n", mqtt_port);
+    fclose(f);
+    char *argv[] = {"/usr/sbin/mosquitto", "-c", conf, NULL};
+    if (kf_spawn(&mosq, "mosquitto", argv, NULL) != 0 || kf_wait_tcp(&mosq, mqtt_port, 10000)) {
+        return -1;
+    }
+    snprintf(site, sizeof site, "%s/site", dir);
+    snprintf(p, sizeof p, "%s/hello.txt", site);
+    if (mkdir(site, 0755) < 0 || !(f = fopen(p, "w"))) {
+        return -1;
+    }
+    fputs("served by nginx", f);
+    fclose(f);
+    return nginx_site_start(&nginx, dir, site, &http_port);
+}
 
 #define NEED_ROOT()                                                                              \
     do {                                                                                         \
@@ -62,6 +93,11 @@ static int setup(void **state)
              "\"max_crash_reports\": 3, \"backoff_initial_ms\": 10, \"backoff_max_ms\": 400, "
              "\"stop_grace_ms\": 1000, \"trusted_keys\": [\"%s/dev.pub\"]",
              keydir);
+    if (start_servers() < 0) {
+        return -1;
+    }
+    size_t el = strlen(extra);
+    snprintf(extra + el, sizeof extra - el, ", \"broker\": \"127.0.0.1:%u\"", mqtt_port);
     if (sv_world_init(&W, "supervisor", extra) < 0) {
         return -1;
     }
@@ -71,9 +107,18 @@ static int setup(void **state)
              "\"args\": [\"peek\", \"%s/data/other/boots\", \"/data/../other/boots\", "
              "\"/etc/shadow\", \"/proc/1/environ\", \"%s/device.json\"], \"restart\": \"never\"",
              W.state, W.root);
+    char tun[600], tundeny[600];
+    snprintf(tun, sizeof tun,
+             "\"args\": [\"tunnel\", \"127.0.0.1:%u\", \"127.0.0.2:%u\"], \"restart\": \"never\", "
+             "\"capabilities\": {\"cloud\": {\"mqtt\": true, \"http\": [\"127.0.0.1\"]}}",
+             http_port, http_port);
+    snprintf(tundeny, sizeof tundeny,
+             "\"args\": [\"tunnel\", \"127.0.0.1:%u\"], \"restart\": \"never\"", http_port);
     struct {
         const char *name, *exe, *json;
     } pkgs[] = {
+        {"tunneler", "sv_evil", tun},
+        {"walled", "sv_evil", tundeny},
         {"sample", "sv_sample", "\"heartbeat_ms\": 2000, \"capabilities\": {\"cloud\": "
                                 "{\"telemetry\": true}}"},
         {"other", "sv_sample", ""},
@@ -430,6 +475,44 @@ static void test_stop_start_install_via_control_socket(void **state)
     assert_keeld_up();
 }
 
+static void test_app_mqtt_and_http_tunnelled_when_manifest_allows(void **state)
+{
+    (void)state;
+    NEED_ROOT();
+    assert_true(sv_world_wait(&W, "logs tunneler 50", "evil: done", 10000));
+    sv_world_ctl(&W, "logs tunneler 50", out, sizeof out);
+    assert_non_null(strstr(out, "tunnel: mqtt open -> KEEL_APP_OK"));
+    assert_non_null(strstr(out, "tunnel: mqtt publish sent"));
+    assert_non_null(strstr(out, "-> KEEL_APP_OK"));
+    assert_non_null(strstr(out, "http status \"HTTP/1.1 200 OK\" body \"served by nginx\""));
+    /* a host the manifest does not list */
+    assert_non_null(strstr(out, "http open 127.0.0.2:"));
+    assert_non_null(strstr(out, "-> KEEL_APP_ERR_DENIED"));
+    /* the message reached the real broker: a subscriber gets the retained publish */
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "mosquitto_sub -h 127.0.0.1 -p %u -t keel/tunnel -C 1 -W 5",
+             mqtt_port);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char line[128] = "";
+    char *got = fgets(line, sizeof line, p);
+    pclose(p);
+    assert_non_null(got);
+    assert_string_equal(line, "hello from the sandbox\n");
+}
+
+static void test_app_tunnels_refused_without_capability(void **state)
+{
+    (void)state;
+    NEED_ROOT();
+    assert_true(sv_world_wait(&W, "logs walled 50", "evil: done", 10000));
+    sv_world_ctl(&W, "logs walled 50", out, sizeof out);
+    assert_non_null(strstr(out, "tunnel: mqtt open -> KEEL_APP_ERR_DENIED"));
+    assert_non_null(strstr(out, "-> KEEL_APP_ERR_DENIED"));
+    assert_null(strstr(out, "-> KEEL_APP_OK"));
+    assert_null(strstr(out, "http status"));
+}
+
 /* Builds and signs a package with the trusted key; returns the image path. */
 static const char *signed_package(const char *name, const char *exe, const char *version,
                                   const char *json)
@@ -538,6 +621,8 @@ int main(void)
         cmocka_unit_test(test_bad_pointers_and_lengths_are_status_codes),
         cmocka_unit_test(test_stop_start_install_via_control_socket),
         cmocka_unit_test(test_keel_app_command),
+        cmocka_unit_test(test_app_mqtt_and_http_tunnelled_when_manifest_allows),
+        cmocka_unit_test(test_app_tunnels_refused_without_capability),
         cmocka_unit_test(test_update_that_crash_loops_reverts_to_previous_version),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
