@@ -327,6 +327,7 @@ void sv_app_reaped(sv_daemon *d, sv_app *a, int wstatus)
         a->crashes++;
         uint32_t seq = sv_crash_write(d, a, wstatus, reason);
         keeld_line(d, a, "%s; crash report %u", reason, seq);
+        sv_cloud_crash(d, a, seq, wstatus, reason);
         if (a->trial && (a->revert || ++a->trial_crashes >= d->cfg.trial_crashes)) {
             char why[64];
             snprintf(why, sizeof why, "%s", a->revert ? "no health confirmation in time"

@@ -120,6 +120,11 @@ sv_err sv_config_load(sv_config *c, const char *path, char *msg, size_t msglen)
     if (!e && keel_config_get_bool(root, "allow_unsigned", false, &c->allow_unsigned, &err)) {
         e = SV_ERR_CONFIG;
     }
+    const cJSON *cloud = cJSON_GetObjectItemCaseSensitive(root, "cloud");
+    if (!e && cloud) {
+        /* kept: the cloud link's config points into it for keeld's lifetime */
+        c->cloud_json = cJSON_Duplicate(cloud, 1);
+    }
     const cJSON *keys = cJSON_GetObjectItemCaseSensitive(root, "trusted_keys");
     if (!e && keys) {
         const cJSON *k;

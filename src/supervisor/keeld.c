@@ -15,6 +15,7 @@
 
 #include <seccomp.h>
 
+#include "keel/cloud.h"
 #include "supervisor.h"
 
 static const char usage[] =
@@ -140,6 +141,10 @@ int main(int argc, char **argv)
         sv_logf("sandbox: %s", line);
     }
 
+    if (sv_cloud_open(&d) < 0) {
+        sv_logf("cloud: link not started; telemetry goes to %s/outbox", d.cfg.state_dir);
+    }
+    sv_cloud_service(&d);
     sv_apps_scan(&d);
     if (start) {
         for (int i = 0; i < d.napps; i++) {
@@ -153,6 +158,9 @@ int main(int argc, char **argv)
     sv_logf("ready: %d apps, control socket %s", d.napps, d.cfg.socket_path);
     int rc = sv_loop_run(&d);
     (void)unlink(d.cfg.socket_path);
+    if (d.cloud) {
+        keel_cloud_close(d.cloud);
+    }
     if (d.seccomp) {
         seccomp_release((scmp_filter_ctx)d.seccomp);
     }
