@@ -48,7 +48,10 @@ static void on_method(void *user, const char *name, const char *rid, const char 
     (void)len;
     /* method routing to apps is not built yet: answer so the caller does not time out */
     sv_logf("cloud: method %s (rid %s): no app takes methods yet, answering 501", name, rid);
-    (void)keel_cloud_method_answer(d->cloud, rid, 501, "{\"error\":\"not implemented\"}");
+    if (keel_cloud_method_answer(d->cloud, rid, 501, "{\"error\":\"not implemented\"}") !=
+        KEEL_CLOUD_OK) {
+        sv_logf("cloud: method %s: answer not sent", name);
+    }
 }
 
 static void on_log(void *user, const char *line)
