@@ -18,7 +18,7 @@ usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
 [[ -f $dir/env ]] || { echo "ctl: no demo in $dir (run make demo first)" >&2; exit 1; }
 # shellcheck source=/dev/null
 source "$dir/env"
-tls=(-h localhost -p "$port" --cafile "$pki/ca.pem" --cert "$pki/operator.pem"
+tls=(-h 127.0.0.1 -p "$port" --cafile "$pki/ca.pem" --cert "$pki/operator.pem"
   --key "$pki/operator.key")
 case ${1:-} in
 set)

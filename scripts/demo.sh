@@ -86,7 +86,7 @@ $( [[ $(id -u) == 0 ]] && echo "user root" )
 log_dest file $dir/broker/mosquitto.log
 CONF
 cat >"$dir/device.json" <<JSON
-{"cloud": {"scheme": "plain", "host": "localhost", "port": $port,
+{"cloud": {"scheme": "plain", "host": "127.0.0.1", "port": $port,
   "device_id": "$device", "prefix": "$prefix",
   "ca": "$pki/ca.pem", "cert": "$pki/$device.pem", "key": "$pki/$device.key",
   "outbox": "$dir/state/outbox.db", "backoff_min_ms": 200, "backoff_max_ms": 2000}}
@@ -131,7 +131,7 @@ wait_for 10 "keel-envmon" test -s "$dir/envmon.json"
 log "app: keel-envmon (log $dir/envmon.log)"
 
 sub() { # topic filter -> operator subscription, output file
-  mosquitto_sub -h localhost -p "$port" --cafile "$pki/ca.pem" --cert "$pki/operator.pem" \
+  mosquitto_sub -h 127.0.0.1 -p "$port" --cafile "$pki/ca.pem" --cert "$pki/operator.pem" \
     --key "$pki/operator.key" -i "demo-watch-$$-$RANDOM" -v -t "$1" >"$2" 2>/dev/null &
   pids+=("$!")
 }
