@@ -218,7 +218,7 @@ int main(void)
         setenv("KEEL_BUILD_DIR", KEEL_BENCH_BUILD_DIR, 1);
     }
     sv_world w;
-    if (sv_world_init(&w, "bench-sv", "\"backoff_initial_ms\": 10") < 0) {
+    if (sv_world_init(&w, "bench-sv", "\"backoff_initial_ms\": 10, \"allow_unsigned\": true") < 0) {
         fprintf(stderr, "bench-supervisor: cannot set up the state directory\n");
         return 1;
     }
