@@ -152,12 +152,6 @@ sv_err sv_app_start(sv_daemon *d, sv_app *a, char *msg, size_t msglen)
         snprintf(msg, msglen, "%s is already %s", a->m.name, sv_state_name(a->state));
         return SV_ERR_STATE;
     }
-    if (a->m.realtime) {
-        snprintf(msg, msglen, "%s: real-time components are not loaded by this keeld yet",
-                 a->m.name);
-        a->state = SV_FAILED;
-        return SV_ERR_CONFIG;
-    }
     if (!a->swept) {
         /* leftovers of a previous keeld would count against NPROC; after a reap the uid was
          * swept already */

@@ -47,8 +47,10 @@ sv_err sv_manifest_parse(const char *name, const char *text, size_t len, sv_mani
         return SV_ERR_CONFIG;
     }
     m->realtime = km.kind == KEEL_MANIFEST_KIND_RT;
-    if (!m->realtime && km.exec[0] == '\0') {
-        snprintf(msg, msglen, "%s: \"exec\": an app needs the path of its program", name);
+    if (km.exec[0] == '\0') {
+        /* an app's program, or for real-time firmware what loads it: the sim-port build (a host
+         * program) or a script that starts QEMU with the image in the package */
+        snprintf(msg, msglen, "%s: \"exec\": keeld needs the path of the program to run", name);
         return SV_ERR_CONFIG;
     }
     char id[KEEL_MANIFEST_UUID_STR];

@@ -141,6 +141,24 @@ static int setup(void **state)
             return -1;
         }
     }
+    /* real-time firmware: the Cortex-M build under QEMU, loaded by a script in its package */
+    char fw[600], cmd[2000];
+    snprintf(fw, sizeof fw, "%s/build/fw/firmware/tests/hello/fw_hello.elf", kf_source_dir());
+    if (access(fw, R_OK) == 0) {
+        snprintf(cmd, sizeof cmd,
+                 "mkdir -p %s/rtcore/bin && cp %s %s/rtcore/fw.elf && printf '%%s\\n' "
+                 "'#!/bin/sh' 'exec qemu-system-arm -M mps2-an386 -nographic -monitor none "
+                 "-serial stdio -kernel /app/fw.elf -semihosting-config enable=on,target=native' "
+                 "> %s/rtcore/bin/run && chmod 755 %s/rtcore/bin/run && printf '%%s' "
+                 "'{\"schema\":1,\"id\":\"00000000-0000-4000-8000-000000000777\",\"name\":"
+                 "\"rtcore\",\"version\":\"1.0.0\",\"kind\":\"rt\",\"exec\":\"bin/run\","
+                 "\"restart\":\"never\",\"capabilities\":{\"limits\":{\"memory_mb\":2048}}}' "
+                 "> %s/rtcore/app_manifest.json",
+                 st, fw, st, st, st, st);
+        if (system(cmd) != 0) {
+            return -1;
+        }
+    }
     if (sv_world_start(&W) < 0) {
         return -1;
     }
@@ -513,6 +531,23 @@ static void test_app_tunnels_refused_without_capability(void **state)
     assert_null(strstr(out, "http status"));
 }
 
+static void test_realtime_firmware_runs_under_qemu_in_the_sandbox(void **state)
+{
+    (void)state;
+    NEED_ROOT();
+    char fw[600];
+    snprintf(fw, sizeof fw, "%s/build/fw/firmware/tests/hello/fw_hello.elf", kf_source_dir());
+    if (access(fw, R_OK) != 0) {
+        print_message("skipped: %s missing (make fw)\n", fw);
+        skip();
+    }
+    /* the firmware's UART is the component's log; its exit status is supervised */
+    assert_true(sv_world_wait(&W, "logs rtcore 50", "out: keel: mps2-an386 booted", 20000));
+    assert_true(sv_world_wait(&W, "logs rtcore 50", "out: PASS", 5000));
+    assert_true(sv_world_wait(&W, "logs rtcore 50", "exited with status 0", 5000));
+    assert_true(sv_world_wait(&W, "list", "rtcore 1.0.0 stopped", 2000));
+}
+
 /* Builds and signs a package with the trusted key; returns the image path. */
 static const char *signed_package(const char *name, const char *exe, const char *version,
                                   const char *json)
@@ -621,6 +656,7 @@ int main(void)
         cmocka_unit_test(test_bad_pointers_and_lengths_are_status_codes),
         cmocka_unit_test(test_stop_start_install_via_control_socket),
         cmocka_unit_test(test_keel_app_command),
+        cmocka_unit_test(test_realtime_firmware_runs_under_qemu_in_the_sandbox),
         cmocka_unit_test(test_app_mqtt_and_http_tunnelled_when_manifest_allows),
         cmocka_unit_test(test_app_tunnels_refused_without_capability),
         cmocka_unit_test(test_update_that_crash_loops_reverts_to_previous_version),

@@ -155,10 +155,14 @@ static void test_parse_not_json_reports_position(void **state)
     assert_non_null(strstr(msg, "app_manifest.json:1:"));
 }
 
-static void test_realtime_kind_needs_no_exec(void **state)
+static void test_realtime_kind_needs_its_loader(void **state)
 {
     (void)state;
-    assert_int_equal(parse(HEAD "\"name\":\"rt\",\"kind\":\"rt\"}"), SV_OK);
+    /* keeld runs what loads the firmware: the sim-port program or a QEMU script */
+    assert_int_equal(parse(HEAD "\"name\":\"rt\",\"kind\":\"rt\"}"), SV_ERR_CONFIG);
+    assert_non_null(strstr(msg, "exec"));
+    assert_int_equal(parse(HEAD "\"name\":\"rt\",\"kind\":\"rt\",\"exec\":\"bin/run\"}"),
+                     SV_OK);
     assert_true(m.realtime);
 }
 
@@ -175,7 +179,7 @@ int main(void)
         cmocka_unit_test(test_parse_serial_path_refused),
         cmocka_unit_test(test_parse_restart_policy_checked),
         cmocka_unit_test(test_parse_not_json_reports_position),
-        cmocka_unit_test(test_realtime_kind_needs_no_exec),
+        cmocka_unit_test(test_realtime_kind_needs_its_loader),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
