@@ -28,6 +28,7 @@
 
 #include "keel/icc.h"
 #include "keel/manifest.h"
+#include "fieldbus.h"
 #include "world.h"
 
 static const char usage[] =
@@ -46,6 +47,8 @@ static const char usage[] =
     "  --temp C             the room's temperature when there is no saved state (default 18)\n"
     "  --noise C            sensor noise, peak degrees (default 0.05)\n"
     "  --seed N             seed for noise and the pressure drift (default 1)\n"
+    "  --modbus-port N      put the RS485 bus with its MODBUS sensors on 127.0.0.1:N as RTU\n"
+    "                       over TCP (0: any free port, printed; default: no bus)\n"
     "  -h, --help           this text\n"
     "\n"
     "Exit: 0 stopped (signal or --seconds), 1 the world failed, 2 usage, 3 i/o,\n"
@@ -63,10 +66,17 @@ static const char *hvac_name(uint8_t m)
     return m == ENVMON_HVAC_HEATING ? "heating" : m == ENVMON_HVAC_COOLING ? "cooling" : "off";
 }
 
+static fieldbus *bus;
+static uint16_t bus_port;
+
 static void write_status(const char *path)
 {
     world_status s;
     world_status_get(&s);
+    uint32_t answered = 0, refused = 0;
+    if (bus) {
+        fieldbus_counts(bus, &answered, &refused);
+    }
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
         return;
@@ -79,10 +89,11 @@ static void write_status(const char *path)
             "{\"time_s\":%.3f,\"room\":{\"temperature\":%.3f,\"humidity\":%.2f,"
             "\"pressure\":%.2f},\"hvac\":\"%s\",\"hvac_changes\":%u,"
             "\"rt\":{\"samples\":%u,\"temperature\":%.3f,\"requests\":%u,\"bad_requests\":%u,"
-            "\"channel\":\"%s\"}}\n",
+            "\"channel\":\"%s\"},\"modbus\":{\"port\":%u,\"answered\":%u,\"refused\":%u}}\n",
             (double)s.time_us / 1e6, s.room_temp_c, s.room_humidity_pct, s.room_pressure_hpa,
             hvac_name(s.hvac), s.hvac_changes, s.latest.seq, s.latest.temp_mc / 1000.0,
-            s.requests, s.bad_requests, keel_icc_err_name((keel_icc_err)s.chan_err));
+            s.requests, s.bad_requests, keel_icc_err_name((keel_icc_err)s.chan_err), bus_port,
+            answered, refused);
     if (fclose(f) == 0) {
         (void)rename(tmp, path);
     } else {
@@ -140,9 +151,10 @@ int main(int argc, char **argv)
         {"speed", required_argument, NULL, 'x'},   {"seconds", required_argument, NULL, 'n'},
         {"status", required_argument, NULL, 'j'},  {"temp", required_argument, NULL, 't'},
         {"noise", required_argument, NULL, 'N'},   {"seed", required_argument, NULL, 'e'},
+        {"modbus-port", required_argument, NULL, 'm'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     const char *sock_path = NULL, *app_m = NULL, *rt_m = NULL, *status = NULL;
-    double speed = 1.0, seconds = 0.0;
+    double speed = 1.0, seconds = 0.0, modbus_port = -1;
     world_config wc = world_config_default();
     wc.sensor_noise_c = 0.05;
     int o;
@@ -160,18 +172,19 @@ int main(int argc, char **argv)
         case 't': wc.start_temp_c = strtod(optarg, &end); break;
         case 'N': wc.sensor_noise_c = strtod(optarg, &end); break;
         case 'e': wc.seed = strtoull(optarg, &end, 10); break;
+        case 'm': modbus_port = strtod(optarg, &end); break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
-        if (strchr("xntNe", o) && (errno || *end || end == optarg)) {
+        if (strchr("xntNem", o) && (errno || *end || end == optarg)) {
             fprintf(stderr, "keel-sim: --%s: \"%s\" is not a number\n",
                     o == 'x' ? "speed" : o == 'n' ? "seconds" : o == 't' ? "temp"
-                    : o == 'N' ? "noise" : "seed", optarg);
+                    : o == 'N' ? "noise" : o == 'm' ? "modbus-port" : "seed", optarg);
             return 2;
         }
     }
     if (optind != argc || speed < 0 || !isfinite(speed) || seconds < 0 ||
-        wc.start_temp_c < -40 || wc.start_temp_c > 60 || (sock_path && (!app_m || !rt_m))) {
+        wc.start_temp_c < -40 || wc.start_temp_c > 60 || modbus_port > 65535 || (sock_path && (!app_m || !rt_m))) {
         fputs(usage, stderr);
         return 2;
     }
@@ -201,6 +214,15 @@ int main(int argc, char **argv)
     if (we != WORLD_OK) {
         fprintf(stderr, "keel-sim: %s\n", world_err_name(we));
         return 1;
+    }
+    if (modbus_port >= 0) {
+        bus = fieldbus_open((uint16_t)modbus_port, &bus_port);
+        if (!bus) {
+            fprintf(stderr, "keel-sim: --modbus-port %g: %s\n", modbus_port, strerror(errno));
+            world_destroy();
+            return 3;
+        }
+        printf("keel-sim: RS485 bus (RTU over TCP) on 127.0.0.1:%u\n", bus_port);
     }
     printf("keel-sim: world up (speed %g)%s%s\n", speed, sock_path ? ", channel on " : "",
            sock_path ? sock_path : "");
@@ -233,8 +255,19 @@ int main(int argc, char **argv)
                 last_save = now;
             }
             int wait_ms = due > now ? (int)((due - now + 999) / 1000) : 0;
-            struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = lfd, .events = POLLIN}};
-            int n = poll(p, lfd >= 0 ? 2 : 1, wait_ms);
+            struct pollfd p[2 + FIELDBUS_MAX_CONN + 1] = {{.fd = sfd, .events = POLLIN},
+                                                          {.fd = lfd, .events = POLLIN}};
+            int bfds[FIELDBUS_MAX_CONN + 1];
+            int nb = bus ? fieldbus_fds(bus, bfds, FIELDBUS_MAX_CONN + 1) : 0;
+            for (int i = 0; i < nb; i++) {
+                p[2 + i] = (struct pollfd){.fd = bfds[i], .events = POLLIN};
+            }
+            int n = poll(p, (nfds_t)(2 + nb), wait_ms);
+            for (int i = 0; n > 0 && i < nb; i++) {
+                if (p[2 + i].revents) {
+                    fieldbus_handle(bus, p[2 + i].fd);
+                }
+            }
             if (n > 0 && (p[0].revents & POLLIN)) {
                 stop = true;
                 break;
@@ -261,6 +294,7 @@ int main(int argc, char **argv)
     world_status_get(&s);
     printf("keel-sim: stopped at %.1f s virtual, room %.2f C, hvac %s\n", (double)s.time_us / 1e6,
            s.room_temp_c, hvac_name(s.hvac));
+    fieldbus_close(bus);
     world_destroy();
     if (sock_path) {
         keel_icc_end_close(&hl_end);
