@@ -7,13 +7,15 @@
 #   demo/ctl.sh broker-stop    stop mosquitto (the app queues telemetry in its outbox)
 #   demo/ctl.sh broker-start   start it again on the same port (the queue drains)
 #   demo/ctl.sh app-restart    SIGKILL the app and start it again
+#   demo/ctl.sh modbus         read the sensors on the world's RS485 bus (keel modbus read)
+#   demo/ctl.sh sensor-update  call the gateway's updateSensorFirmware method, show the answer
 #
 # KEEL_DEMO_DIR: the demo's directory (default build/demo). Exit: 0 ok, 1 failed, 2 usage.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 dir=${KEEL_DEMO_DIR:-$top/build/demo}
 bin=${KEEL_BIN:-$top/build/release/bin}
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
 [[ ${1:-} == -h || ${1:-} == --help ]] && { usage; exit 0; }
 [[ -f $dir/env ]] || { echo "ctl: no demo in $dir (run make demo first)" >&2; exit 1; }
 # shellcheck source=/dev/null
@@ -51,6 +53,25 @@ app-restart)
     --status "$dir/envmon.json" --period-ms "$period" </dev/null >>"$dir/envmon.log" 2>&1 &
   echo $! >"$dir/envmon.pid"
   echo "app killed (pid $old) and started again (pid $!)"
+  ;;
+modbus)
+  bus=$(jq -r .modbus.port "$dir/world.json")
+  echo "unit 1 (room sensor): temperature, humidity, pressure"
+  "$bin/keel" modbus read -R "127.0.0.1:$bus" -u 1 -T input 0 3
+  echo "unit 2 (supply-air sensor): temperature"
+  "$bin/keel" modbus read -R "127.0.0.1:$bus" -u 2 -T input 0 1
+  ;;
+sensor-update)
+  rid=$RANDOM
+  out=$(mktemp)
+  mosquitto_sub "${tls[@]}" -i "demo-ctl-sub-$$" -v -C 1 -W 10 \
+    -t "$prefix/gateway-1/methods/res/#" >"$out" 2>/dev/null &
+  subpid=$!
+  sleep 0.5 # let the subscription settle before the call (a demo helper, not a test)
+  mosquitto_pub "${tls[@]}" -i "demo-ctl-$$" -q 1 \
+    -t "$prefix/gateway-1/methods/POST/updateSensorFirmware/?\$rid=$rid" -m '{"unit":2}'
+  wait "$subpid" || true
+  if [[ -s $out ]]; then cat "$out"; rm -f "$out"; else rm -f "$out"; echo "no answer in 10 s" >&2; exit 1; fi
   ;;
 *)
   usage >&2

@@ -25,7 +25,7 @@ target=${DEMO_TARGET:-22}
 dir=${KEEL_DEMO_DIR:-$top/build/demo}
 device=envmon-1
 prefix=keel
-for b in keel-sim keel-envmon; do
+for b in keel-sim keel-envmon keel-gateway; do
   [[ -x $bin/$b ]] || { echo "demo: $bin/$b not built (make release)" >&2; exit 3; }
 done
 command -v jq >/dev/null || { echo "demo: jq is missing (bash scripts/deps.sh)" >&2; exit 3; }
@@ -61,7 +61,7 @@ wait_for() { # seconds description command...
 
 # ---- the cloud: mosquitto with TLS, client certificates, an ACL per device ----
 pki=$dir/pki
-"$top/scripts/cloud-certs.sh" "$pki" "$device" operator >/dev/null
+"$top/scripts/cloud-certs.sh" "$pki" "$device" gateway-1 operator >/dev/null
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat >"$dir/broker/acl" <<ACL
 user operator
@@ -114,10 +114,12 @@ rm -f "$dir/world.json" "$dir/envmon.json"
 "$bin/keel-sim" --socket "$dir/rt.sock" --state "$dir/state" \
   --app-manifest "$top/apps/envmon/app_manifest.json" \
   --rt-manifest "$top/firmware/apps/envmon/app_manifest.json" \
-  --speed "$speed" --status "$dir/world.json" >"$dir/keel-sim.log" 2>&1 &
+  --speed "$speed" --status "$dir/world.json" --modbus-port 0 >"$dir/keel-sim.log" 2>&1 &
 pids+=("$!")
 wait_for 10 "keel-sim" test -S "$dir/rt.sock"
-log "world: keel-sim at ${speed}x real time (log $dir/keel-sim.log)"
+wait_for 10 "the world's status" test -s "$dir/world.json"
+bus_port=$(jq -r .modbus.port "$dir/world.json")
+log "world: keel-sim at ${speed}x real time, RS485 bus on 127.0.0.1:$bus_port (log $dir/keel-sim.log)"
 
 period=2000
 ((unattended)) && period=$((2000 / speed > 50 ? 2000 / speed : 50))
@@ -130,6 +132,28 @@ echo "$envmon_pid" >"$dir/envmon.pid"
 wait_for 10 "keel-envmon" test -s "$dir/envmon.json"
 log "app: keel-envmon (log $dir/envmon.log)"
 
+# ---- the MODBUS gateway: its poll map, and its own cloud identity (standalone) ----
+gw_period=$((unattended ? 500 : 2000))
+cat >"$dir/gateway.conf.json" <<JSON
+{"bus": {"rtu_over_tcp": "127.0.0.1:$bus_port"}, "period_ms": $gw_period,
+ "points": [
+  {"name": "roomTemperature", "unit": 1, "function": 4, "address": 0, "scale": 0.01, "signed": true},
+  {"name": "roomHumidity", "unit": 1, "function": 4, "address": 1, "scale": 0.01},
+  {"name": "roomPressure", "unit": 1, "function": 4, "address": 2, "scale": 0.1},
+  {"name": "supplyAirTemperature", "unit": 2, "function": 4, "address": 0, "scale": 0.01, "signed": true}
+ ],
+ "cloud": {"scheme": "plain", "host": "localhost", "port": $port,
+  "device_id": "gateway-1", "prefix": "$prefix",
+  "ca": "$pki/ca.pem", "cert": "$pki/gateway-1.pem", "key": "$pki/gateway-1.key",
+  "outbox": "$dir/state/gateway-outbox.db", "backoff_min_ms": 200, "backoff_max_ms": 2000}}
+JSON
+rm -f "$dir/gateway.json"
+"$bin/keel-gateway" --config "$dir/gateway.conf.json" --status "$dir/gateway.json" \
+  >"$dir/gateway.log" 2>&1 &
+pids+=("$!")
+wait_for 10 "keel-gateway" test -s "$dir/gateway.json"
+log "app: keel-gateway polling 4 points on the bus (log $dir/gateway.log)"
+
 sub() { # topic filter -> operator subscription, output file
   mosquitto_sub -h localhost -p "$port" --cafile "$pki/ca.pem" --cert "$pki/operator.pem" \
     --key "$pki/operator.key" -i "demo-watch-$$-$RANDOM" -v -t "$1" >"$2" 2>/dev/null &
@@ -139,9 +163,14 @@ sub() { # topic filter -> operator subscription, output file
 if ((unattended)); then
   sub "$prefix/$device/messages/events/#" "$dir/telemetry.log"
   sub "$prefix/$device/twin/PATCH/properties/reported/#" "$dir/reported.log"
+  sub "$prefix/gateway-1/messages/events/#" "$dir/gateway-telemetry.log"
   deadline=$((SECONDS + seconds))
-  have_telemetry=0 asked=0 acked=0 settled=0
+  have_telemetry=0 asked=0 acked=0 settled=0 gw=0
   while ((SECONDS < deadline)); do
+    if ((!gw)) && grep -q '"supplyAirTemperature"' "$dir/gateway-telemetry.log" 2>/dev/null; then
+      gw=1
+      log "gateway telemetry (MODBUS sensors) reached the broker"
+    fi
     grep -q '"temperature"' "$dir/telemetry.log" 2>/dev/null && have_telemetry=1
     if ((have_telemetry && !asked)); then
       "$top/demo/ctl.sh" set "$target" >/dev/null && asked=1
@@ -158,14 +187,14 @@ if ((unattended)); then
       settled=0
     fi
     # settled: inside the band for 10 checks in a row (5 s of wall time, minutes of room time)
-    if ((settled >= 10)); then
+    if ((settled >= 10 && gw)); then
       log "room settled at $room C (target $target); world $(jq -r .time_s "$dir/world.json") s"
       log "PASS"
       exit 0
     fi
     sleep 0.5
   done
-  log "FAIL after ${seconds}s: telemetry=$have_telemetry asked=$asked acked=$acked room=$room target=$target"
+  log "FAIL after ${seconds}s: telemetry=$have_telemetry asked=$asked acked=$acked gateway=$gw room=$room target=$target"
   tail -5 "$dir/envmon.log" | sed 's/^/  envmon | /'
   tail -3 "$dir/keel-sim.log" | sed 's/^/  sim    | /'
   exit 1
@@ -182,6 +211,7 @@ view() {
   echo "-------------------------------------------------------------------------------------"
   jq -r '"world (keel-sim)   t=\(.time_s|floor) s   room \(.room.temperature*100|round/100) C  \(.room.humidity|round) %RH  \(.room.pressure*10|round/10) hPa\n                   HVAC actuator: \(.hvac)   (changes: \(.hvac_changes))\nRT core (envmon)   samples \(.rt.samples)   last \(.rt.temperature*100|round/100) C   requests \(.rt.requests)   channel \(.rt.channel)"' <<<"$w" 2>/dev/null || echo "world: starting"
   jq -r '"HL app (envmon)    rt \(.rt)   reading \(.temperature*100|round/100) C   setpoint \(.targetTemperature // "none")   HVAC \(.hvacMode)\ncloud link         \(.cloud)   telemetry sent \(.telemetrySent)   queued \(.queued)   acked \(.acked)\nlast property ack  \(.lastAck)"' <<<"$e" 2>/dev/null || echo "app: starting"
+  jq -r '"MODBUS gateway     bus \(.bus)   polls \(.polls)   sent \(.sent)   cloud \(.cloud)\n                   room \(.last.roomTemperature) C  \(.last.roomHumidity) %RH  supply air \(.last.supplyAirTemperature) C  errors \(.last.errors)"' "$dir/gateway.json" 2>/dev/null || echo "gateway: starting"
   echo "-------------------------------------------------------------------------------------"
   echo "Try, from a second terminal in $top:"
   echo "  $ctl set 23.5        set the desired targetTemperature (watch the ack and the HVAC)"
@@ -189,6 +219,8 @@ view() {
   echo "  $ctl broker-stop     stop the broker; telemetry queues in the outbox"
   echo "  $ctl broker-start    start it again and see the queue drain"
   echo "  $ctl app-restart     kill the app (SIGKILL) and start it again; it reconnects"
+  echo "  $ctl modbus          read the sensors on the RS485 bus yourself (keel modbus)"
+  echo "  $ctl sensor-update   call the gateway's updateSensorFirmware method"
   echo "Recent app events:"
   tail -4 "$dir/envmon.log" 2>/dev/null | sed 's/^/  /'
 }
