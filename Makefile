@@ -8,6 +8,7 @@
 #   make tsan       ThreadSanitizer build, runs the tests labelled tsan
 #   make lint       static checks (cppcheck) on Keel's own code
 #   make bench-X    run benchmark X (bench-rtos, bench-modbus, ...)
+#   make sweep      the update power-cut sweep on a large image (1 MiB image, every operation cut)
 #   make format     clang-format every source file
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
@@ -16,11 +17,11 @@ CTEST_ARGS ?=
 DEPS_STAMP := build/.deps-ok
 SHELL := /bin/bash
 
-.PHONY: all deps host fw asan tsan release fuzz-build check demo fuzz lint format clean help
+.PHONY: all deps host fw asan tsan release fuzz-build check demo fuzz lint format clean help sweep
 all: release fw
 
 help:
-	@sed -n '4,12p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '4,13p' Makefile | sed 's/^# \{0,1\}//'
 
 # deps.sh is cheap when everything is there; the stamp only skips it within one tree.
 $(DEPS_STAMP): scripts/deps.sh
@@ -67,6 +68,9 @@ format:
 
 bench-%: release fw
 	@scripts/bench.sh $*
+
+sweep: asan
+	build/asan/tests/unit/update/unit_update_powercut 1048576 16384 500
 
 clean:
 	rm -rf build

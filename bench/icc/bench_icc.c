@@ -56,10 +56,12 @@ static void ep_send(ep *e, uint16_t type, const void *buf, size_t n)
         char tmp[1 + 65536];
         tmp[0] = (char)type;
         memcpy(tmp + 1, buf, n);
-        if (write(e->fd, tmp, n + 1) != (ssize_t)(n + 1)) die("write");
+        if (write(e->fd, tmp, n + 1) != (ssize_t)(n + 1))
+            die("write");
         return;
     }
-    if (keel_icc_send(e->c, type, buf, n, -1) != KEEL_ICC_OK) die("icc send");
+    if (keel_icc_send(e->c, type, buf, n, -1) != KEEL_ICC_OK)
+        die("icc send");
 }
 
 static uint16_t ep_recv(ep *e, void *buf, size_t cap)
@@ -67,13 +69,15 @@ static uint16_t ep_recv(ep *e, void *buf, size_t cap)
     if (e->kind == K_UNIX) {
         char tmp[1 + 65536];
         ssize_t n = read(e->fd, tmp, cap + 1);
-        if (n < 1) die("read");
+        if (n < 1)
+            die("read");
         memcpy(buf, tmp + 1, (size_t)n - 1);
         return (uint16_t)tmp[0];
     }
     keel_icc_msg m;
     keel_icc_err rc = keel_icc_recv(e->c, &m, buf, cap, -1);
-    if (rc != KEEL_ICC_OK) die(keel_icc_err_name(rc));
+    if (rc != KEEL_ICC_OK)
+        die(keel_icc_err_name(rc));
     return m.type;
 }
 
@@ -86,7 +90,8 @@ static keel_manifest manifest(const char *id, const char *peer)
              id, peer);
     keel_manifest m;
     keel_manifest_error err;
-    if (keel_manifest_parse("bench", text, strlen(text), &m, &err) != KEEL_MANIFEST_OK) die(err.msg);
+    if (keel_manifest_parse("bench", text, strlen(text), &m, &err) != KEEL_MANIFEST_OK)
+        die(err.msg);
     return m;
 }
 
@@ -99,7 +104,8 @@ static pid_t start(enum kind kind, ep *mine, void (*child)(ep *, size_t, int), s
     keel_icc_end ea, eb;
     int sv[2];
     if (kind == K_UNIX) {
-        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) die("socketpair");
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+            die("socketpair");
         int buf = 4 << 20;
         setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
         setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
@@ -109,18 +115,21 @@ static pid_t start(enum kind kind, ep *mine, void (*child)(ep *, size_t, int), s
         keel_manifest b = manifest("aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
                                    "11111111-2222-3333-4444-555555555555");
         keel_icc_config cfg = {.ring_bytes = 256 * 1024, .max_msg = 1024};
-        if (keel_icc_pair(&a, &b, &cfg, &ea, &eb, NULL) != KEEL_ICC_OK) die("pair");
+        if (keel_icc_pair(&a, &b, &cfg, &ea, &eb, NULL) != KEEL_ICC_OK)
+            die("pair");
     }
     keel_icc_open_opts opts = {.spin_ns = kind == K_SPIN ? SPIN_NS : 0};
     pid_t pid = fork();
-    if (pid < 0) die("fork");
+    if (pid < 0)
+        die("fork");
     if (pid == 0) {
         if (kind == K_UNIX) {
             close(sv[0]);
             theirs.fd = sv[1];
         } else {
             keel_icc_end_close(&ea);
-            if (keel_icc_open(&eb, &opts, &theirs.c) != KEEL_ICC_OK) die("open");
+            if (keel_icc_open(&eb, &opts, &theirs.c) != KEEL_ICC_OK)
+                die("open");
         }
         child(&theirs, size, count);
         _exit(0);
@@ -130,7 +139,8 @@ static pid_t start(enum kind kind, ep *mine, void (*child)(ep *, size_t, int), s
         mine->fd = sv[0];
     } else {
         keel_icc_end_close(&eb);
-        if (keel_icc_open(&ea, &opts, &mine->c) != KEEL_ICC_OK) die("open");
+        if (keel_icc_open(&ea, &opts, &mine->c) != KEEL_ICC_OK)
+            die("open");
     }
     return pid;
 }
@@ -138,7 +148,8 @@ static pid_t start(enum kind kind, ep *mine, void (*child)(ep *, size_t, int), s
 static void finish(ep *e, pid_t pid)
 {
     int st;
-    if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) die("peer failed");
+    if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        die("peer failed");
     if (e->kind == K_UNIX) {
         close(e->fd);
     } else {
@@ -152,7 +163,8 @@ static void echo_child(ep *e, size_t size, int count)
     char buf[1024];
     for (;;) {
         uint16_t t = ep_recv(e, buf, sizeof buf);
-        if (t == T_QUIT) return;
+        if (t == T_QUIT)
+            return;
         ep_send(e, T_DATA, buf, size);
     }
 }
@@ -160,7 +172,8 @@ static void echo_child(ep *e, size_t size, int count)
 static void sink_child(ep *e, size_t size, int count)
 {
     char buf[1024];
-    for (int i = 0; i < count; i++) ep_recv(e, buf, sizeof buf);
+    for (int i = 0; i < count; i++)
+        ep_recv(e, buf, sizeof buf);
     ep_send(e, T_DATA, buf, size < 1 ? size : 1);
     (void)ep_recv(e, buf, sizeof buf); /* quit */
 }
@@ -201,7 +214,8 @@ static result measure(enum kind kind, size_t size)
 
     pid = start(kind, &e, sink_child, size, oneway_n);
     int64_t t0 = now_ns();
-    for (int i = 0; i < oneway_n; i++) ep_send(&e, T_DATA, buf, size);
+    for (int i = 0; i < oneway_n; i++)
+        ep_send(&e, T_DATA, buf, size);
     ep_recv(&e, buf, sizeof buf); /* the sink has them all */
     double secs = (double)(now_ns() - t0) / 1e9;
     ep_send(&e, T_QUIT, buf, 0);
@@ -229,7 +243,8 @@ int main(int argc, char **argv)
     printf("intercore channel vs Unix socket pair, two processes, %d round trips and %d one-way "
            "messages per case\n\n",
            rtt_n, oneway_n);
-    printf("| size | transport | rtt p50 us | rtt p99 us | msgs/s | MB/s | p50 vs unix | msgs/s vs unix |\n");
+    printf("| size | transport | rtt p50 us | rtt p99 us | msgs/s | MB/s | p50 vs unix | msgs/s vs "
+           "unix |\n");
     printf("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         result base = measure(K_UNIX, sizes[s]);

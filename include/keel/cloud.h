@@ -286,7 +286,8 @@ enum {
 KEEL_NODISCARD keel_cloud_err keel_cloud_op_watch(keel_cloud_op *op, const char *device, int what);
 /* Subscribes to one raw filter; ERR_MQTT if refused. */
 KEEL_NODISCARD keel_cloud_err keel_cloud_op_subscribe(keel_cloud_op *op, const char *filter);
-/* Publishes and, for QoS 1, waits for the PUBACK. */
+/* Publishes and, for QoS 1, waits for the PUBACK. No size cap of its own (the broker has
+ * one); tests use it to send devices oversized input. */
 KEEL_NODISCARD keel_cloud_err keel_cloud_op_publish(keel_cloud_op *op, const char *topic,
                                                     const void *payload, size_t len, int qos,
                                                     bool retain);

@@ -45,12 +45,12 @@ const char *keel_icc_err_name(keel_icc_err e);
 #define KEEL_ICC_MAGIC 0x4349434bu /* "KCIC" as bytes 'K','C','I','C' little-endian */
 #define KEEL_ICC_VERSION 1u
 #define KEEL_ICC_HEADER_BYTES 64u
-#define KEEL_ICC_CTRL_BYTES 256u   /* one ring's control block: 4 cache lines */
+#define KEEL_ICC_CTRL_BYTES 256u /* one ring's control block: 4 cache lines */
 #define KEEL_ICC_DATA_OFFSET (KEEL_ICC_HEADER_BYTES + 2u * KEEL_ICC_CTRL_BYTES)
-#define KEEL_ICC_FRAME_HDR 32u     /* frame header bytes */
-#define KEEL_ICC_ALIGN 8u          /* frames start on 8-byte boundaries */
-#define KEEL_ICC_MIN_MSG 1024u     /* the smallest maximum message a channel may have */
-#define KEEL_ICC_MAX_MSG 65536u    /* the largest maximum message a channel may have */
+#define KEEL_ICC_FRAME_HDR 32u  /* frame header bytes */
+#define KEEL_ICC_ALIGN 8u       /* frames start on 8-byte boundaries */
+#define KEEL_ICC_MIN_MSG 1024u  /* the smallest maximum message a channel may have */
+#define KEEL_ICC_MAX_MSG 65536u /* the largest maximum message a channel may have */
 #define KEEL_ICC_MIN_RING 2048u
 #define KEEL_ICC_MAX_RING (1u << 24)
 
@@ -110,10 +110,10 @@ typedef struct keel_icc_ring {
     keel_icc_id self, peer;
     keel_icc_ctrl *tx_ctrl, *rx_ctrl;
     uint8_t *tx_data, *rx_data;
-    uint32_t tx_head;  /* private copy of what we published */
-    uint32_t rx_tail;  /* private copy of what we consumed */
+    uint32_t tx_head;        /* private copy of what we published */
+    uint32_t rx_tail;        /* private copy of what we consumed */
     uint32_t tx_seq, rx_seq; /* last sequence number sent / received */
-    bool broken;       /* the peer corrupted the channel; every call now fails */
+    bool broken;             /* the peer corrupted the channel; every call now fails */
 } keel_icc_ring;
 
 /* ---- Ring core: portable, no I/O ---- */
@@ -165,10 +165,10 @@ struct keel_manifest_error;
 
 /* One end of a channel as file descriptors: what the supervisor hands to a component. */
 typedef struct keel_icc_end {
-    int mem;       /* memfd holding the region */
-    int bell_in;   /* eventfd: this end's doorbell (peer rings it) */
-    int bell_out;  /* eventfd: the peer's doorbell */
-    int link;      /* socketpair end: hang-up means the peer is gone */
+    int mem;      /* memfd holding the region */
+    int bell_in;  /* eventfd: this end's doorbell (peer rings it) */
+    int bell_out; /* eventfd: the peer's doorbell */
+    int link;     /* socketpair end: hang-up means the peer is gone */
     keel_icc_side side;
     keel_icc_id self, peer;
 } keel_icc_end;
@@ -182,9 +182,9 @@ typedef struct keel_icc_config {
  * intercore partner; otherwise ERR_DENIED with the reason in *why (if not NULL). The caller owns
  * both ends (close them with keel_icc_end_close once handed over). */
 KEEL_NODISCARD keel_icc_err keel_icc_pair(const struct keel_manifest *a,
-                                          const struct keel_manifest *b,
-                                          const keel_icc_config *cfg, keel_icc_end *end_a,
-                                          keel_icc_end *end_b, struct keel_manifest_error *why);
+                                          const struct keel_manifest *b, const keel_icc_config *cfg,
+                                          keel_icc_end *end_a, keel_icc_end *end_b,
+                                          struct keel_manifest_error *why);
 
 /* Replaces the hang-up link between two ends after one side restarted: new socketpair for both.
  * The region and doorbells are kept, so nothing acknowledged is lost or delivered twice. */
@@ -214,8 +214,8 @@ void keel_icc_close(keel_icc *c);
 int keel_icc_fd(keel_icc *c);
 
 /* timeout_ms: 0 = do not wait, -1 = wait forever. */
-KEEL_NODISCARD keel_icc_err keel_icc_send(keel_icc *c, uint16_t type, const void *data,
-                                          size_t len, int timeout_ms);
+KEEL_NODISCARD keel_icc_err keel_icc_send(keel_icc *c, uint16_t type, const void *data, size_t len,
+                                          int timeout_ms);
 KEEL_NODISCARD keel_icc_err keel_icc_recv(keel_icc *c, keel_icc_msg *msg, void *buf, size_t cap,
                                           int timeout_ms);
 /* Sends a request and waits for its reply; messages that arrive meanwhile are kept for

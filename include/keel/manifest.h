@@ -18,25 +18,25 @@
 
 typedef enum keel_manifest_err {
     KEEL_MANIFEST_OK = 0,
-    KEEL_MANIFEST_ERR_IO,         /* cannot read the file */
-    KEEL_MANIFEST_ERR_SYNTAX,     /* not JSON, or too big */
-    KEEL_MANIFEST_ERR_MISSING,    /* a required key is absent */
-    KEEL_MANIFEST_ERR_TYPE,       /* a key has the wrong JSON type */
-    KEEL_MANIFEST_ERR_VALUE,      /* a value is malformed (UUID, version, kind, name) */
-    KEEL_MANIFEST_ERR_UNKNOWN,    /* an unknown key (a typo must not drop a permission) */
-    KEEL_MANIFEST_ERR_LIMIT,      /* more entries than the manifest can hold */
-    KEEL_MANIFEST_ERR_SCHEMA,     /* a schema version this build does not know */
-    KEEL_MANIFEST_ERR_DENIED,     /* pairing refused: the manifests do not name each other */
+    KEEL_MANIFEST_ERR_IO,      /* cannot read the file */
+    KEEL_MANIFEST_ERR_SYNTAX,  /* not JSON, or too big */
+    KEEL_MANIFEST_ERR_MISSING, /* a required key is absent */
+    KEEL_MANIFEST_ERR_TYPE,    /* a key has the wrong JSON type */
+    KEEL_MANIFEST_ERR_VALUE,   /* a value is malformed (UUID, version, kind, name) */
+    KEEL_MANIFEST_ERR_UNKNOWN, /* an unknown key (a typo must not drop a permission) */
+    KEEL_MANIFEST_ERR_LIMIT,   /* more entries than the manifest can hold */
+    KEEL_MANIFEST_ERR_SCHEMA,  /* a schema version this build does not know */
+    KEEL_MANIFEST_ERR_DENIED,  /* pairing refused: the manifests do not name each other */
     KEEL_MANIFEST_ERR_COUNT
 } keel_manifest_err;
 
 const char *keel_manifest_err_name(keel_manifest_err e);
 
 #define KEEL_MANIFEST_SCHEMA 1
-#define KEEL_MANIFEST_NAME_MAX 64     /* bytes, including the NUL */
-#define KEEL_MANIFEST_VERSION_MAX 32  /* bytes, including the NUL */
+#define KEEL_MANIFEST_NAME_MAX 64    /* bytes, including the NUL */
+#define KEEL_MANIFEST_VERSION_MAX 32 /* bytes, including the NUL */
 #define KEEL_MANIFEST_MAX_PARTNERS 16
-#define KEEL_MANIFEST_UUID_STR 37     /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" + NUL */
+#define KEEL_MANIFEST_UUID_STR 37 /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" + NUL */
 
 /* A component ID: 16 bytes, the UUID in its textual byte order. */
 typedef struct keel_uuid {
@@ -72,9 +72,8 @@ typedef struct keel_manifest_error {
 
 /* Parses manifest text (len bytes, need not be NUL-terminated); `name` is used in messages.
  * On error *out is zeroed and err says which key is wrong and why. */
-KEEL_NODISCARD keel_manifest_err keel_manifest_parse(const char *name, const char *text,
-                                                     size_t len, keel_manifest *out,
-                                                     keel_manifest_error *err);
+KEEL_NODISCARD keel_manifest_err keel_manifest_parse(const char *name, const char *text, size_t len,
+                                                     keel_manifest *out, keel_manifest_error *err);
 /* Reads and parses a file. */
 KEEL_NODISCARD keel_manifest_err keel_manifest_load(const char *path, keel_manifest *out,
                                                     keel_manifest_error *err);

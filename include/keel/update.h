@@ -193,6 +193,83 @@ KEEL_NODISCARD keel_update_err keel_update_abandon(keel_update_agent *a, keel_up
 KEEL_NODISCARD keel_update_err keel_update_tick(keel_update_agent *a, uint64_t now_ms,
                                                 bool *reboot, keel_update_error *err);
 
+/* ---- push mode: a peer writes the image in order (the MODBUS sensor profile) ------------- */
+
+/* Starts (or, for the same length and SHA-256, resumes) receiving an image of `len` bytes. */
+KEEL_NODISCARD keel_update_err keel_update_push_begin(keel_update_agent *a, uint32_t len,
+                                                      const uint8_t sha256[KEEL_IMAGE_HASH_SIZE],
+                                                      keel_update_error *err);
+/* Bytes at `off`; must not start past keel_update_push_next() (bytes before it are ignored). */
+KEEL_NODISCARD keel_update_err keel_update_push_write(keel_update_agent *a, uint32_t off,
+                                                      const uint8_t *data, uint32_t len,
+                                                      keel_update_error *err);
+/* Where the peer must continue: every byte before it is held (stored, or in the block being
+ * filled; after a restart only stored blocks count). 0 when no push is in progress. */
+uint32_t keel_update_push_next(const keel_update_agent *a);
+uint32_t keel_update_push_length(const keel_update_agent *a);
+/* Every byte received: checks the announced SHA-256, verifies the image and arms the trial. */
+KEEL_NODISCARD keel_update_err keel_update_push_commit(keel_update_agent *a,
+                                                       keel_update_error *err);
+
+/* ---- the sensor update profile over MODBUS (docs/updates.md) ------------------------------
+ * A sensor exposes holding registers at `base` and takes the image as file records (FC 21):
+ * byte offset o is register o/2 overall, in file 1 + (o/2)/10000, record (o/2)%10000, high
+ * byte first; an odd last byte is padded with 0xff. */
+#define KEEL_UPDATE_SENSOR_BASE 0x7f00u      /* default first register */
+#define KEEL_UPDATE_SENSOR_RECORDS 10000u    /* records per file */
+#define KEEL_UPDATE_SENSOR_MAGIC 0xc0deu     /* written to COMMIT */
+enum keel_update_sensor_reg {                /* offsets from base */
+    KEEL_UPDATE_SENSOR_STATE = 0,   /* R: keel_update_sensor_state; W: 1 begin, 0 abort */
+    KEEL_UPDATE_SENSOR_LENGTH = 1,  /* R/W, 2 registers, high word first: image bytes */
+    KEEL_UPDATE_SENSOR_NEXT = 3,    /* R, 2 registers: the next record the sensor expects */
+    KEEL_UPDATE_SENSOR_SHA256 = 5,  /* R/W, 16 registers: SHA-256 of the image, high byte first */
+    KEEL_UPDATE_SENSOR_COMMIT = 21, /* W: KEEL_UPDATE_SENSOR_MAGIC: verify, arm, restart */
+    KEEL_UPDATE_SENSOR_ERROR = 22,  /* R: keel_update_err of the last refusal, 0 if none */
+    KEEL_UPDATE_SENSOR_REGS = 23,   /* registers in the block */
+};
+typedef enum keel_update_sensor_state {
+    KEEL_UPDATE_SENSOR_IDLE = 0,
+    KEEL_UPDATE_SENSOR_RECEIVING = 1,
+    KEEL_UPDATE_SENSOR_ARMED = 2,  /* verified; restarts into the new image on trial */
+    KEEL_UPDATE_SENSOR_TRIAL = 3,
+    KEEL_UPDATE_SENSOR_ERROR_STATE = 4,
+} keel_update_sensor_state;
+
+/* The gateway's view of one sensor: MODBUS requests as callbacks (bound to keel_modbus_client
+ * by the gateway, or to a simulated sensor directly). Each returns 0, a MODBUS exception code
+ * (> 0), or -1 when the sensor did not answer. */
+typedef struct keel_update_sensor_link {
+    void *ctx;
+    int (*read_regs)(void *ctx, uint16_t addr, uint16_t count, uint16_t *regs);         /* FC 3 */
+    int (*write_regs)(void *ctx, uint16_t addr, uint16_t count, const uint16_t *regs);  /* FC 16 */
+    int (*write_file)(void *ctx, uint16_t file, uint16_t record, uint16_t count,
+                      const uint16_t *regs);                                             /* FC 21 */
+    int (*read_version)(void *ctx, char *out, size_t cap);                        /* FC 43/14 */
+} keel_update_sensor_link;
+
+typedef struct keel_update_sensor_opts {
+    uint16_t base;            /* 0: KEEL_UPDATE_SENSOR_BASE */
+    uint16_t regs_per_write;  /* records per FC 21 request; 0: 120 (the most that fits) */
+    unsigned max_silent;      /* unanswered requests in a row before giving up; 0: 50 */
+    void (*progress)(void *ctx, uint32_t sent, uint32_t total);
+    void *progress_ctx;
+} keel_update_sensor_opts;
+
+typedef struct keel_update_sensor_stats {
+    uint64_t bytes_sent;      /* including any sent again after a sensor restart */
+    unsigned requests, unanswered, resumes;
+} keel_update_sensor_stats;
+
+/* Verifies `image` against `keys` and pushes it to the sensor, resuming from the record the
+ * sensor reports, then commits. OK once the sensor armed it (it restarts into it on trial and
+ * confirms itself, or falls back; read its version with link->read_version). */
+KEEL_NODISCARD keel_update_err keel_update_sensor_push(const keel_update_sensor_link *link,
+                                                       const uint8_t *image, size_t len,
+                                                       const keel_image_keys *keys,
+                                                       const keel_update_sensor_opts *opts,
+                                                       keel_update_sensor_stats *stats,
+                                                       keel_update_error *err);
+
 typedef struct keel_update_status {
     keel_update_state state;
     int running_slot;              /* -1 before keel_update_boot */

@@ -108,7 +108,7 @@ keel_app_status keel_app_call(keel_app *app, uint16_t op, const struct iovec *pa
         return KEEL_APP_ERR_NOT_CONNECTED;
     }
     struct iovec iov[4];
-    keel_wire_hdr h = {.op = op, .seq = ++app->seq};
+    keel_wire_hdr h = {.op = op, .seq = app->seq + 1}; /* taken only once sent */
     size_t total = 0;
     iov[0] = (struct iovec){&h, sizeof h};
     for (int i = 0; i < nparts && i < 3; i++) {
@@ -124,6 +124,7 @@ keel_app_status keel_app_call(keel_app *app, uint16_t op, const struct iovec *pa
     if (w < 0) {
         return errno_status(errno);
     }
+    app->seq++;
     if (op == KEEL_WIRE_CRASH) {
         return KEEL_APP_OK;
     }

@@ -149,6 +149,7 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
+    signal(SIGPIPE, SIG_IGN); /* a peer that hangs up is an error return, not a death */
 
     cJSON *root = NULL;
     keel_config_error cerr;

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "keel/cloud.h"
@@ -44,6 +45,7 @@ struct keel_cloud {
     bool connected;
     bool dropped;        /* set by callbacks; the step tears the session down */
     int64_t next_attempt;
+    int64_t attempt_started;
     keel_cloud_backoff backoff;
 
     uint64_t sent_upto;  /* highest row id published in this session */
@@ -319,6 +321,7 @@ static void session_start(keel_cloud *c)
 {
     const keel_cloud_config *k = &c->cfg;
     c->st.reconnects++;
+    c->attempt_started = now_ms();
     struct mosquitto *m = mosquitto_new(c->topics.device_id, false, c);
     if (!m) {
         session_teardown(c, "mosquitto_new failed");
@@ -460,6 +463,27 @@ int keel_cloud_step(keel_cloud *c, int timeout_ms)
     }
     int n = poll(&p, 1, timeout_ms < 0 ? 1000 : timeout_ms);
     int rc = MOSQ_ERR_SUCCESS;
+    if (!c->connected && n > 0 && (p.revents & (POLLERR | POLLHUP))) {
+        /* A refused or reset connect: libmosquitto 2.0 keeps retrying the TLS handshake on
+         * a dead socket, so catch it here with the socket's own error. */
+        int soerr = 0;
+        socklen_t sl = sizeof soerr;
+        (void)getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+        if (!c->st.last_error[0]) {
+            snprintf(c->st.last_error, sizeof c->st.last_error, "connect to %s:%u failed: %s",
+                     c->cfg.host, c->cfg.port,
+                     soerr ? strerror(soerr) : "refused or closed by the peer");
+        }
+        session_teardown(c, c->st.last_error);
+        return 0;
+    }
+    if (!c->connected && now_ms() - c->attempt_started > (int64_t)c->cfg.keepalive_s * 1000) {
+        snprintf(c->st.last_error, sizeof c->st.last_error,
+                 "connect to %s:%u: no CONNACK within %d s", c->cfg.host, c->cfg.port,
+                 c->cfg.keepalive_s);
+        session_teardown(c, c->st.last_error);
+        return 0;
+    }
     if (n > 0 && (p.revents & (POLLIN | POLLERR | POLLHUP))) {
         rc = mosquitto_loop_read(c->mosq, 64);
     }

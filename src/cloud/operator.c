@@ -323,7 +323,7 @@ keel_cloud_err keel_cloud_op_subscribe(keel_cloud_op *op, const char *filter)
 keel_cloud_err keel_cloud_op_publish(keel_cloud_op *op, const char *topic, const void *payload,
                                      size_t len, int qos, bool retain)
 {
-    if (!op || !topic || len > KEEL_CLOUD_MAX_MESSAGE || qos < 0 || qos > 1) {
+    if (!op || !topic || len > INT32_MAX || qos < 0 || qos > 1) {
         return KEEL_CLOUD_ERR_ARG;
     }
     op->pub_done = false;

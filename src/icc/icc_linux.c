@@ -70,7 +70,8 @@ static void end_clear(keel_icc_end *e)
 
 void keel_icc_end_close(keel_icc_end *e)
 {
-    if (!e) return;
+    if (!e)
+        return;
     close_fd(&e->mem);
     close_fd(&e->bell_in);
     close_fd(&e->bell_out);
@@ -186,8 +187,8 @@ keel_icc_err keel_icc_end_send(int sock, const keel_icc_end *e)
     } ctl;
     memset(&ctl, 0, sizeof ctl);
     struct iovec iov = {.iov_base = &w, .iov_len = sizeof w};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
-                        .msg_controllen = sizeof ctl.buf};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
     struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
     cm->cmsg_level = SOL_SOCKET;
     cm->cmsg_type = SCM_RIGHTS;
@@ -203,14 +204,14 @@ keel_icc_err keel_icc_end_send(int sock, const keel_icc_end *e)
 keel_icc_err keel_icc_end_recv(int sock, keel_icc_end *e)
 {
     end_clear(e);
-    wire_end w;
+    wire_end w = {0};
     union {
         struct cmsghdr h;
         char buf[CMSG_SPACE(4 * sizeof(int))];
     } ctl;
     struct iovec iov = {.iov_base = &w, .iov_len = sizeof w};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
-                        .msg_controllen = sizeof ctl.buf};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
     ssize_t n;
     do {
         n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
@@ -237,7 +238,8 @@ keel_icc_err keel_icc_end_recv(int sock, keel_icc_end *e)
     bool ok = n == (ssize_t)sizeof w && !(mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) && nfds == 4 &&
               w.magic == WIRE_MAGIC && (w.side == KEEL_ICC_SIDE_A || w.side == KEEL_ICC_SIDE_B);
     if (!ok) {
-        for (size_t i = 0; i < nfds; i++) close(fds[i]);
+        for (size_t i = 0; i < nfds; i++)
+            close(fds[i]);
         return n == 0 ? KEEL_ICC_ERR_PEER_GONE : KEEL_ICC_ERR_IO;
     }
     e->mem = fds[0];
@@ -277,8 +279,8 @@ keel_icc_err keel_icc_open(keel_icc_end *e, const keel_icc_open_opts *opts, keel
     }
     keel_icc_err rc = keel_icc_ring_attach(&c->r, c->map, c->map_len, e->side);
     /* The region's IDs must be the ones the supervisor stamped on this end. */
-    if (rc == KEEL_ICC_OK && (memcmp(c->r.self.b, e->self.b, 16) != 0 ||
-                              memcmp(c->r.peer.b, e->peer.b, 16) != 0)) {
+    if (rc == KEEL_ICC_OK &&
+        (memcmp(c->r.self.b, e->self.b, 16) != 0 || memcmp(c->r.peer.b, e->peer.b, 16) != 0)) {
         rc = KEEL_ICC_ERR_REGION;
     }
     c->scratch = rc == KEEL_ICC_OK ? malloc(c->r.max_msg) : NULL;
@@ -297,7 +299,8 @@ keel_icc_err keel_icc_open(keel_icc_end *e, const keel_icc_open_opts *opts, keel
         }
     }
     if (rc != KEEL_ICC_OK) {
-        if (c->ep >= 0) close(c->ep);
+        if (c->ep >= 0)
+            close(c->ep);
         free(c->scratch);
         munmap(c->map, c->map_len);
         free(c);
@@ -315,7 +318,8 @@ keel_icc_err keel_icc_open(keel_icc_end *e, const keel_icc_open_opts *opts, keel
 
 void keel_icc_close(keel_icc *c)
 {
-    if (!c) return;
+    if (!c)
+        return;
     while (c->stash_head) {
         stash_item *it = c->stash_head;
         c->stash_head = it->next;
@@ -348,7 +352,8 @@ bool keel_icc_peer_gone(keel_icc *c)
 
 keel_icc_err keel_icc_set_link(keel_icc *c, int link_fd)
 {
-    if (link_fd < 0) return KEEL_ICC_ERR_ARG;
+    if (link_fd < 0)
+        return KEEL_ICC_ERR_ARG;
     epoll_ctl(c->ep, EPOLL_CTL_DEL, c->link, NULL);
     close_fd(&c->link);
     c->link = link_fd;
@@ -391,7 +396,8 @@ static int64_t deadline_of(int timeout_ms)
 /* The link has no traffic: readable or hung up both mean the peer end was closed. */
 static bool link_dead(keel_icc *c, short revents)
 {
-    if (revents & (POLLHUP | POLLERR | POLLRDHUP)) return true;
+    if (revents & (POLLHUP | POLLERR | POLLRDHUP))
+        return true;
     if (revents & POLLIN) {
         char b;
         ssize_t n = recv(c->link, &b, 1, MSG_DONTWAIT | MSG_PEEK);
@@ -404,7 +410,8 @@ static bool check_gone(keel_icc *c)
 {
     if (!c->gone) {
         struct pollfd p = {.fd = c->link, .events = POLLIN | POLLRDHUP};
-        if (poll(&p, 1, 0) == 1 && link_dead(c, p.revents)) c->gone = true;
+        if (poll(&p, 1, 0) == 1 && link_dead(c, p.revents))
+            c->gone = true;
     }
     return c->gone;
 }
@@ -417,19 +424,23 @@ static keel_icc_err sleep_on_bell(keel_icc *c, int64_t deadline)
         int ms = -1;
         if (deadline >= 0) {
             int64_t left = deadline - now_ns();
-            if (left <= 0) return KEEL_ICC_ERR_TIMEOUT;
+            if (left <= 0)
+                return KEEL_ICC_ERR_TIMEOUT;
             ms = (int)((left + 999999) / 1000000);
         }
         struct pollfd p[2] = {{.fd = c->bell_in, .events = POLLIN},
                               {.fd = c->link, .events = POLLIN | POLLRDHUP}};
         int n = poll(p, 2, ms);
-        if (n < 0 && errno != EINTR) return KEEL_ICC_ERR_IO;
-        if (n > 0 && link_dead(c, p[1].revents)) c->gone = true;
+        if (n < 0 && errno != EINTR)
+            return KEEL_ICC_ERR_IO;
+        if (n > 0 && link_dead(c, p[1].revents))
+            c->gone = true;
         if (n > 0 && (p[0].revents & POLLIN)) {
             drain_bell(c);
             return KEEL_ICC_OK;
         }
-        if (c->gone) return KEEL_ICC_ERR_PEER_GONE;
+        if (c->gone)
+            return KEEL_ICC_ERR_PEER_GONE;
     }
 }
 
@@ -445,11 +456,13 @@ static inline void cpu_relax(void)
 /* Polls `ready` for up to spin_ns; true if it became true. */
 static bool spin_until(keel_icc *c, bool (*ready)(keel_icc *, size_t), size_t arg)
 {
-    if (!c->spin_ns) return false;
+    if (!c->spin_ns)
+        return false;
     int64_t end = now_ns() + c->spin_ns;
     do {
         for (int i = 0; i < 64; i++) {
-            if (ready(c, arg)) return true;
+            if (ready(c, arg))
+                return true;
             cpu_relax();
         }
     } while (now_ns() < end);
@@ -476,34 +489,43 @@ static keel_icc_err send_frame(keel_icc *c, uint16_t type, uint16_t flags, uint3
     for (;;) {
         bool bell;
         keel_icc_err rc = keel_icc_ring_send(&c->r, type, flags, corr, data, len, NULL, &bell);
-        if (bell) ring_bell(c->bell_out);
-        if (rc != KEEL_ICC_ERR_WOULD_BLOCK) return rc;
-        if (check_gone(c)) return KEEL_ICC_ERR_PEER_GONE; /* a dead peer never frees space */
-        if (timeout_ms == 0) return KEEL_ICC_ERR_WOULD_BLOCK;
+        if (bell)
+            ring_bell(c->bell_out);
+        if (rc != KEEL_ICC_ERR_WOULD_BLOCK)
+            return rc;
+        if (check_gone(c))
+            return KEEL_ICC_ERR_PEER_GONE; /* a dead peer never frees space */
+        if (timeout_ms == 0)
+            return KEEL_ICC_ERR_WOULD_BLOCK;
         if (!have_deadline) {
             deadline = deadline_of(timeout_ms);
             have_deadline = true;
         }
-        if (spin_until(c, tx_ready, len)) continue;
-        if (!keel_icc_ring_arm_tx(&c->r, len)) continue;
+        if (spin_until(c, tx_ready, len))
+            continue;
+        if (!keel_icc_ring_arm_tx(&c->r, len))
+            continue;
         rc = sleep_on_bell(c, deadline);
         /* The bell is shared with incoming data: keep the fd readable for an event loop. */
-        if (keel_icc_ring_readable(&c->r)) ring_bell(c->bell_in);
-        if (rc != KEEL_ICC_OK) return rc;
+        if (keel_icc_ring_readable(&c->r))
+            ring_bell(c->bell_in);
+        if (rc != KEEL_ICC_OK)
+            return rc;
     }
 }
 
-keel_icc_err keel_icc_send(keel_icc *c, uint16_t type, const void *data, size_t len,
-                           int timeout_ms)
+keel_icc_err keel_icc_send(keel_icc *c, uint16_t type, const void *data, size_t len, int timeout_ms)
 {
-    if (!c) return KEEL_ICC_ERR_ARG;
+    if (!c)
+        return KEEL_ICC_ERR_ARG;
     return send_frame(c, type, 0, 0, data, len, timeout_ms);
 }
 
-keel_icc_err keel_icc_reply(keel_icc *c, const keel_icc_msg *req, uint16_t type,
-                            const void *data, size_t len, int timeout_ms)
+keel_icc_err keel_icc_reply(keel_icc *c, const keel_icc_msg *req, uint16_t type, const void *data,
+                            size_t len, int timeout_ms)
 {
-    if (!c || !req || !(req->flags & KEEL_ICC_F_REQUEST)) return KEEL_ICC_ERR_ARG;
+    if (!c || !req || !(req->flags & KEEL_ICC_F_REQUEST))
+        return KEEL_ICC_ERR_ARG;
     return send_frame(c, type, KEEL_ICC_F_REPLY, req->corr, data, len, timeout_ms);
 }
 
@@ -514,33 +536,42 @@ static keel_icc_err ring_take(keel_icc *c, keel_icc_msg *msg, void *buf, size_t 
     for (;;) {
         bool bell;
         keel_icc_err rc = keel_icc_ring_recv(&c->r, msg, buf, cap, &bell);
-        if (bell) ring_bell(c->bell_out);
-        if (rc != KEEL_ICC_ERR_WOULD_BLOCK) return rc;
+        if (bell)
+            ring_bell(c->bell_out);
+        if (rc != KEEL_ICC_ERR_WOULD_BLOCK)
+            return rc;
         if (!wait) {
             /* Leave the fd armed for an event loop: clear stale rings, announce, re-check. */
             drain_bell(c);
-            if (!keel_icc_ring_arm_rx(&c->r)) continue;
+            if (!keel_icc_ring_arm_rx(&c->r))
+                continue;
             return check_gone(c) ? KEEL_ICC_ERR_PEER_GONE : KEEL_ICC_ERR_WOULD_BLOCK;
         }
-        if (spin_until(c, rx_ready, 0)) continue;
-        if (!keel_icc_ring_arm_rx(&c->r)) continue;
+        if (spin_until(c, rx_ready, 0))
+            continue;
+        if (!keel_icc_ring_arm_rx(&c->r))
+            continue;
         rc = sleep_on_bell(c, deadline);
-        if (rc == KEEL_ICC_ERR_PEER_GONE && keel_icc_ring_readable(&c->r)) continue;
-        if (rc != KEEL_ICC_OK) return rc;
+        if (rc == KEEL_ICC_ERR_PEER_GONE && keel_icc_ring_readable(&c->r))
+            continue;
+        if (rc != KEEL_ICC_OK)
+            return rc;
     }
 }
 
-keel_icc_err keel_icc_recv(keel_icc *c, keel_icc_msg *msg, void *buf, size_t cap,
-                           int timeout_ms)
+keel_icc_err keel_icc_recv(keel_icc *c, keel_icc_msg *msg, void *buf, size_t cap, int timeout_ms)
 {
-    if (!c || !msg || (cap && !buf)) return KEEL_ICC_ERR_ARG;
+    if (!c || !msg || (cap && !buf))
+        return KEEL_ICC_ERR_ARG;
     if (c->stash_head) {
         stash_item *it = c->stash_head;
         *msg = it->msg;
-        if (it->msg.len > cap) return KEEL_ICC_ERR_BUF_SMALL;
+        if (it->msg.len > cap)
+            return KEEL_ICC_ERR_BUF_SMALL;
         memcpy(buf, it->data, it->msg.len);
         c->stash_head = it->next;
-        if (!c->stash_head) c->stash_tail = NULL;
+        if (!c->stash_head)
+            c->stash_tail = NULL;
         free(it);
         return KEEL_ICC_OK;
     }
@@ -550,7 +581,8 @@ keel_icc_err keel_icc_recv(keel_icc *c, keel_icc_msg *msg, void *buf, size_t cap
 static keel_icc_err stash_push(keel_icc *c, const keel_icc_msg *msg, const void *data)
 {
     stash_item *it = malloc(sizeof *it + msg->len);
-    if (!it) return KEEL_ICC_ERR_IO;
+    if (!it)
+        return KEEL_ICC_ERR_IO;
     it->next = NULL;
     it->msg = *msg;
     memcpy(it->data, data, msg->len);
@@ -566,16 +598,20 @@ static keel_icc_err stash_push(keel_icc *c, const keel_icc_msg *msg, const void 
 keel_icc_err keel_icc_request(keel_icc *c, uint16_t type, const void *req, size_t req_len,
                               keel_icc_msg *resp, void *buf, size_t cap, int timeout_ms)
 {
-    if (!c || !resp || (cap && !buf)) return KEEL_ICC_ERR_ARG;
+    if (!c || !resp || (cap && !buf))
+        return KEEL_ICC_ERR_ARG;
     int64_t deadline = deadline_of(timeout_ms);
     uint32_t corr = ++c->next_corr ? c->next_corr : ++c->next_corr;
     keel_icc_err rc = send_frame(c, type, KEEL_ICC_F_REQUEST, corr, req, req_len, timeout_ms);
-    if (rc != KEEL_ICC_OK) return rc;
+    if (rc != KEEL_ICC_OK)
+        return rc;
     for (;;) {
         keel_icc_msg m;
         rc = ring_take(c, &m, c->scratch, c->r.max_msg, deadline, timeout_ms != 0);
-        if (rc == KEEL_ICC_ERR_FORGED) continue; /* never a reply; already consumed */
-        if (rc != KEEL_ICC_OK) return rc;
+        if (rc == KEEL_ICC_ERR_FORGED)
+            continue; /* never a reply; already consumed */
+        if (rc != KEEL_ICC_OK)
+            return rc;
         bool mine = (m.flags & KEEL_ICC_F_REPLY) && m.corr == corr;
         if (mine && m.len <= cap) {
             *resp = m;
@@ -583,7 +619,8 @@ keel_icc_err keel_icc_request(keel_icc *c, uint16_t type, const void *req, size_
             return KEEL_ICC_OK;
         }
         /* Anything else (or a reply too big for buf) waits for keel_icc_recv, in order. */
-        if ((rc = stash_push(c, &m, c->scratch)) != KEEL_ICC_OK) return rc;
+        if ((rc = stash_push(c, &m, c->scratch)) != KEEL_ICC_OK)
+            return rc;
         if (mine) {
             *resp = m;
             return KEEL_ICC_ERR_BUF_SMALL;

@@ -67,7 +67,8 @@ static void put16(uint8_t *p, uint16_t v)
 }
 static void put32(uint8_t *p, uint32_t v)
 {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
 }
 static uint16_t get16(const uint8_t *p)
 {
@@ -85,7 +86,8 @@ static bool pow2(uint32_t v)
 
 uint32_t keel_icc_frame_bytes(size_t len)
 {
-    return (uint32_t)((KEEL_ICC_FRAME_HDR + len + KEEL_ICC_ALIGN - 1) & ~(size_t)(KEEL_ICC_ALIGN - 1));
+    return (uint32_t)((KEEL_ICC_FRAME_HDR + len + KEEL_ICC_ALIGN - 1) &
+                      ~(size_t)(KEEL_ICC_ALIGN - 1));
 }
 
 uint32_t keel_icc_region_bytes(uint32_t ring_bytes)
@@ -300,8 +302,7 @@ keel_icc_err keel_icc_ring_recv(keel_icc_ring *r, keel_icc_msg *msg, void *buf, 
 
 bool keel_icc_ring_readable(keel_icc_ring *r)
 {
-    return r->broken ||
-           atomic_load_explicit(&r->rx_ctrl->head, memory_order_acquire) != r->rx_tail;
+    return r->broken || atomic_load_explicit(&r->rx_ctrl->head, memory_order_acquire) != r->rx_tail;
 }
 
 bool keel_icc_ring_arm_rx(keel_icc_ring *r)

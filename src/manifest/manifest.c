@@ -34,8 +34,10 @@ const char *keel_manifest_err_name(keel_manifest_err e)
 const char *keel_manifest_kind_name(keel_manifest_kind k)
 {
     switch (k) {
-    case KEEL_MANIFEST_KIND_APP: return "app";
-    case KEEL_MANIFEST_KIND_RT: return "rt";
+    case KEEL_MANIFEST_KIND_APP:
+        return "app";
+    case KEEL_MANIFEST_KIND_RT:
+        return "rt";
     }
     return "?";
 }
@@ -54,9 +56,12 @@ keel_manifest_err keel_manifest_fail(keel_manifest_error *err, keel_manifest_err
 
 static int hexval(char c)
 {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
     return -1;
 }
 
@@ -68,12 +73,14 @@ bool keel_manifest_uuid_parse(const char *s, keel_uuid *out)
     size_t n = 0;
     for (size_t i = 0; i < 36;) {
         if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-') return false;
+            if (s[i] != '-')
+                return false;
             i++;
             continue;
         }
         int hi = hexval(s[i]), lo = hexval(s[i + 1]);
-        if (hi < 0 || lo < 0) return false;
+        if (hi < 0 || lo < 0)
+            return false;
         out->b[n++] = (uint8_t)(hi << 4 | lo);
         i += 2;
     }
@@ -85,7 +92,8 @@ void keel_manifest_uuid_format(const keel_uuid *id, char out[KEEL_MANIFEST_UUID_
     static const char hex[] = "0123456789abcdef";
     size_t o = 0;
     for (size_t i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10) out[o++] = '-';
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
         out[o++] = hex[id->b[i] >> 4];
         out[o++] = hex[id->b[i] & 15];
     }
@@ -101,17 +109,21 @@ bool keel_manifest_uuid_equal(const keel_uuid *a, const keel_uuid *b)
 static bool parse_version(const char *s, uint32_t out[3])
 {
     for (int part = 0; part < 3; part++) {
-        if (*s < '0' || *s > '9') return false;
-        if (*s == '0' && s[1] >= '0' && s[1] <= '9') return false;
+        if (*s < '0' || *s > '9')
+            return false;
+        if (*s == '0' && s[1] >= '0' && s[1] <= '9')
+            return false;
         uint32_t v = 0;
         int digits = 0;
         while (*s >= '0' && *s <= '9') {
-            if (++digits > 6) return false;
+            if (++digits > 6)
+                return false;
             v = v * 10 + (uint32_t)(*s++ - '0');
         }
         out[part] = v;
         if (part < 2) {
-            if (*s++ != '.') return false;
+            if (*s++ != '.')
+                return false;
         }
     }
     return *s == '\0';
@@ -122,10 +134,12 @@ static bool parse_version(const char *s, uint32_t out[3])
 static bool valid_name(const char *s)
 {
     size_t n = strlen(s);
-    if (n == 0 || n >= KEEL_MANIFEST_NAME_MAX || s[0] == ' ' || s[n - 1] == ' ') return false;
+    if (n == 0 || n >= KEEL_MANIFEST_NAME_MAX || s[0] == ' ' || s[n - 1] == ' ')
+        return false;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c > 0x7e || c == '"' || c == '\\') return false;
+        if (c < 0x20 || c > 0x7e || c == '"' || c == '\\')
+            return false;
     }
     return true;
 }
@@ -169,7 +183,8 @@ static keel_manifest_err parse_caps(const char *file, const cJSON *caps, keel_ma
                                   "%s: \"capabilities\": must be an object", file);
     }
     keel_manifest_err rc = check_unique(file, "capabilities.", caps, err);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     for (const cJSON *it = caps->child; it; it = it->next) {
         const keel_manifest_cap *cap = NULL;
         for (size_t i = 0; i < keel_manifest_caps_count; i++) {
@@ -183,7 +198,8 @@ static keel_manifest_err parse_caps(const char *file, const cJSON *caps, keel_ma
                                       it->string);
         }
         rc = cap->parse(file, it, &m->caps, err);
-        if (rc) return rc;
+        if (rc)
+            return rc;
     }
     return KEEL_MANIFEST_OK;
 }
@@ -197,7 +213,8 @@ static keel_manifest_err parse_tree(const char *file, const cJSON *root, keel_ma
         return keel_manifest_fail(err, KEEL_MANIFEST_ERR_TYPE, "%s: must be a JSON object", file);
     }
     keel_manifest_err rc = check_unique(file, "", root, err);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     for (const cJSON *it = root->child; it; it = it->next) {
         bool known = false;
         for (size_t i = 0; i < sizeof top_keys / sizeof top_keys[0]; i++) {
@@ -227,13 +244,15 @@ static keel_manifest_err parse_tree(const char *file, const cJSON *root, keel_ma
     m->schema = KEEL_MANIFEST_SCHEMA;
 
     const char *s = NULL;
-    if ((rc = want_string(file, root, "id", &s, err))) return rc;
+    if ((rc = want_string(file, root, "id", &s, err)))
+        return rc;
     if (!keel_manifest_uuid_parse(s, &m->id)) {
         return keel_manifest_fail(err, KEEL_MANIFEST_ERR_VALUE,
                                   "%s: \"id\": \"%.40s\" is not a UUID (8-4-4-4-12 hex digits)",
                                   file, s);
     }
-    if ((rc = want_string(file, root, "name", &s, err))) return rc;
+    if ((rc = want_string(file, root, "name", &s, err)))
+        return rc;
     if (!valid_name(s)) {
         return keel_manifest_fail(err, KEEL_MANIFEST_ERR_VALUE,
                                   "%s: \"name\": must be 1..%d printable ASCII characters, no "
@@ -241,13 +260,15 @@ static keel_manifest_err parse_tree(const char *file, const cJSON *root, keel_ma
                                   file, KEEL_MANIFEST_NAME_MAX - 1);
     }
     memcpy(m->name, s, strlen(s) + 1);
-    if ((rc = want_string(file, root, "version", &s, err))) return rc;
+    if ((rc = want_string(file, root, "version", &s, err)))
+        return rc;
     if (strlen(s) >= KEEL_MANIFEST_VERSION_MAX || !parse_version(s, m->version_num)) {
         return keel_manifest_fail(err, KEEL_MANIFEST_ERR_VALUE,
                                   "%s: \"version\": \"%.40s\" is not MAJOR.MINOR.PATCH", file, s);
     }
     memcpy(m->version, s, strlen(s) + 1);
-    if ((rc = want_string(file, root, "kind", &s, err))) return rc;
+    if ((rc = want_string(file, root, "kind", &s, err)))
+        return rc;
     if (strcmp(s, "app") == 0) {
         m->kind = KEEL_MANIFEST_KIND_APP;
     } else if (strcmp(s, "rt") == 0) {
@@ -261,7 +282,8 @@ static keel_manifest_err parse_tree(const char *file, const cJSON *root, keel_ma
 
     const cJSON *caps = cJSON_GetObjectItemCaseSensitive(root, "capabilities");
     if (caps) {
-        if ((rc = parse_caps(file, caps, m, err))) return rc;
+        if ((rc = parse_caps(file, caps, m, err)))
+            return rc;
     }
     for (size_t i = 0; i < m->caps.n_partners; i++) {
         if (keel_manifest_uuid_equal(&m->caps.partners[i], &m->id)) {
@@ -291,8 +313,7 @@ keel_manifest_err keel_manifest_parse(const char *name, const char *text, size_t
     return rc;
 }
 
-keel_manifest_err keel_manifest_load(const char *path, keel_manifest *out,
-                                     keel_manifest_error *err)
+keel_manifest_err keel_manifest_load(const char *path, keel_manifest *out, keel_manifest_error *err)
 {
     memset(out, 0, sizeof *out);
     FILE *f = fopen(path, "rb");
@@ -325,7 +346,8 @@ keel_manifest_err keel_manifest_load(const char *path, keel_manifest *out,
 bool keel_manifest_allows_partner(const keel_manifest *m, const keel_uuid *id)
 {
     for (size_t i = 0; i < m->caps.n_partners; i++) {
-        if (keel_manifest_uuid_equal(&m->caps.partners[i], id)) return true;
+        if (keel_manifest_uuid_equal(&m->caps.partners[i], id))
+            return true;
     }
     return false;
 }
@@ -353,6 +375,6 @@ keel_manifest_err keel_manifest_pair_allowed(const keel_manifest *a, const keel_
     }
     const keel_manifest *no = ab ? b : a, *other = ab ? a : b;
     return keel_manifest_fail(err, KEEL_MANIFEST_ERR_DENIED,
-                              "%s (%s) does not name %s (%s) in capabilities.intercore",
-                              no->name, ab ? idb : ida, other->name, ab ? ida : idb);
+                              "%s (%s) does not name %s (%s) in capabilities.intercore", no->name,
+                              ab ? idb : ida, other->name, ab ? ida : idb);
 }

@@ -39,6 +39,7 @@ keel_modbus_err keel_modbus_client_tcp(const char *host, const char *port, bool 
     if (e == KEEL_MODBUS_OK) {
         c->link.framing = rtu_over_tcp ? KEEL_MODBUS_RTU : KEEL_MODBUS_TCP;
         e = keel_modbus_master_init(&c->master, c->link.framing, NULL);
+        keel_modbus_link_tcp_set_timeout(&c->link, c->master.timeout_us);
     }
     if (e != KEEL_MODBUS_OK) {
         free(c);
@@ -89,6 +90,9 @@ void keel_modbus_client_close(keel_modbus_client *c)
 void keel_modbus_client_set_timeout(keel_modbus_client *c, uint32_t timeout_us)
 {
     c->master.timeout_us = timeout_us;
+    if (c->link.rcvtimeo_ms > 0) {
+        keel_modbus_link_tcp_set_timeout(&c->link, timeout_us);
+    }
 }
 
 const char *keel_modbus_client_rs485_mode(const keel_modbus_client *c)

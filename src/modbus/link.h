@@ -32,7 +32,11 @@ struct keel_modbus_link {
     keel_modbus_line line;       /* serial only */
     rs485_mode rs485;
     uint32_t rts_delay_us;
+    int rcvtimeo_ms;             /* TCP: the socket's SO_RCVTIMEO, 0 = none set */
 };
+
+/* TCP: a blocking receive bounded by the socket's own timeout saves a poll() per reply. */
+void keel_modbus_link_tcp_set_timeout(keel_modbus_link *l, uint32_t timeout_us);
 
 /* Microseconds on the monotonic clock. */
 uint64_t keel_modbus_now_us(void);

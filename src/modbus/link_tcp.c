@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,10 +37,35 @@ static keel_modbus_err tcp_send(keel_modbus_link *l, const uint8_t *buf, size_t 
     return KEEL_MODBUS_OK;
 }
 
+void keel_modbus_link_tcp_set_timeout(keel_modbus_link *l, uint32_t timeout_us)
+{
+    struct timeval tv = {(time_t)(timeout_us / 1000000u), (suseconds_t)(timeout_us % 1000000u)};
+    if (setsockopt(l->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0) {
+        l->rcvtimeo_ms = (int)((timeout_us + 999) / 1000);
+    }
+}
+
 static keel_modbus_err tcp_recv(keel_modbus_link *l, uint8_t *buf, size_t cap, int timeout_ms,
                                 size_t *got)
 {
     *got = 0;
+    if (l->rcvtimeo_ms > 0 && timeout_ms > 0 && timeout_ms >= l->rcvtimeo_ms / 2) {
+        /* Most of the reply timeout is left: wait in recv() itself (one system call, not
+         * two). It may wait up to the socket's timeout, a little past the master's deadline;
+         * the master then reports the timeout. */
+        ssize_t n = recv(l->fd, buf, cap, 0);
+        if (n > 0) {
+            *got = (size_t)n;
+            return KEEL_MODBUS_OK;
+        }
+        if (n == 0) {
+            return KEEL_MODBUS_ERR_CLOSED;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+            return KEEL_MODBUS_ERR_TIMEOUT;
+        }
+        return errno == ECONNRESET ? KEEL_MODBUS_ERR_CLOSED : KEEL_MODBUS_ERR_IO;
+    }
     struct pollfd p = {.fd = l->fd, .events = POLLIN};
     int r;
     do {

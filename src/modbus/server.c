@@ -79,7 +79,10 @@ static bool serve_stream(keel_modbus_slave *s, conn *c, bool rtu)
                 break;
             }
             used = want;
-            (void)keel_modbus_slave_rtu(s, c->rx + at, want, out, sizeof out, &out_len);
+            if (keel_modbus_slave_rtu(s, c->rx + at, want, out, sizeof out, &out_len) !=
+                KEEL_MODBUS_OK) {
+                out_len = 0; /* a bad frame: counted by the slave, dropped */
+            }
         } else {
             keel_modbus_err e =
                 keel_modbus_slave_tcp(s, c->rx + at, c->rx_len - at, &used, out, sizeof out, &out_len);
@@ -130,18 +133,40 @@ static keel_modbus_err serve_tcp(keel_modbus_slave *s, const keel_modbus_server_
         o->on_ready(o->ctx, port);
     }
     keel_modbus_err result = KEEL_MODBUS_OK;
-    while (!*stop) {
+    /* pfd[1..n] and idx[] cover only the open connections: poll's cost grows with the
+     * array, not with max_connections. */
+    unsigned *idx = calloc(max + 1, sizeof *idx);
+    while (idx && !*stop) {
         pfd[0] = (struct pollfd){.fd = lfd, .events = POLLIN};
+        nfds_t n = 1;
         for (unsigned i = 0; i < max; i++) {
-            pfd[i + 1] = (struct pollfd){.fd = conns[i].link.fd, .events = POLLIN};
+            if (conns[i].link.fd >= 0) {
+                idx[n] = i;
+                pfd[n++] = (struct pollfd){.fd = conns[i].link.fd, .events = POLLIN};
+            }
         }
-        int r = poll(pfd, max + 1, 100);
+        int r = poll(pfd, n, 100);
         if (r < 0 && errno != EINTR) {
             result = KEEL_MODBUS_ERR_IO;
             break;
         }
         if (r <= 0) {
             continue;
+        }
+        for (nfds_t k = 1; k < n; k++) {
+            if (!(pfd[k].revents & (POLLIN | POLLHUP | POLLERR))) {
+                continue;
+            }
+            conn *c = &conns[idx[k]];
+            ssize_t got = recv(c->link.fd, c->rx + c->rx_len, sizeof c->rx - c->rx_len, 0);
+            if (got <= 0) {
+                c->link.be->close(&c->link);
+                continue;
+            }
+            c->rx_len += (size_t)got;
+            if (!serve_stream(s, c, o->rtu_over_tcp)) {
+                c->link.be->close(&c->link);
+            }
         }
         if (pfd[0].revents & POLLIN) {
             int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
@@ -158,22 +183,11 @@ static keel_modbus_err serve_tcp(keel_modbus_slave *s, const keel_modbus_server_
                 }
             }
         }
-        for (unsigned i = 0; i < max; i++) {
-            conn *c = &conns[i];
-            if (c->link.fd < 0 || !(pfd[i + 1].revents & (POLLIN | POLLHUP | POLLERR))) {
-                continue;
-            }
-            ssize_t n = recv(c->link.fd, c->rx + c->rx_len, sizeof c->rx - c->rx_len, 0);
-            if (n <= 0) {
-                c->link.be->close(&c->link);
-                continue;
-            }
-            c->rx_len += (size_t)n;
-            if (!serve_stream(s, c, o->rtu_over_tcp)) {
-                c->link.be->close(&c->link);
-            }
-        }
     }
+    if (!idx) {
+        result = KEEL_MODBUS_ERR_NO_SPACE;
+    }
+    free(idx);
     for (unsigned i = 0; i < max; i++) {
         if (conns[i].link.fd >= 0) {
             conns[i].link.be->close(&conns[i].link);
@@ -194,7 +208,10 @@ static keel_modbus_err serve_serial(keel_modbus_slave *s, const keel_modbus_serv
         return e;
     }
     keel_modbus_rtu_timing timing;
-    (void)keel_modbus_rtu_timing_for(&o->serial.line, &timing);
+    if (keel_modbus_rtu_timing_for(&o->serial.line, &timing) != KEEL_MODBUS_OK) {
+        link.be->close(&link);
+        return KEEL_MODBUS_ERR_ARG;
+    }
     uint32_t silence = timing.t35_us > HOST_SERIAL_MIN_SILENCE_US ? timing.t35_us
                                                                   : HOST_SERIAL_MIN_SILENCE_US;
     if (o->on_ready) {
@@ -230,7 +247,9 @@ static keel_modbus_err serve_serial(keel_modbus_slave *s, const keel_modbus_serv
         }
         uint8_t out[KEEL_MODBUS_MAX_RTU_ADU];
         size_t out_len = 0;
-        (void)keel_modbus_slave_rtu(s, rx, take, out, sizeof out, &out_len);
+        if (keel_modbus_slave_rtu(s, rx, take, out, sizeof out, &out_len) != KEEL_MODBUS_OK) {
+            out_len = 0; /* a bad frame: counted by the slave, dropped */
+        }
         if (out_len) {
             (void)link.be->send(&link, out, out_len);
         }

@@ -14,7 +14,7 @@
 
 static void log_path(const sv_daemon *d, const char *name, char *out, size_t cap, bool old)
 {
-    snprintf(out, cap, "%s/logs/%s.log%s", d->cfg.state_dir, name, old ? ".1" : "");
+    (void)sv_fmt(out, cap, "%s/logs/%s.log%s", d->cfg.state_dir, name, old ? ".1" : "");
 }
 
 void sv_applog_line(const sv_daemon *d, sv_app *a, const char *src, const char *line, size_t len)
@@ -30,7 +30,7 @@ void sv_applog_line(const sv_daemon *d, sv_app *a, const char *src, const char *
         clean[n++] = (c >= 0x20 && c < 0x7f) || c == '\t' ? (char)c : '?';
     }
     clean[n] = '\0';
-    snprintf(a->log[a->log_next % SV_LOG_LINES], SV_LOG_LINE_MAX, "%s: %s", src, clean);
+    (void)sv_fmt(a->log[a->log_next % SV_LOG_LINES], SV_LOG_LINE_MAX, "%s: %s", src, clean);
     a->log_next++;
 
     char path[PATH_MAX + 64];

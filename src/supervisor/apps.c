@@ -82,8 +82,11 @@ sv_err sv_app_add(sv_daemon *d, const char *pkg_dir, sv_app **out, char *msg, si
     }
     a->m = m;
     snprintf(a->pkg_dir, sizeof a->pkg_dir, "%s", pkg_dir);
-    snprintf(a->data_dir, sizeof a->data_dir, "%s/data/%s", d->cfg.state_dir, m.name);
-    snprintf(a->run_dir, sizeof a->run_dir, "%s/run/%s", d->cfg.state_dir, m.name);
+    if (!sv_fmt(a->data_dir, sizeof a->data_dir, "%s/data/%s", d->cfg.state_dir, m.name) ||
+        !sv_fmt(a->run_dir, sizeof a->run_dir, "%s/run/%s", d->cfg.state_dir, m.name)) {
+        snprintf(msg, msglen, "%s: state directory path too long", m.name);
+        return SV_ERR_CONFIG;
+    }
     if ((mkdir(a->data_dir, 0700) < 0 && errno != EEXIST) ||
         (mkdir(a->run_dir, 0755) < 0 && errno != EEXIST)) {
         snprintf(msg, msglen, "%s: cannot create %s: %s", m.name, a->data_dir, strerror(errno));
@@ -121,7 +124,7 @@ sv_err sv_apps_scan(sv_daemon *d)
     qsort(names, (size_t)n, sizeof names[0], (int (*)(const void *, const void *))strcmp);
     for (int i = 0; i < n; i++) {
         char dir[PATH_MAX + 256], msg[256];
-        snprintf(dir, sizeof dir, "%s/%s", d->cfg.store_dir, names[i]);
+        (void)sv_fmt(dir, sizeof dir, "%s/%s", d->cfg.store_dir, names[i]);
         sv_app *a;
         if (sv_app_add(d, dir, &a, msg, sizeof msg) != SV_OK) {
             /* a package that does not load does not run; the others still do */
@@ -422,8 +425,8 @@ sv_err sv_app_install(sv_daemon *d, const char *src_dir, char *msg, size_t msgle
     }
     char dst[PATH_MAX + 64], stage[PATH_MAX + 64], prev[PATH_MAX + 64];
     snprintf(dst, sizeof dst, "%s/%s", d->cfg.store_dir, m.name);
-    snprintf(stage, sizeof stage, "%s.new", dst);
-    snprintf(prev, sizeof prev, "%s.prev", dst);
+    (void)sv_fmt(stage, sizeof stage, "%s.new", dst);
+    (void)sv_fmt(prev, sizeof prev, "%s.prev", dst);
     rm_tree(stage);
     g_copy_src = src_dir;
     g_copy_dst = stage;

@@ -193,7 +193,7 @@ static keel_app_status do_cloud_open(sv_daemon *d, sv_app *a, const char *p, siz
 {
     char kind[16], target[256];
     const char *z = memchr(p, 0, len);
-    snprintf(kind, sizeof kind, "%s", p);
+    (void)sv_fmt(kind, sizeof kind, "%s", p);
     snprintf(target, sizeof target, "%.*s", (int)(len - (size_t)(z - p) - 1), z + 1);
     if (strcmp(kind, "http") == 0) {
         if (!host_allowed(&a->m, target)) {
@@ -221,7 +221,7 @@ static keel_app_status outbox(sv_daemon *d, sv_app *a, const char *kind, const c
                               size_t len)
 {
     char path[PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/outbox/%s.%s", d->cfg.state_dir, a->m.name, kind);
+    (void)sv_fmt(path, sizeof path, "%s/outbox/%s.%s", d->cfg.state_dir, a->m.name, kind);
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
     if (fd < 0) {
         return KEEL_APP_ERR_IO;
@@ -235,7 +235,7 @@ static keel_app_status outbox(sv_daemon *d, sv_app *a, const char *kind, const c
 static keel_app_status do_desired(sv_daemon *d, sv_app *a, char *buf, size_t cap, size_t *len)
 {
     char path[PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/props/%s.desired.json", d->cfg.state_dir, a->m.name);
+    (void)sv_fmt(path, sizeof path, "%s/props/%s.desired.json", d->cfg.state_dir, a->m.name);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         memcpy(buf, "{}", 2);

@@ -117,7 +117,7 @@ static uint32_t next_seq(const char *dir, uint32_t keep)
         unsigned long v = strtoul(e->d_name, &end, 10);
         if (end != e->d_name && strcmp(end, ".txt") == 0 && v + keep <= max + 1) {
             char p[PATH_MAX + 300];
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            (void)sv_fmt(p, sizeof p, "%s/%s", dir, e->d_name);
             (void)unlink(p);
         }
     }
@@ -128,7 +128,7 @@ static uint32_t next_seq(const char *dir, uint32_t keep)
 uint32_t sv_crash_write(const sv_daemon *d, sv_app *a, int wstatus, const char *reason)
 {
     char dir[PATH_MAX + 64], path[PATH_MAX + 128], tmp[PATH_MAX + 128];
-    snprintf(dir, sizeof dir, "%s/crashes/%s", d->cfg.state_dir, a->m.name);
+    (void)sv_fmt(dir, sizeof dir, "%s/crashes/%s", d->cfg.state_dir, a->m.name);
     (void)mkdir(dir, 0750);
     uint32_t seq = next_seq(dir, d->cfg.max_crash_reports);
     snprintf(path, sizeof path, "%s/%06u.txt", dir, seq);

@@ -156,6 +156,8 @@ typedef struct sv_daemon {
 
 /* Monotonic milliseconds. */
 int64_t sv_now_ms(void);
+/* snprintf that says whether everything fitted (false: truncated). */
+bool sv_fmt(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Logs a line from keeld itself to stderr with a timestamp. */
 void sv_logf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -99,7 +99,7 @@ static uint32_t round_up(uint32_t v, uint32_t unit) { return (v + unit - 1) / un
 
 /* Erases [off, off+len) rounded out to erase blocks, writes the bytes (the tail padded with
  * 0xff up to the write size), and syncs. The range must start on an erase block. */
-static int store_bytes(const keel_update_storage *s, keel_update_area area, uint32_t off,
+int ku_store_bytes(const keel_update_storage *s, keel_update_area area, uint32_t off,
                        const uint8_t *data, uint32_t len)
 {
     if (s->erase(s->ctx, area, off, round_up(len, s->erase_size)) != 0) {
@@ -141,7 +141,7 @@ keel_update_err keel_update_provision(const keel_update_storage *s, const uint8_
     }
     ku_record r = {.seq = 0, .state = KEEL_UPDATE_IDLE, .active = 0,
                    .floor = info.header.security_counter};
-    if (store_bytes(s, KEEL_UPDATE_SLOT_A, 0, image, (uint32_t)len) != 0 ||
+    if (ku_store_bytes(s, KEEL_UPDATE_SLOT_A, 0, image, (uint32_t)len) != 0 ||
         s->erase(s->ctx, KEEL_UPDATE_AREA_STATE, 0, s->size[KEEL_UPDATE_AREA_STATE]) != 0 ||
         s->sync(s->ctx, KEEL_UPDATE_AREA_STATE) != 0 || ku_record_store(s, &r) != 0) {
         return ku_fail(err, KEEL_UPDATE_ERR_STORAGE, "provisioning: storage failed");
@@ -209,7 +209,7 @@ keel_update_err keel_update_open(const keel_update_config *cfg, keel_update_agen
         return ku_fail(err, KEEL_UPDATE_ERR_NO_IMAGE,
                        "no valid state record: the device was never provisioned");
     }
-    if (a->rec.state == KEEL_UPDATE_DOWNLOADING && !load_manifest(a)) {
+    if (a->rec.state == KEEL_UPDATE_DOWNLOADING && a->rec.manifest_len != 0 && !load_manifest(a)) {
         a->rec.state = KEEL_UPDATE_IDLE;
     }
     *out = a;
@@ -220,12 +220,13 @@ void keel_update_close(keel_update_agent *a)
 {
     if (a) {
         free(a->manifest);
+        free(a->push_buf);
         free(a);
     }
 }
 
 /* Stores `next` and adopts it; on failure the agent keeps the record the storage holds. */
-static keel_update_err commit(keel_update_agent *a, ku_record *next, keel_update_error *err)
+keel_update_err ku_commit(keel_update_agent *a, ku_record *next, keel_update_error *err)
 {
     next->seq = a->rec.seq;
     if (ku_record_store(a->st, next) != 0) {
@@ -247,7 +248,7 @@ static int slot_read(void *ctx, uint32_t off, void *buf, uint32_t len)
 }
 
 /* Verifies the image in a slot: signature, component, counter at or above the floor. */
-static keel_update_err verify_slot(keel_update_agent *a, int slot, uint32_t max_size,
+keel_update_err ku_verify_slot(keel_update_agent *a, int slot, uint32_t max_size,
                                    keel_image_info *info, keel_update_error *err)
 {
     struct slot_reader r = {a->st, slot ? KEEL_UPDATE_SLOT_B : KEEL_UPDATE_SLOT_A};
@@ -286,9 +287,9 @@ keel_update_err keel_update_boot(keel_update_agent *a, uint64_t now_ms, keel_upd
         int trial = 1 - a->rec.active;
         ku_record next = a->rec;
         if (a->rec.trial_boots < a->cfg.max_trial_boots &&
-            verify_slot(a, trial, slot_size, &out->image, NULL) == KEEL_UPDATE_OK) {
+            ku_verify_slot(a, trial, slot_size, &out->image, NULL) == KEEL_UPDATE_OK) {
             next.trial_boots++;
-            if ((e = commit(a, &next, err)) != KEEL_UPDATE_OK) {
+            if ((e = ku_commit(a, &next, err)) != KEEL_UPDATE_OK) {
                 return e;
             }
             out->slot = trial;
@@ -296,7 +297,7 @@ keel_update_err keel_update_boot(keel_update_agent *a, uint64_t now_ms, keel_upd
         } else {
             next.state = KEEL_UPDATE_IDLE;
             next.trial_boots = 0;
-            if ((e = commit(a, &next, err)) != KEEL_UPDATE_OK) {
+            if ((e = ku_commit(a, &next, err)) != KEEL_UPDATE_OK) {
                 return e;
             }
             out->reverted = true;
@@ -305,7 +306,7 @@ keel_update_err keel_update_boot(keel_update_agent *a, uint64_t now_ms, keel_upd
     if (!out->trial) {
         out->slot = a->rec.active;
         keel_update_error e1, e2;
-        e = verify_slot(a, out->slot, slot_size, &out->image, &e1);
+        e = ku_verify_slot(a, out->slot, slot_size, &out->image, &e1);
         if (e == KEEL_UPDATE_ERR_STORAGE) {
             return ku_fail(err, e, "storage failed reading slot %c", 'A' + out->slot);
         }
@@ -315,13 +316,13 @@ keel_update_err keel_update_boot(keel_update_agent *a, uint64_t now_ms, keel_upd
              * being downloaded into is never a candidate. */
             int other = 1 - out->slot;
             if (a->rec.state == KEEL_UPDATE_DOWNLOADING ||
-                verify_slot(a, other, slot_size, &out->image, &e2) != KEEL_UPDATE_OK) {
+                ku_verify_slot(a, other, slot_size, &out->image, &e2) != KEEL_UPDATE_OK) {
                 return ku_fail(err, KEEL_UPDATE_ERR_NO_IMAGE, "no bootable image: %s", e1.msg);
             }
             ku_record next = a->rec;
             next.active = (uint8_t)other;
             next.state = KEEL_UPDATE_IDLE;
-            if ((e = commit(a, &next, err)) != KEEL_UPDATE_OK) {
+            if ((e = ku_commit(a, &next, err)) != KEEL_UPDATE_OK) {
                 return e;
             }
             out->slot = other;
@@ -415,16 +416,17 @@ keel_update_err keel_update_begin(keel_update_agent *a, const uint8_t *manifest,
      * stored, so a cut while the manifest area is rewritten reads back as "abandoned". */
     free(a->manifest);
     a->manifest = NULL;
-    if (store_bytes(s, KEEL_UPDATE_AREA_MANIFEST, 0, manifest, (uint32_t)len) != 0) {
+    if (ku_store_bytes(s, KEEL_UPDATE_AREA_MANIFEST, 0, manifest, (uint32_t)len) != 0) {
         return ku_fail(err, KEEL_UPDATE_ERR_STORAGE, "storage failed writing the manifest");
     }
     ku_record next = a->rec;
     next.state = KEEL_UPDATE_DOWNLOADING;
+    next.push_len = 0;
     next.manifest_len = (uint32_t)len;
     memcpy(next.manifest_hash, h, sizeof h);
     next.chunk_count = m.chunk_count;
     memset(next.bitmap, 0, sizeof next.bitmap);
-    keel_update_err e = commit(a, &next, err);
+    keel_update_err e = ku_commit(a, &next, err);
     if (e != KEEL_UPDATE_OK) {
         return e;
     }
@@ -435,11 +437,13 @@ keel_update_err keel_update_begin(keel_update_agent *a, const uint8_t *manifest,
     }
     memcpy(a->manifest, manifest, len);
     a->manifest_len = len;
-    (void)keel_release_parse(a->manifest, len, &a->man, NULL); /* verified above */
+    if (keel_release_parse(a->manifest, len, &a->man, NULL) != KEEL_IMAGE_OK) {
+        return ku_fail(err, KEEL_UPDATE_ERR_MANIFEST, "manifest changed under the agent");
+    }
     return KEEL_UPDATE_OK;
 }
 
-static bool chunk_done(const ku_record *r, uint32_t i) { return r->bitmap[i / 8] & (1u << (i % 8)); }
+static bool chunk_done(const ku_record *r, uint32_t i) { return ku_bit(r, i); }
 
 static uint32_t chunk_len(const keel_release *m, uint32_t i)
 {
@@ -497,12 +501,12 @@ keel_update_err keel_update_chunk(keel_update_agent *a, uint32_t index, const ui
         return KEEL_UPDATE_OK;
     }
     keel_update_area slot = a->rec.active ? KEEL_UPDATE_SLOT_A : KEEL_UPDATE_SLOT_B;
-    if (store_bytes(a->st, slot, index * m->chunk_size, data, (uint32_t)len) != 0) {
+    if (ku_store_bytes(a->st, slot, index * m->chunk_size, data, (uint32_t)len) != 0) {
         return ku_fail(err, KEEL_UPDATE_ERR_STORAGE, "chunk %u: storage failed", index);
     }
     ku_record next = a->rec;
     next.bitmap[index / 8] |= (uint8_t)(1u << (index % 8));
-    return commit(a, &next, err);
+    return ku_commit(a, &next, err);
 }
 
 keel_update_err keel_update_install(keel_update_agent *a, keel_update_error *err)
@@ -522,7 +526,7 @@ keel_update_err keel_update_install(keel_update_agent *a, keel_update_error *err
      * what will boot) and against the image's own signature and header. */
     int slot = 1 - a->rec.active;
     keel_image_info info;
-    keel_update_err e = verify_slot(a, slot, a->man.image_size, &info, err);
+    keel_update_err e = ku_verify_slot(a, slot, a->man.image_size, &info, err);
     if (e == KEEL_UPDATE_OK && (info.image_size != a->man.image_size ||
                                 info.header.security_counter != a->man.security_counter ||
                                 keel_image_version_cmp(&info.header.version, &a->man.version))) {
@@ -538,13 +542,16 @@ keel_update_err keel_update_install(keel_update_agent *a, keel_update_error *err
     if (e != KEEL_UPDATE_OK) {
         keel_update_error keep = *err;
         next.state = KEEL_UPDATE_IDLE;
-        (void)commit(a, &next, NULL); /* abandon; the error below is the one that matters */
+        if (ku_commit(a, &next, NULL) != KEEL_UPDATE_OK) {
+            /* Abandoning failed too: the record still says DOWNLOADING with every chunk
+             * stored, and the next install attempt verifies (and refuses) again. */
+        }
         *err = keep;
         return e;
     }
     next.state = KEEL_UPDATE_TRIAL;
     next.trial_boots = 0;
-    if ((e = commit(a, &next, err)) != KEEL_UPDATE_OK) {
+    if ((e = ku_commit(a, &next, err)) != KEEL_UPDATE_OK) {
         return e;
     }
     a->trial_version = info.header.version;
@@ -561,7 +568,7 @@ keel_update_err keel_update_confirm(keel_update_agent *a, keel_update_error *err
         return ku_fail(err, KEEL_UPDATE_ERR_STATE, "not running an image on trial");
     }
     keel_image_info info;
-    keel_update_err e = verify_slot(a, a->running_slot, a->st->size[KEEL_UPDATE_SLOT_A], &info, err);
+    keel_update_err e = ku_verify_slot(a, a->running_slot, a->st->size[KEEL_UPDATE_SLOT_A], &info, err);
     if (e != KEEL_UPDATE_OK) {
         return e;
     }
@@ -572,7 +579,7 @@ keel_update_err keel_update_confirm(keel_update_agent *a, keel_update_error *err
     if (info.header.security_counter > next.floor) {
         next.floor = info.header.security_counter;
     }
-    if ((e = commit(a, &next, err)) != KEEL_UPDATE_OK) {
+    if ((e = ku_commit(a, &next, err)) != KEEL_UPDATE_OK) {
         return e;
     }
     a->running_trial = false;
@@ -590,7 +597,7 @@ keel_update_err keel_update_revert(keel_update_agent *a, keel_update_error *err)
     ku_record next = a->rec;
     next.state = KEEL_UPDATE_IDLE;
     next.trial_boots = 0;
-    keel_update_err e = commit(a, &next, err);
+    keel_update_err e = ku_commit(a, &next, err);
     if (e != KEEL_UPDATE_OK) {
         return e;
     }
@@ -610,7 +617,7 @@ keel_update_err keel_update_abandon(keel_update_agent *a, keel_update_error *err
     }
     ku_record next = a->rec;
     next.state = KEEL_UPDATE_IDLE;
-    keel_update_err e = commit(a, &next, err);
+    keel_update_err e = ku_commit(a, &next, err);
     if (e == KEEL_UPDATE_OK) {
         free(a->manifest);
         a->manifest = NULL;
@@ -650,6 +657,11 @@ void keel_update_get_status(const keel_update_agent *a, keel_update_status *out)
             out->chunks_done += chunk_done(&a->rec, i);
         }
         out->target_version = a->man.version;
+    } else if (a->rec.state == KEEL_UPDATE_DOWNLOADING && a->rec.manifest_len == 0) {
+        out->chunks_total = a->rec.chunk_count;
+        for (uint32_t i = 0; i < a->rec.chunk_count; i++) {
+            out->chunks_done += chunk_done(&a->rec, i);
+        }
     } else if (a->rec.state == KEEL_UPDATE_TRIAL) {
         out->target_version = a->trial_version;
     }

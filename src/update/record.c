@@ -25,6 +25,7 @@ void ku_record_encode(const ku_record *r, uint8_t out[KU_RECORD_SIZE])
     memcpy(out + 20, r->manifest_hash, KEEL_IMAGE_HASH_SIZE);
     ki_put32(out + 52, r->chunk_count);
     memcpy(out + 56, r->bitmap, KU_BITMAP_BYTES);
+    ki_put32(out + 568, r->push_len);
     crypto_hash_sha256(out + KU_RECORD_HASHED, out, KU_RECORD_HASHED);
 }
 
@@ -47,6 +48,7 @@ bool ku_record_decode(const uint8_t in[KU_RECORD_SIZE], ku_record *r)
     memcpy(r->manifest_hash, in + 20, KEEL_IMAGE_HASH_SIZE);
     r->chunk_count = ki_get32(in + 52);
     memcpy(r->bitmap, in + 56, KU_BITMAP_BYTES);
+    r->push_len = ki_get32(in + 568);
     return r->state <= KEEL_UPDATE_TRIAL && r->active <= 1 &&
            r->chunk_count <= KEEL_RELEASE_MAX_CHUNKS;
 }

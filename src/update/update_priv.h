@@ -22,6 +22,7 @@ typedef struct ku_record {
     uint8_t manifest_hash[KEEL_IMAGE_HASH_SIZE];
     uint32_t chunk_count;
     uint8_t bitmap[KU_BITMAP_BYTES];
+    uint32_t push_len;   /* push mode (manifest_len 0): image length; bitmap counts blocks */
 } ku_record;
 
 void ku_record_encode(const ku_record *r, uint8_t out[KU_RECORD_SIZE]);
@@ -49,7 +50,22 @@ struct keel_update_agent {
     keel_image_version running_version;
     uint64_t boot_ms;
     keel_image_version trial_version;
+    uint8_t *push_buf;        /* push mode: the erase block being filled */
+    uint32_t push_have;       /* bytes in push_buf */
 };
+
+/* Bit i of the record's bitmap. */
+static inline bool ku_bit(const ku_record *r, uint32_t i) { return r->bitmap[i / 8] & (1u << (i % 8)); }
+
+/* Erases [off, off+len) rounded out to erase blocks (off on a block), writes the bytes (the
+ * tail padded with 0xff to the write size) and syncs the area. 0 or -1. */
+int ku_store_bytes(const keel_update_storage *s, keel_update_area area, uint32_t off,
+                   const uint8_t *data, uint32_t len);
+/* Stores `next` as the new record and adopts it; on failure the agent keeps the old one. */
+keel_update_err ku_commit(keel_update_agent *a, ku_record *next, keel_update_error *err);
+/* Verifies a slot's image: signature, component, counter at or above the floor. */
+keel_update_err ku_verify_slot(keel_update_agent *a, int slot, uint32_t max_size,
+                               keel_image_info *info, keel_update_error *err);
 
 keel_update_err ku_fail(keel_update_error *err, keel_update_err e, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -49,8 +49,10 @@ static int icc_pair(int argc, char **argv)
     }
     keel_manifest a, b;
     int rc = load(argv[1], &a);
-    if (rc == KEEL_EXIT_OK) rc = load(argv[2], &b);
-    if (rc != KEEL_EXIT_OK) return rc;
+    if (rc == KEEL_EXIT_OK)
+        rc = load(argv[2], &b);
+    if (rc != KEEL_EXIT_OK)
+        return rc;
     keel_manifest_error err;
     if (keel_manifest_pair_allowed(&a, &b, &err) != KEEL_MANIFEST_OK) {
         return keel_cli_fail(KEEL_EXIT_FAIL, "icc pair", "denied: %s", err.msg);

@@ -73,7 +73,7 @@ static void split_host_port(const char *arg, const char *def_host, const char **
     snprintf(p, sizeof p, "502");
     char *colon = NULL;
     if (h[0] && strspn(h, "0123456789") == strlen(h)) {
-        snprintf(p, sizeof p, "%s", h); /* a bare port */
+        snprintf(p, sizeof p, "%.15s", h); /* a bare port */
         h[0] = 0;
     } else if (h[0] == '[') {
         char *close = strchr(h, ']');
@@ -81,12 +81,12 @@ static void split_host_port(const char *arg, const char *def_host, const char **
             *close = 0;
             memmove(h, h + 1, strlen(h + 1) + 1);
             if (close[1] == ':') {
-                snprintf(p, sizeof p, "%s", close + 2);
+                snprintf(p, sizeof p, "%.15s", close + 2);
             }
         }
     } else if ((colon = strchr(h, ':')) && !strchr(colon + 1, ':')) {
         *colon = 0;
-        snprintf(p, sizeof p, "%s", colon + 1);
+        snprintf(p, sizeof p, "%.15s", colon + 1);
     }
     *host = h[0] ? h : def_host;
     *port = p;

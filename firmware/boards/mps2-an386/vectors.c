@@ -29,8 +29,27 @@ void DebugMon_Handler(void) WEAK_DEFAULT;
 void PendSV_Handler(void) WEAK_DEFAULT;
 void SysTick_Handler(void) WEAK_DEFAULT;
 
-/* External interrupts 0..47, named by line number. */
-#define IRQ(n) void IRQ##n##_Handler(void) WEAK_DEFAULT;
+/* External interrupts 0..47, named by line number; by default they dispatch through the
+ * table board_irq_attach() fills (irq.c). */
+struct board_irq_slot {
+    void (*fn)(void *);
+    void *arg;
+};
+struct board_irq_slot board_irq_table[BOARD_IRQ_COUNT];
+
+void board_irq_dispatch(void)
+{
+    uint32_t ipsr;
+    __asm volatile("mrs %0, ipsr" : "=r"(ipsr));
+    uint32_t n = (ipsr & 0x1ffu) - 16u;
+    if (n >= BOARD_IRQ_COUNT || board_irq_table[n].fn == 0) {
+        Default_Handler();
+        return;
+    }
+    board_irq_table[n].fn(board_irq_table[n].arg);
+}
+
+#define IRQ(n) void IRQ##n##_Handler(void) __attribute__((weak, alias("board_irq_dispatch")));
 IRQ(0) IRQ(1) IRQ(2) IRQ(3) IRQ(4) IRQ(5) IRQ(6) IRQ(7) IRQ(8) IRQ(9) IRQ(10) IRQ(11)
 IRQ(12) IRQ(13) IRQ(14) IRQ(15) IRQ(16) IRQ(17) IRQ(18) IRQ(19) IRQ(20) IRQ(21) IRQ(22)
 IRQ(23) IRQ(24) IRQ(25) IRQ(26) IRQ(27) IRQ(28) IRQ(29) IRQ(30) IRQ(31) IRQ(32) IRQ(33)

@@ -1,9 +1,11 @@
-/* Simulator board: console and exit on the host. */
+/* Simulator board: console and exit on the host, interrupt lines from the RTOS sim port. */
 #include "board.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include "keel/rtos_sim.h"
 
 void board_console_putc(char c)
 {
@@ -38,4 +40,19 @@ _Noreturn void board_exit(int code)
 {
     fflush(stdout);
     exit(code);
+}
+
+/* Interrupt lines are the sim port's lines; the priority byte has no meaning there. */
+void board_irq_attach(unsigned irq, void (*handler)(void *arg), void *arg, uint8_t priority)
+{
+    (void)priority;
+    if (!keel_sim_exists()) {
+        keel_rtos_init(); /* makes the default simulation */
+    }
+    (void)keel_sim_irq_attach(irq, handler, arg);
+}
+
+void board_irq_trigger(unsigned irq)
+{
+    (void)keel_sim_irq_raise(irq);
 }

@@ -64,5 +64,6 @@ void keel_icc_rt_uart_bell_init(keel_icc_rt_bell *bell, uintptr_t uart_base, uns
     NVIC_ISER0 = 1u << rx_irq;
     bell->ring = uart_ring;
     bell->wait = uart_wait;
+    bell->gone = 0;
     bell->ctx = 0;
 }

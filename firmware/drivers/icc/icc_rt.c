@@ -4,6 +4,11 @@
  * our check and our sleep is never lost: it leaves the doorbell pending and wait returns. */
 #include "icc_rt.h"
 
+static bool gone(keel_icc_rt *c)
+{
+    return c->bell.gone && c->bell.gone(c->bell.ctx);
+}
+
 keel_icc_err keel_icc_rt_attach(keel_icc_rt *c, void *mem, size_t size, keel_icc_side side,
                                 const keel_icc_rt_bell *bell)
 {
@@ -20,9 +25,14 @@ keel_icc_err keel_icc_rt_send(keel_icc_rt *c, uint16_t type, uint16_t flags, uin
     for (;;) {
         bool ring;
         keel_icc_err rc = keel_icc_ring_send(&c->ring, type, flags, corr, data, len, NULL, &ring);
-        if (ring) c->bell.ring(c->bell.ctx);
-        if (rc != KEEL_ICC_ERR_WOULD_BLOCK) return rc;
-        if (keel_icc_ring_arm_tx(&c->ring, len)) c->bell.wait(c->bell.ctx);
+        if (ring)
+            c->bell.ring(c->bell.ctx);
+        if (rc != KEEL_ICC_ERR_WOULD_BLOCK)
+            return rc;
+        if (gone(c))
+            return KEEL_ICC_ERR_PEER_GONE;
+        if (keel_icc_ring_arm_tx(&c->ring, len))
+            c->bell.wait(c->bell.ctx);
     }
 }
 
@@ -30,7 +40,8 @@ keel_icc_err keel_icc_rt_try_recv(keel_icc_rt *c, keel_icc_msg *msg, void *buf, 
 {
     bool ring;
     keel_icc_err rc = keel_icc_ring_recv(&c->ring, msg, buf, cap, &ring);
-    if (ring) c->bell.ring(c->bell.ctx);
+    if (ring)
+        c->bell.ring(c->bell.ctx);
     return rc;
 }
 
@@ -38,7 +49,11 @@ keel_icc_err keel_icc_rt_recv(keel_icc_rt *c, keel_icc_msg *msg, void *buf, size
 {
     for (;;) {
         keel_icc_err rc = keel_icc_rt_try_recv(c, msg, buf, cap);
-        if (rc != KEEL_ICC_ERR_WOULD_BLOCK) return rc;
-        if (keel_icc_ring_arm_rx(&c->ring)) c->bell.wait(c->bell.ctx);
+        if (rc != KEEL_ICC_ERR_WOULD_BLOCK)
+            return rc;
+        if (gone(c))
+            return KEEL_ICC_ERR_PEER_GONE;
+        if (keel_icc_ring_arm_rx(&c->ring))
+            c->bell.wait(c->bell.ctx);
     }
 }

@@ -16,6 +16,7 @@
 typedef struct keel_icc_rt_bell {
     void (*ring)(void *ctx); /* tell the other core there is news */
     void (*wait)(void *ctx); /* sleep until the other core rings; spurious returns are fine */
+    bool (*gone)(void *ctx); /* optional: true once the other side is known to be dead */
     void *ctx;
 } keel_icc_rt_bell;
 
@@ -29,7 +30,8 @@ KEEL_NODISCARD keel_icc_err keel_icc_rt_attach(keel_icc_rt *c, void *mem, size_t
                                                keel_icc_side side, const keel_icc_rt_bell *bell);
 
 /* Blocking: waits for space / for a message. Errors as keel_icc_ring_send / _recv, never
- * ERR_WOULD_BLOCK. */
+ * ERR_WOULD_BLOCK; ERR_PEER_GONE if the doorbell reports the other side dead and nothing is
+ * left to receive (or no space will ever come). */
 KEEL_NODISCARD keel_icc_err keel_icc_rt_send(keel_icc_rt *c, uint16_t type, uint16_t flags,
                                              uint32_t corr, const void *data, size_t len);
 KEEL_NODISCARD keel_icc_err keel_icc_rt_recv(keel_icc_rt *c, keel_icc_msg *msg, void *buf,

@@ -17,16 +17,19 @@ static _Alignas(64) uint8_t region[KEEL_ICC_DATA_OFFSET + 2 * RING];
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size < 1) return 0;
+    if (size < 1)
+        return 0;
     keel_icc_layout l = {.ring_bytes = RING, .max_msg = KEEL_ICC_MIN_MSG};
     l.id_a.b[0] = 0xa;
     l.id_b.b[0] = 0xb;
-    if (keel_icc_region_init(region, sizeof region, &l) != KEEL_ICC_OK) abort();
+    if (keel_icc_region_init(region, sizeof region, &l) != KEEL_ICC_OK)
+        abort();
     const uint8_t *in = data + 1;
     size_t n = size - 1;
     keel_icc_ring r;
     if (data[0] & 1) {
-        if (n < 8) return 0;
+        if (n < 8)
+            return 0;
         keel_icc_ctrl *ab = (keel_icc_ctrl *)(void *)(region + KEEL_ICC_HEADER_BYTES);
         uint32_t head, tail;
         memcpy(&head, in, 4);
@@ -45,7 +48,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             return 0;
         }
         /* Accepted: the layout it promised must fit what we have. */
-        if (keel_icc_region_bytes(r.ring_bytes) > claimed) abort();
+        if (keel_icc_region_bytes(r.ring_bytes) > claimed)
+            abort();
     }
     uint8_t buf[KEEL_ICC_MIN_MSG];
     for (int i = 0; i < 64; i++) {
@@ -53,8 +57,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         bool bell;
         size_t cap = (size_t)(i * 97) % sizeof buf;
         keel_icc_err rc = keel_icc_ring_recv(&r, &m, buf, cap, &bell);
-        if (rc == KEEL_ICC_OK && m.len > cap) abort();
-        if (rc != KEEL_ICC_OK && rc != KEEL_ICC_ERR_FORGED && rc != KEEL_ICC_ERR_BUF_SMALL) break;
+        if (rc == KEEL_ICC_OK && m.len > cap)
+            abort();
+        if (rc != KEEL_ICC_OK && rc != KEEL_ICC_ERR_FORGED && rc != KEEL_ICC_ERR_BUF_SMALL)
+            break;
     }
     /* The other direction still works for the side that attached. */
     bool bell;

@@ -12,14 +12,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     keel_manifest m;
     keel_manifest_error err;
     if (keel_manifest_parse("fuzz", (const char *)data, size, &m, &err) != KEEL_MANIFEST_OK) {
-        if (memchr(err.msg, '\0', sizeof err.msg) == NULL) abort();
+        if (memchr(err.msg, '\0', sizeof err.msg) == NULL)
+            abort();
         return 0;
     }
     char s[KEEL_MANIFEST_UUID_STR];
     keel_uuid back;
     keel_manifest_uuid_format(&m.id, s);
-    if (!keel_manifest_uuid_parse(s, &back) || !keel_manifest_uuid_equal(&back, &m.id)) abort();
-    if (m.caps.n_partners > KEEL_MANIFEST_MAX_PARTNERS) abort();
+    if (!keel_manifest_uuid_parse(s, &back) || !keel_manifest_uuid_equal(&back, &m.id))
+        abort();
+    if (m.caps.n_partners > KEEL_MANIFEST_MAX_PARTNERS)
+        abort();
     (void)keel_manifest_pair_allowed(&m, &m, &err);
     return 0;
 }

@@ -59,8 +59,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         keel_modbus_device_id id;
         uint16_t back[3];
         keel_modbus_file_ref ref = {1, 2, 3, back};
-        (void)keel_modbus_rsp_device_id(reply, reply_len, &id, NULL);
-        (void)keel_modbus_rsp_read_file(reply, reply_len, &ref, 1, NULL);
+        if (keel_modbus_rsp_device_id(reply, reply_len, &id, NULL) == KEEL_MODBUS_OK &&
+            id.count > 32) {
+            abort();
+        }
+        if (keel_modbus_rsp_read_file(reply, reply_len, &ref, 1, NULL) == KEEL_MODBUS_OK &&
+            reply[0] != KEEL_MODBUS_FC_READ_FILE_RECORD) {
+            abort();
+        }
     }
     return 0;
 }

@@ -22,16 +22,23 @@ static void on_msg(void *user, const keel_cloud_msg *m, const char *topic, const
     if (strcmp(m->device, r->device) != 0) {
         return;
     }
+    /* Telemetry and reported properties share one outbox, so one id sequence: a reported
+     * patch's request id is its message id. */
+    uint64_t id = m->kind == KEEL_CLOUD_MSG_REPORTED ? strtoull(m->rid, NULL, 10) : m->mid;
+    if (m->kind != KEEL_CLOUD_MSG_TELEMETRY && m->kind != KEEL_CLOUD_MSG_REPORTED) {
+        return;
+    }
+    if (id <= r->last) {
+        r->dups++;
+        return;
+    }
+    if (id != r->last + 1) {
+        fprintf(stderr, "receiver: gap: id %llu after %llu\n", (unsigned long long)id,
+                (unsigned long long)r->last);
+        r->gaps++;
+    }
+    r->last = id;
     if (m->kind == KEEL_CLOUD_MSG_TELEMETRY) {
-        if (m->mid <= r->last) {
-            r->dups++;
-            return;
-        }
-        if (m->mid != r->last + 1) {
-            fprintf(stderr, "receiver: gap: id %llu after %llu\n", (unsigned long long)m->mid,
-                    (unsigned long long)r->last);
-            r->gaps++;
-        }
         char buf[64];
         size_t n = len < sizeof buf - 1 ? len : sizeof buf - 1;
         memcpy(buf, payload, n);
@@ -40,8 +47,7 @@ static void on_msg(void *user, const keel_cloud_msg *m, const char *topic, const
         if (sscanf(buf, "{\"n\":%llu", &v) != 1 || v != m->mid) {
             r->bad_payload++;
         }
-        r->last = m->mid;
-    } else if (m->kind == KEEL_CLOUD_MSG_REPORTED) {
+    } else {
         size_t n = len < sizeof r->last_reported - 1 ? len : sizeof r->last_reported - 1;
         memcpy(r->last_reported, payload, n);
         r->last_reported[n] = '\0';
@@ -170,4 +176,17 @@ uint64_t driver_accepted(const kf_proc *p)
     }
     fclose(f);
     return best;
+}
+
+bool driver_wait_accepted(kf_proc *p, uint64_t want, int timeout_ms)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    while (driver_accepted(p) < want) {
+        if (now_ms() >= deadline || !kf_running(p)) {
+            return false;
+        }
+        /* The log grows line by line; wait for the next line rather than spin. */
+        (void)kf_wait_log(p, "\n", 20);
+    }
+    return true;
 }

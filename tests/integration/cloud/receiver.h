@@ -36,6 +36,8 @@ bool rx_wait_reported(receiver *r, const char *needle, int timeout_ms);
 int driver_start(kf_proc *p, const char *config, const char *log, ...);
 /* The largest N in "accepted N" lines of the driver's log so far. */
 uint64_t driver_accepted(const kf_proc *p);
+/* Waits until the driver has accepted message id `want` (or dies, or timeout). */
+bool driver_wait_accepted(kf_proc *p, uint64_t want, int timeout_ms);
 /* Op config for broker b with client cert `name`. */
 void op_config(keel_cloud_op_config *cfg, const kb_broker *b, const char *name, char *paths,
                size_t cap);

@@ -27,12 +27,15 @@ static int echo(keel_icc *c, long die_after)
         keel_icc_msg m;
         uint32_t v[2] = {0, 0};
         keel_icc_err rc = keel_icc_recv(c, &m, v, sizeof v, 20000);
-        if (rc != KEEL_ICC_OK) return fail("recv", rc);
-        if (m.type == PEER_QUIT) return 0;
+        if (rc != KEEL_ICC_OK)
+            return fail("recv", rc);
+        if (m.type == PEER_QUIT)
+            return 0;
         v[1] = m.seq;
         rc = (m.flags & KEEL_ICC_F_REQUEST) ? keel_icc_reply(c, &m, PEER_ECHO, v, sizeof v, 20000)
                                             : keel_icc_send(c, PEER_ECHO, v, sizeof v, 20000);
-        if (rc != KEEL_ICC_OK) return fail("send", rc);
+        if (rc != KEEL_ICC_OK)
+            return fail("send", rc);
         if (++echoed == die_after) {
             raise(SIGKILL);
         }
@@ -45,7 +48,8 @@ static int client(keel_icc *c, long n)
         uint32_t v = (uint32_t)i * 3u, got[2];
         keel_icc_msg m;
         keel_icc_err rc = keel_icc_request(c, PEER_DATA, &v, sizeof v, &m, got, sizeof got, 20000);
-        if (rc != KEEL_ICC_OK) return fail("request", rc);
+        if (rc != KEEL_ICC_OK)
+            return fail("request", rc);
         if (m.len != sizeof got || got[0] != v || got[1] != (uint32_t)i + 1) {
             fprintf(stderr, "icc_peer: reply %ld: got %u seq %u\n", i, got[0], got[1]);
             return 1;
@@ -63,10 +67,12 @@ int main(int argc, char **argv)
     }
     keel_icc_end e;
     keel_icc_err rc = keel_icc_end_recv(atoi(argv[1]), &e);
-    if (rc != KEEL_ICC_OK) return fail("end_recv", rc);
+    if (rc != KEEL_ICC_OK)
+        return fail("end_recv", rc);
     keel_icc *c;
     keel_icc_open_opts opts = {.spin_ns = 20000};
-    if ((rc = keel_icc_open(&e, &opts, &c)) != KEEL_ICC_OK) return fail("open", rc);
+    if ((rc = keel_icc_open(&e, &opts, &c)) != KEEL_ICC_OK)
+        return fail("open", rc);
     printf("icc_peer: open side %d\n", (int)keel_icc_ring_of(c)->side);
     fflush(stdout);
     int status;

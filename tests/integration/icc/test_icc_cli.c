@@ -58,8 +58,9 @@ static void test_keel_icc_check_and_pair_exit_codes(void **state)
     assert_int_equal(keel(&p[0], "check", "hl.json", NULL), 0);
     assert_int_equal(kf_wait_log(&p[0], "hvac 1.0.0 (app)", 1000), 0);
     assert_int_equal(keel(&p[1], "pair", "hl.json", "rt.json"), 1);
-    assert_int_equal(kf_wait_log(&p[1], "sensor-rt (aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee) does "
-                                        "not name hvac",
+    assert_int_equal(kf_wait_log(&p[1],
+                                 "sensor-rt (aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee) does "
+                                 "not name hvac",
                                  1000),
                      0);
     assert_int_equal(keel(&p[2], "pair", "hl.json", "rt2.json"), 0);

@@ -122,7 +122,8 @@ static void test_peer_crash_and_restart_loses_and_repeats_nothing(void **state)
         assert_int_equal(keel_icc_send(c, PEER_DATA, &i, sizeof i, 20000), KEEL_ICC_OK);
     }
     /* B echoes K messages and dies; its echoes, sent before it died, all arrive. */
-    for (uint32_t i = 0; i < K; i++) expect_echo(c, i);
+    for (uint32_t i = 0; i < K; i++)
+        expect_echo(c, i);
     keel_icc_msg m;
     uint32_t v[2];
     assert_int_equal(keel_icc_recv(c, &m, v, sizeof v, 20000), KEEL_ICC_ERR_PEER_GONE);
@@ -140,7 +141,8 @@ static void test_peer_crash_and_restart_loses_and_repeats_nothing(void **state)
     spawn_peer(&peer, "echo2", &keep, "echo", NULL);
     keel_icc_end_close(&keep);
     /* Everything B had not consumed, exactly once, in order, with unbroken sequence numbers. */
-    for (uint32_t i = K; i < N + MORE; i++) expect_echo(c, i);
+    for (uint32_t i = K; i < N + MORE; i++)
+        expect_echo(c, i);
     assert_int_equal(keel_icc_send(c, PEER_QUIT, NULL, 0, 20000), KEEL_ICC_OK);
     assert_int_equal(exit_code(&peer), 0);
     assert_int_equal(keel_icc_recv(c, &m, v, sizeof v, 0), KEEL_ICC_ERR_PEER_GONE);

@@ -42,13 +42,24 @@ static size_t len_of(uint32_t i)
 
 static void fill(uint8_t *p, size_t n, uint32_t i)
 {
-    for (size_t k = 0; k < n; k++) p[k] = (uint8_t)(i + k * 7u);
+    for (size_t k = 0; k < n; k++)
+        p[k] = (uint8_t)(i + k * 7u);
 }
 
 static void ring_guest(int sock)
 {
     char b = 1;
     assert_int_equal(write(sock, &b, 1), 1);
+}
+
+static char shm[128]; /* the host file behind the guest's PSRAM */
+
+static int remove_shm(void **state)
+{
+    (void)state;
+    if (shm[0])
+        unlink(shm);
+    return 0;
 }
 
 static void test_qemu_firmware_echoes_every_message_in_order(void **state)
@@ -60,7 +71,7 @@ static void test_qemu_firmware_echoes_every_message_in_order(void **state)
         fail_msg("%s missing: build the fw tree first (make fw)", elf);
     }
     const char *dir = kf_tmpdir("icc-qemu");
-    char shm[128], sockpath[512];
+    char sockpath[512];
     snprintf(shm, sizeof shm, "/dev/shm/keel-icc-test-%d", (int)getpid());
     snprintf(sockpath, sizeof sockpath, "%s/bell.sock", dir);
 
@@ -88,8 +99,9 @@ static void test_qemu_firmware_echoes_every_message_in_order(void **state)
     snprintf(chardev, sizeof chardev, "socket,id=bell,path=%s", sockpath);
     snprintf(backend, sizeof backend, "memory-backend-file,id=ram,size=16M,mem-path=%s,share=on",
              shm);
-    char *argv[] = {script, "--timeout", "90", elf, "-chardev", chardev, "-serial",
-                    "chardev:bell", "-object", backend, "-machine", "memory-backend=ram", NULL};
+    char *argv[] = {script,    "--timeout",    "90",      elf,     "-chardev", chardev,
+                    "-serial", "chardev:bell", "-object", backend, "-machine", "memory-backend=ram",
+                    NULL};
     static kf_proc qemu;
     assert_int_equal(kf_spawn(&qemu, "qemu-icc", argv, NULL), 0);
     struct pollfd lp = {.fd = lis, .events = POLLIN};
@@ -100,9 +112,10 @@ static void test_qemu_firmware_echoes_every_message_in_order(void **state)
     int sock = accept4(lis, NULL, NULL, SOCK_CLOEXEC);
     assert_true(sock >= 0);
     close(lis);
-    /* QEMU has the file open and mapped: unlink it now so no failure below can leave it. */
-    unlink(shm);
+    /* QEMU opens the memory file after it connects its character devices: only once the
+     * firmware has attached is the file surely mapped (the teardown removes it otherwise). */
     assert_int_equal(kf_wait_log(&qemu, "icc_echo: attached", 20000), 0);
+    unlink(shm);
 
     uint8_t out[KEEL_ICC_MIN_MSG], in[KEEL_ICC_MIN_MSG], want[KEEL_ICC_MIN_MSG];
     uint32_t sent = 0, got = 0;
@@ -113,8 +126,10 @@ static void test_qemu_firmware_echoes_every_message_in_order(void **state)
             size_t n = len_of(sent);
             fill(out, n, sent);
             keel_icc_err rc = keel_icc_ring_send(&r, T_DATA, 0, 0, out, n, NULL, &bell);
-            if (bell) ring_guest(sock);
-            if (rc == KEEL_ICC_ERR_WOULD_BLOCK) break;
+            if (bell)
+                ring_guest(sock);
+            if (rc == KEEL_ICC_ERR_WOULD_BLOCK)
+                break;
             assert_int_equal(rc, KEEL_ICC_OK);
             sent++;
             progress = true;
@@ -122,8 +137,10 @@ static void test_qemu_firmware_echoes_every_message_in_order(void **state)
         for (;;) {
             keel_icc_msg m;
             keel_icc_err rc = keel_icc_ring_recv(&r, &m, in, sizeof in, &bell);
-            if (bell) ring_guest(sock);
-            if (rc == KEEL_ICC_ERR_WOULD_BLOCK) break;
+            if (bell)
+                ring_guest(sock);
+            if (rc == KEEL_ICC_ERR_WOULD_BLOCK)
+                break;
             assert_int_equal(rc, KEEL_ICC_OK);
             size_t n = len_of(got);
             fill(want, n, got);
@@ -133,11 +150,14 @@ static void test_qemu_firmware_echoes_every_message_in_order(void **state)
             got++;
             progress = true;
         }
-        if (progress) continue;
+        if (progress)
+            continue;
         assert_true(now_ms() < deadline);
         /* Nothing to do: announce the wait and sleep on the guest's doorbell byte. */
-        if (!keel_icc_ring_arm_rx(&r)) continue;
-        if (sent < MESSAGES && !keel_icc_ring_arm_tx(&r, len_of(sent))) continue;
+        if (!keel_icc_ring_arm_rx(&r))
+            continue;
+        if (sent < MESSAGES && !keel_icc_ring_arm_tx(&r, len_of(sent)))
+            continue;
         struct pollfd p = {.fd = sock, .events = POLLIN};
         if (poll(&p, 1, 1000) == 1) {
             char drain[256];
@@ -150,7 +170,8 @@ static void test_qemu_firmware_echoes_every_message_in_order(void **state)
     }
     bool bell;
     assert_int_equal(keel_icc_ring_send(&r, T_QUIT, 0, 0, NULL, 0, NULL, &bell), KEEL_ICC_OK);
-    if (bell) ring_guest(sock);
+    if (bell)
+        ring_guest(sock);
     int st = kf_wait_exit(&qemu, 30000);
     if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         kf_dump_log(&qemu, 20);
@@ -166,7 +187,7 @@ static void test_qemu_firmware_echoes_every_message_in_order(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_qemu_firmware_echoes_every_message_in_order),
+        cmocka_unit_test_teardown(test_qemu_firmware_echoes_every_message_in_order, remove_shm),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     kf_cleanup();

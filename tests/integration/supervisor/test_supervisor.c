@@ -372,6 +372,42 @@ static void test_stop_start_install_via_control_socket(void **state)
     assert_keeld_up();
 }
 
+/* Runs `keel app ARGS --socket S`, captures stdout+stderr into out, returns the exit code. */
+static int keel_app(const char *args)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s/bin/keel app %s --socket %s 2>&1", kf_build_dir(), args,
+             W.sock);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_keel_app_command(void **state)
+{
+    (void)state;
+    NEED_ROOT();
+    assert_int_equal(keel_app("list"), 0);
+    assert_non_null(strstr(out, "NAME"));
+    assert_non_null(strstr(out, "sample"));
+    assert_non_null(strstr(out, "running"));
+    assert_int_equal(keel_app("crashes crashy 2"), 0);
+    assert_non_null(strstr(out, "crash_null_deref+0x"));
+    assert_int_equal(keel_app("logs sample 5"), 0);
+    assert_non_null(strstr(out, "sample"));
+    assert_int_equal(keel_app("start nosuch"), 1);
+    assert_non_null(strstr(out, "no app named 'nosuch'"));
+    assert_int_equal(keel_app("stop"), 2);
+    assert_int_equal(keel_app("status"), 0);
+    assert_non_null(strstr(out, "seccomp"));
+    char args[512];
+    snprintf(args, sizeof args, "install %s/nonexistent", W.root);
+    assert_int_equal(keel_app(args), 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -388,6 +424,7 @@ int main(void)
         cmocka_unit_test(test_forged_ring_and_messages_answered_with_status),
         cmocka_unit_test(test_bad_pointers_and_lengths_are_status_codes),
         cmocka_unit_test(test_stop_start_install_via_control_socket),
+        cmocka_unit_test(test_keel_app_command),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

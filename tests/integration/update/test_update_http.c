@@ -30,6 +30,7 @@
 #include <cmocka.h>
 
 #include "fixture.h"
+#include "nginx_site.h"
 #include "keel/image.h"
 
 #define COMPONENT "6b65656c-0000-4000-8000-0000000000aa"
@@ -235,21 +236,7 @@ static int setup(void **state)
     make_release("expired", 3, 3, (uint64_t)time(NULL) - 10, NULL);
     make_release("old", 0, 0, (uint64_t)time(NULL) + 3600, NULL);
 
-    nginx_port = kf_free_port();
-    char conf[800], text[3000];
-    snprintf(conf, sizeof conf, "%s/nginx.conf", work);
-    snprintf(text, sizeof text,
-             "daemon off;\nmaster_process off;\nworker_processes 1;\npid %s/nginx.pid;\n"
-             "error_log %s/error.log;\nevents { worker_connections 64; }\n"
-             "http {\n  access_log %s/access.log;\n  client_body_temp_path %s;\n"
-             "  proxy_temp_path %s;\n  fastcgi_temp_path %s;\n  uwsgi_temp_path %s;\n"
-             "  scgi_temp_path %s;\n  server {\n    listen 127.0.0.1:%u;\n    root %s;\n  }\n}\n",
-             work, work, work, work, work, work, work, work, nginx_port, site);
-    write_file(conf, (const uint8_t *)text, strlen(text));
-    char *argv[] = {"nginx", "-c", conf, "-p", work, "-e", "stderr", NULL};
-    assert_int_equal(kf_spawn(&nginx, "nginx", argv, NULL), 0);
-    if (kf_wait_tcp(&nginx, nginx_port, 10000) != 0) {
-        kf_dump_log(&nginx, 20);
+    if (nginx_site_start(&nginx, work, site, &nginx_port) != 0) {
         fail_msg("nginx did not start");
     }
     relay_start();

@@ -120,7 +120,8 @@ static void *drain_thread(void *arg)
     keel_icc_msg m;
     char buf[1024];
     while (d->got < d->n) {
-        if (keel_icc_recv(d->c, &m, buf, sizeof buf, 5000) != KEEL_ICC_OK) break;
+        if (keel_icc_recv(d->c, &m, buf, sizeof buf, 5000) != KEEL_ICC_OK)
+            break;
         d->got++;
     }
     return NULL;
@@ -131,7 +132,8 @@ static void test_send_full_ring_backpressure_then_wakes(void **state)
     pair *p = *state;
     char big[1000] = {0};
     int queued = 0;
-    while (keel_icc_send(p->a, 1, big, sizeof big, 0) == KEEL_ICC_OK) queued++;
+    while (keel_icc_send(p->a, 1, big, sizeof big, 0) == KEEL_ICC_OK)
+        queued++;
     assert_int_equal(queued, 4096 / keel_icc_frame_bytes(sizeof big));
     assert_int_equal(keel_icc_send(p->a, 1, big, sizeof big, 0), KEEL_ICC_ERR_WOULD_BLOCK);
     assert_int_equal(keel_icc_send(p->a, 1, big, sizeof big, 20), KEEL_ICC_ERR_TIMEOUT);
@@ -161,11 +163,14 @@ static void *responder(void *arg)
     keel_icc_msg m;
     char buf[64];
     for (int i = 0; i < 2; i++) {
-        if (keel_icc_recv(c, &m, buf, sizeof buf, 5000) != KEEL_ICC_OK) return NULL;
+        if (keel_icc_recv(c, &m, buf, sizeof buf, 5000) != KEEL_ICC_OK)
+            return NULL;
         /* Something unrelated first: the requester must keep it, not drop it. */
-        if (keel_icc_send(c, 50, "note", 4, 5000) != KEEL_ICC_OK) return NULL;
+        if (keel_icc_send(c, 50, "note", 4, 5000) != KEEL_ICC_OK)
+            return NULL;
         buf[0] = (char)(buf[0] + 1);
-        if (keel_icc_reply(c, &m, 51, buf, m.len, 5000) != KEEL_ICC_OK) return NULL;
+        if (keel_icc_reply(c, &m, 51, buf, m.len, 5000) != KEEL_ICC_OK)
+            return NULL;
     }
     return NULL;
 }

@@ -17,10 +17,10 @@ typedef struct fixture {
     keel_icc_ring a, b;
 } fixture;
 
-static const keel_icc_id ID_A = {{0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8, 0xa9, 0xaa,
-                                  0xab, 0xac, 0xad, 0xae, 0xaf, 0xa0}};
-static const keel_icc_id ID_B = {{0xb1, 0xb2, 0xb3, 0xb4, 0xb5, 0xb6, 0xb7, 0xb8, 0xb9, 0xba,
-                                  0xbb, 0xbc, 0xbd, 0xbe, 0xbf, 0xb0}};
+static const keel_icc_id ID_A = {{0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8, 0xa9, 0xaa, 0xab,
+                                  0xac, 0xad, 0xae, 0xaf, 0xa0}};
+static const keel_icc_id ID_B = {{0xb1, 0xb2, 0xb3, 0xb4, 0xb5, 0xb6, 0xb7, 0xb8, 0xb9, 0xba, 0xbb,
+                                  0xbc, 0xbd, 0xbe, 0xbf, 0xb0}};
 
 static void setup_with(fixture *f, uint32_t ring, uint32_t max_msg)
 {
@@ -64,7 +64,8 @@ static keel_icc_err recv(keel_icc_ring *r, keel_icc_msg *m, void *buf, size_t ca
 
 static void fill_pattern(uint8_t *p, size_t n, uint32_t seed)
 {
-    for (size_t i = 0; i < n; i++) p[i] = (uint8_t)(seed * 31u + i * 7u);
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(seed * 31u + i * 7u);
 }
 
 static void test_recv_empty_ring_would_block(void **state)
@@ -82,9 +83,9 @@ static void test_send_recv_fields_and_both_directions(void **state)
     fixture *f = *state;
     bool bell;
     uint32_t seq = 0;
-    assert_int_equal(keel_icc_ring_send(&f->a, 0x1234, KEEL_ICC_F_REQUEST, 99, "hello", 5, &seq,
-                                        &bell),
-                     KEEL_ICC_OK);
+    assert_int_equal(
+        keel_icc_ring_send(&f->a, 0x1234, KEEL_ICC_F_REQUEST, 99, "hello", 5, &seq, &bell),
+        KEEL_ICC_OK);
     assert_int_equal(seq, 1);
     assert_false(bell); /* nobody was waiting */
     assert_true(keel_icc_ring_readable(&f->b));
@@ -117,7 +118,8 @@ static void test_send_full_ring_would_block_never_overwrites(void **state)
     for (;;) {
         fill_pattern(msg, sizeof msg, sent);
         keel_icc_err rc = send(&f->a, msg, sizeof msg);
-        if (rc == KEEL_ICC_ERR_WOULD_BLOCK) break;
+        if (rc == KEEL_ICC_ERR_WOULD_BLOCK)
+            break;
         assert_int_equal(rc, KEEL_ICC_OK);
         sent++;
     }
@@ -149,7 +151,8 @@ static void test_wraparound_many_times_odd_sizes_intact(void **state)
         keel_icc_err rc = send(&f->a, out, n);
         if (rc == KEEL_ICC_OK) {
             next_send++;
-            if (next_send % 3) continue; /* let the ring fill up between drains */
+            if (next_send % 3)
+                continue; /* let the ring fill up between drains */
         } else {
             assert_int_equal(rc, KEEL_ICC_ERR_WOULD_BLOCK);
         }
@@ -173,13 +176,15 @@ static void every_size(uint32_t ring, uint32_t max_msg, uint32_t step)
     uint8_t *out = malloc(max_msg), *in = malloc(max_msg);
     fill_pattern(out, max_msg, 5);
     keel_icc_msg m;
-    for (uint32_t n = 0; n <= max_msg; n += (n + step > max_msg && n != max_msg) ? max_msg - n : step) {
+    for (uint32_t n = 0; n <= max_msg;
+         n += (n + step > max_msg && n != max_msg) ? max_msg - n : step) {
         assert_int_equal(send(&f.a, out, n), KEEL_ICC_OK);
         memset(in, 0, n);
         assert_int_equal(recv(&f.b, &m, in, n), KEEL_ICC_OK);
         assert_int_equal(m.len, n);
         assert_memory_equal(in, out, n);
-        if (n == max_msg) break;
+        if (n == max_msg)
+            break;
     }
     assert_int_equal(send(&f.a, out, (size_t)max_msg + 1), KEEL_ICC_ERR_TOO_BIG);
     assert_int_equal(recv(&f.b, &m, in, max_msg), KEEL_ICC_ERR_WOULD_BLOCK);
@@ -302,14 +307,14 @@ static void test_attach_bad_regions_rejected(void **state)
         uint32_t val;
         int width;
     } pokes[] = {
-        {0, 0x12345678, 4},                 /* magic */
-        {4, 2, 2},                          /* version */
-        {6, 128, 2},                        /* header bytes */
-        {8, 100, 4},                        /* region bytes */
-        {12, 3000, 4},                      /* ring not a power of two */
-        {12, 1024, 4},                      /* ring below the minimum */
-        {16, 512, 4},                       /* max message below 1 KiB */
-        {16, 4096, 4},                      /* max frame larger than the ring */
+        {0, 0x12345678, 4}, /* magic */
+        {4, 2, 2},          /* version */
+        {6, 128, 2},        /* header bytes */
+        {8, 100, 4},        /* region bytes */
+        {12, 3000, 4},      /* ring not a power of two */
+        {12, 1024, 4},      /* ring below the minimum */
+        {16, 512, 4},       /* max message below 1 KiB */
+        {16, 4096, 4},      /* max frame larger than the ring */
     };
     for (size_t i = 0; i < sizeof pokes / sizeof pokes[0]; i++) {
         uint8_t saved[4];
@@ -323,7 +328,8 @@ static void test_attach_bad_regions_rejected(void **state)
     assert_int_equal(keel_icc_ring_attach(&r, f->mem, f->size, KEEL_ICC_SIDE_B), KEEL_ICC_OK);
     /* Indices that cannot be: tail ahead of head. */
     atomic_store(&AB_CTRL(f)->tail, 64);
-    assert_int_equal(keel_icc_ring_attach(&r, f->mem, f->size, KEEL_ICC_SIDE_B), KEEL_ICC_ERR_REGION);
+    assert_int_equal(keel_icc_ring_attach(&r, f->mem, f->size, KEEL_ICC_SIDE_B),
+                     KEEL_ICC_ERR_REGION);
 }
 
 static void test_region_init_rejects_bad_layouts(void **state)
@@ -353,7 +359,7 @@ static void test_doorbell_rung_only_for_a_waiting_peer(void **state)
     assert_int_equal(keel_icc_ring_send(&f->a, 1, 0, 0, "x", 1, NULL, &bell), KEEL_ICC_OK);
     assert_true(bell);
     assert_int_equal(keel_icc_ring_send(&f->a, 1, 0, 0, "y", 1, NULL, &bell), KEEL_ICC_OK);
-    assert_false(bell); /* one wake-up per wait */
+    assert_false(bell);                        /* one wake-up per wait */
     assert_false(keel_icc_ring_arm_rx(&f->b)); /* data there: do not sleep */
     /* Producer waits for space; the consumer's recv must say to ring it. */
     uint8_t big[KEEL_ICC_MIN_MSG] = {0};

@@ -20,7 +20,8 @@ enum { MESSAGES = 100000, MAXLEN = 700 };
 
 static void fill(uint8_t *p, size_t n, uint32_t i)
 {
-    for (size_t k = 0; k < n; k++) p[k] = (uint8_t)(i ^ (k * 13u));
+    for (size_t k = 0; k < n; k++)
+        p[k] = (uint8_t)(i ^ (k * 13u));
 }
 
 static size_t len_of(uint32_t i)

@@ -70,7 +70,8 @@ static void test_parse_no_capabilities_grants_nothing(void **state)
     (void)state;
     keel_manifest m;
     keel_manifest_error err;
-    assert_int_equal(parse("{\"schema\":1,\"id\":\"" HL_ID "\",\"name\":\"a\",\"version\":\"0.0.1\","
+    assert_int_equal(parse("{\"schema\":1,\"id\":\"" HL_ID
+                           "\",\"name\":\"a\",\"version\":\"0.0.1\","
                            "\"kind\":\"app\"}",
                            &m, &err),
                      KEEL_MANIFEST_OK);
@@ -86,7 +87,8 @@ static void test_parse_each_required_key_missing_is_named(void **state)
     for (size_t skip = 0; skip < 5; skip++) {
         char text[512] = "{";
         for (size_t i = 0; i < 5; i++) {
-            if (i == skip) continue;
+            if (i == skip)
+                continue;
             char kv[128];
             snprintf(kv, sizeof kv, "%s\"%s\":%s", strlen(text) > 1 ? "," : "", keys[i], vals[i]);
             strcat(text, kv);
@@ -108,7 +110,8 @@ static void test_parse_bad_values_rejected_with_key(void **state)
         keel_manifest_err want;
         const char *in_msg;
     } cases[] = {
-        {"{\"schema\":1,\"id\":\"1111-2222\",\"name\":\"a\",\"version\":\"1.0.0\",\"kind\":\"app\"}",
+        {"{\"schema\":1,\"id\":\"1111-2222\",\"name\":\"a\",\"version\":\"1.0.0\",\"kind\":"
+         "\"app\"}",
          KEEL_MANIFEST_ERR_VALUE, "\"id\""},
         {"{\"schema\":1,\"id\":\"11111111x2222-3333-4444-555555555555\",\"name\":\"a\","
          "\"version\":\"1.0.0\",\"kind\":\"app\"}",
@@ -118,23 +121,30 @@ static void test_parse_bad_values_rejected_with_key(void **state)
          KEEL_MANIFEST_ERR_VALUE, "\"id\""},
         {"{\"schema\":1,\"id\":\"" HL_ID "\",\"name\":\"a\",\"version\":\"1.0\",\"kind\":\"app\"}",
          KEEL_MANIFEST_ERR_VALUE, "\"version\""},
-        {"{\"schema\":1,\"id\":\"" HL_ID "\",\"name\":\"a\",\"version\":\"01.0.0\",\"kind\":\"app\"}",
+        {"{\"schema\":1,\"id\":\"" HL_ID
+         "\",\"name\":\"a\",\"version\":\"01.0.0\",\"kind\":\"app\"}",
          KEEL_MANIFEST_ERR_VALUE, "\"version\""},
-        {"{\"schema\":1,\"id\":\"" HL_ID "\",\"name\":\"a\",\"version\":\"1.0.0-rc\",\"kind\":\"app\"}",
+        {"{\"schema\":1,\"id\":\"" HL_ID
+         "\",\"name\":\"a\",\"version\":\"1.0.0-rc\",\"kind\":\"app\"}",
          KEEL_MANIFEST_ERR_VALUE, "\"version\""},
-        {"{\"schema\":1,\"id\":\"" HL_ID "\",\"name\":\"a\",\"version\":\"1.0.0\",\"kind\":\"daemon\"}",
+        {"{\"schema\":1,\"id\":\"" HL_ID
+         "\",\"name\":\"a\",\"version\":\"1.0.0\",\"kind\":\"daemon\"}",
          KEEL_MANIFEST_ERR_VALUE, "\"kind\""},
         {"{\"schema\":1,\"id\":\"" HL_ID "\",\"name\":\"\",\"version\":\"1.0.0\",\"kind\":\"app\"}",
          KEEL_MANIFEST_ERR_VALUE, "\"name\""},
-        {"{\"schema\":1,\"id\":\"" HL_ID "\",\"name\":\"a\\nb\",\"version\":\"1.0.0\",\"kind\":\"app\"}",
+        {"{\"schema\":1,\"id\":\"" HL_ID
+         "\",\"name\":\"a\\nb\",\"version\":\"1.0.0\",\"kind\":\"app\"}",
          KEEL_MANIFEST_ERR_VALUE, "\"name\""},
         {"{\"schema\":1,\"id\":7,\"name\":\"a\",\"version\":\"1.0.0\",\"kind\":\"app\"}",
          KEEL_MANIFEST_ERR_TYPE, "\"id\""},
-        {"{\"schema\":\"1\",\"id\":\"" HL_ID "\",\"name\":\"a\",\"version\":\"1.0.0\",\"kind\":\"app\"}",
+        {"{\"schema\":\"1\",\"id\":\"" HL_ID
+         "\",\"name\":\"a\",\"version\":\"1.0.0\",\"kind\":\"app\"}",
          KEEL_MANIFEST_ERR_TYPE, "\"schema\""},
-        {"{\"schema\":2,\"id\":\"" HL_ID "\",\"name\":\"a\",\"version\":\"1.0.0\",\"kind\":\"app\"}",
+        {"{\"schema\":2,\"id\":\"" HL_ID
+         "\",\"name\":\"a\",\"version\":\"1.0.0\",\"kind\":\"app\"}",
          KEEL_MANIFEST_ERR_SCHEMA, "\"schema\""},
-        {"{\"schema\":1e300,\"id\":\"" HL_ID "\",\"name\":\"a\",\"version\":\"1.0.0\",\"kind\":\"app\"}",
+        {"{\"schema\":1e300,\"id\":\"" HL_ID
+         "\",\"name\":\"a\",\"version\":\"1.0.0\",\"kind\":\"app\"}",
          KEEL_MANIFEST_ERR_SCHEMA, "\"schema\""},
         {"[1,2]", KEEL_MANIFEST_ERR_TYPE, "object"},
         {"{\"schema\":1,", KEEL_MANIFEST_ERR_SYNTAX, "app_manifest.json:1:"},

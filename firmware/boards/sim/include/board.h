@@ -19,6 +19,13 @@ void board_console_write(const char *buf, size_t len);
 void board_console_put_u32(uint32_t v);
 void board_console_put_hex32(uint32_t v);
 
+/* Interrupt lines, the same on every board. handler(arg) runs in interrupt context (it may
+ * call the RTOS with KEEL_RTOS_NO_WAIT). priority: the NVIC priority byte (0x20..0xff for
+ * handlers that call the RTOS; the sim board ignores it). Attaching enables the line. */
+void board_irq_attach(unsigned irq, void (*handler)(void *arg), void *arg, uint8_t priority);
+/* Pends the line from software, as a device would (Thread-Metric's software interrupt). */
+void board_irq_trigger(unsigned irq);
+
 /* Ends the run: under QEMU the semihosting exit code becomes the process exit status. */
 _Noreturn void board_exit(int code);
 

@@ -30,14 +30,18 @@ static void say(const char *fmt, ...)
     int n = vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
     if (n > 0) {
-        (void)keel_app_log(g_app, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+        if (keel_app_log(g_app, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1) != KEEL_APP_OK) {
+            return; /* nowhere to report it */
+        }
     }
 }
 
 static void idle_forever(void)
 {
     for (;;) {
-        (void)keel_app_heartbeat(g_app);
+        if (keel_app_heartbeat(g_app) != KEEL_APP_OK) {
+            /* keeld gone: keep idling, it kills us */
+        }
         poll(NULL, 0, 50);
     }
 }

@@ -39,7 +39,9 @@ static void logf_(keel_app *app, const char *fmt, ...)
     int n = vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
     if (n > 0) {
-        (void)keel_app_log(app, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+        if (keel_app_log(app, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1) != KEEL_APP_OK) {
+            return; /* nowhere to report it */
+        }
     }
 }
 

@@ -1,0 +1,96 @@
+/* keeld's device config: defaults, keys, and errors that say which key. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "supervisor.h"
+
+static char path[] = "/tmp/keel-sv-config-XXXXXX";
+
+static sv_err load_text(sv_config *c, const char *text, char *msg, size_t cap)
+{
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    sv_err e = sv_config_load(c, path, msg, cap);
+    unlink(path);
+    memcpy(path + strlen(path) - 6, "XXXXXX", 6);
+    return e;
+}
+
+static void test_defaults_under_state_dir(void **state)
+{
+    (void)state;
+    sv_config c;
+    assert_int_equal(sv_config_defaults(&c, "/var/lib/keel"), SV_OK);
+    assert_string_equal(c.store_dir, "/var/lib/keel/apps");
+    assert_string_equal(c.socket_path, "/var/lib/keel/keeld.sock");
+    assert_int_equal(c.max_crash_reports, 10);
+    assert_true(c.backoff_initial_ms < 100); /* the crash-to-running goal is 100 ms */
+}
+
+static void test_load_keys_override_defaults(void **state)
+{
+    (void)state;
+    sv_config c;
+    char msg[256];
+    assert_int_equal(sv_config_defaults(&c, "/x"), SV_OK);
+    assert_int_equal(load_text(&c, "{\"state_dir\":\"/s\",\"base_uid\":50000,"
+                                   "\"max_crash_reports\":4,\"broker\":\"127.0.0.1:1883\"}",
+                               msg, sizeof msg),
+                     SV_OK);
+    assert_string_equal(c.state_dir, "/s");
+    assert_string_equal(c.store_dir, "/s/apps");
+    assert_int_equal(c.base_uid, 50000);
+    assert_int_equal(c.max_crash_reports, 4);
+    assert_string_equal(c.broker, "127.0.0.1:1883");
+}
+
+static void test_load_base_uid_in_system_range_refused(void **state)
+{
+    (void)state;
+    sv_config c;
+    char msg[256];
+    assert_int_equal(sv_config_defaults(&c, "/x"), SV_OK);
+    assert_int_equal(load_text(&c, "{\"base_uid\":0}", msg, sizeof msg), SV_ERR_CONFIG);
+    assert_non_null(strstr(msg, "base_uid"));
+}
+
+static void test_load_broker_without_port_refused(void **state)
+{
+    (void)state;
+    sv_config c;
+    char msg[256];
+    assert_int_equal(sv_config_defaults(&c, "/x"), SV_OK);
+    assert_int_equal(load_text(&c, "{\"broker\":\"localhost\"}", msg, sizeof msg), SV_ERR_CONFIG);
+    assert_non_null(strstr(msg, "broker"));
+}
+
+static void test_err_names_cover_the_enum(void **state)
+{
+    (void)state;
+    for (int e = 0; e < SV_ERR_COUNT; e++) {
+        assert_string_not_equal(keel_supervisor_err_name((sv_err)e), "SV_ERR_UNKNOWN");
+    }
+    assert_string_equal(keel_supervisor_err_name(SV_ERR_COUNT), "SV_ERR_UNKNOWN");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults_under_state_dir),
+        cmocka_unit_test(test_load_keys_override_defaults),
+        cmocka_unit_test(test_load_base_uid_in_system_range_refused),
+        cmocka_unit_test(test_load_broker_without_port_refused),
+        cmocka_unit_test(test_err_names_cover_the_enum),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,1 @@
+set(KEEL_CLI_LIBS_app keel_supervisor_client)
