@@ -20,22 +20,19 @@ usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
 [[ -f $dir/env ]] || { echo "ctl: no demo in $dir (run make demo first)" >&2; exit 1; }
 # shellcheck source=/dev/null
 source "$dir/env"
-tls=(-h localhost -p "$port" --cafile "$pki/ca.pem" --cert "$pki/operator.pem"
-  --key "$pki/operator.key")
+# Shows the real command before running it, so the demo teaches the tools.
+run() {
+  printf '$'; printf ' %q' "${@/#$top\//}"; printf '\n'
+  "$@"
+}
 case ${1:-} in
 set)
   v=${2:-}
   [[ $v =~ ^-?[0-9]+(\.[0-9]+)?$ ]] || { echo "ctl: set needs a temperature, e.g. 21.5" >&2; exit 2; }
-  # The desired document's $version must grow: keep a counter beside the demo.
-  n=$(( $(cat "$dir/desired.version" 2>/dev/null || echo 0) + 1 ))
-  echo "$n" >"$dir/desired.version"
-  doc="{\"targetTemperature\":$v,\"\$version\":$n}"
-  mosquitto_pub "${tls[@]}" -i "demo-ctl-$$" -q 1 -r -t "$prefix/$device/twin/desired" -m "$doc"
-  echo "desired: $doc"
+  run "$bin/keel" cloud set --device "$device" "{\"targetTemperature\":$v}" --config "$dir/operator.json"
   ;;
 watch)
-  exec mosquitto_sub "${tls[@]}" -i "demo-ctl-$$" -v -t "$prefix/$device/messages/events/#" \
-    -t "$prefix/$device/twin/PATCH/properties/reported/#"
+  run "$bin/keel" cloud watch --config "$dir/operator.json"
   ;;
 broker-stop)
   kill -TERM "$(cat "$dir/broker/pid")" && echo "broker stopped: telemetry now queues on the device"
@@ -57,21 +54,13 @@ app-restart)
 modbus)
   bus=$(jq -r .modbus.port "$dir/world.json")
   echo "unit 1 (room sensor): temperature, humidity, pressure"
-  "$bin/keel" modbus read -R "127.0.0.1:$bus" -u 1 -T input 0 3
+  run "$bin/keel" modbus read -R "127.0.0.1:$bus" -u 1 -T input 0 3
   echo "unit 2 (supply-air sensor): temperature"
-  "$bin/keel" modbus read -R "127.0.0.1:$bus" -u 2 -T input 0 1
+  run "$bin/keel" modbus read -R "127.0.0.1:$bus" -u 2 -T input 0 1
   ;;
 sensor-update)
-  rid=$RANDOM
-  out=$(mktemp)
-  mosquitto_sub "${tls[@]}" -i "demo-ctl-sub-$$" -v -C 1 -W 10 \
-    -t "$prefix/gateway-1/methods/res/#" >"$out" 2>/dev/null &
-  subpid=$!
-  sleep 0.5 # let the subscription settle before the call (a demo helper, not a test)
-  mosquitto_pub "${tls[@]}" -i "demo-ctl-$$" -q 1 \
-    -t "$prefix/gateway-1/methods/POST/updateSensorFirmware/?\$rid=$rid" -m '{"unit":2}'
-  wait "$subpid" || true
-  if [[ -s $out ]]; then cat "$out"; rm -f "$out"; else rm -f "$out"; echo "no answer in 10 s" >&2; exit 1; fi
+  run "$bin/keel" cloud call --device gateway-1 updateSensorFirmware '{"unit":2}' \
+    --config "$dir/operator.json"
   ;;
 *)
   usage >&2

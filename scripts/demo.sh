@@ -91,6 +91,10 @@ cat >"$dir/device.json" <<JSON
   "ca": "$pki/ca.pem", "cert": "$pki/$device.pem", "key": "$pki/$device.key",
   "outbox": "$dir/state/outbox.db", "backoff_min_ms": 200, "backoff_max_ms": 2000}}
 JSON
+cat >"$dir/operator.json" <<JSON
+{"host": "localhost", "port": $port, "prefix": "$prefix",
+ "ca": "$pki/ca.pem", "cert": "$pki/operator.pem", "key": "$pki/operator.key"}
+JSON
 cat >"$dir/env" <<ENV
 port=$port
 device=$device
@@ -213,7 +217,7 @@ view() {
   jq -r '"HL app (envmon)    rt \(.rt)   reading \(.temperature*100|round/100) C   setpoint \(.targetTemperature // "none")   HVAC \(.hvacMode)\ncloud link         \(.cloud)   telemetry sent \(.telemetrySent)   queued \(.queued)   acked \(.acked)\nlast property ack  \(.lastAck)"' <<<"$e" 2>/dev/null || echo "app: starting"
   jq -r '"MODBUS gateway     bus \(.bus)   polls \(.polls)   sent \(.sent)   cloud \(.cloud)\n                   room \(.last.roomTemperature) C  \(.last.roomHumidity) %RH  supply air \(.last.supplyAirTemperature) C  errors \(.last.errors)"' "$dir/gateway.json" 2>/dev/null || echo "gateway: starting"
   echo "-------------------------------------------------------------------------------------"
-  echo "Try, from a second terminal in $top:"
+  echo "Try, from a second terminal in $top (ctl.sh wraps keel cloud / keel modbus; it prints them):"
   echo "  $ctl set 23.5        set the desired targetTemperature (watch the ack and the HVAC)"
   echo "  $ctl watch           watch telemetry and reported properties at the broker"
   echo "  $ctl broker-stop     stop the broker; telemetry queues in the outbox"
