@@ -8,14 +8,16 @@
 #   demo/ctl.sh broker-start   start it again on the same port (the queue drains)
 #   demo/ctl.sh app-restart    SIGKILL the app and start it again
 #   demo/ctl.sh modbus         read the sensors on the world's RS485 bus (keel modbus read)
-#   demo/ctl.sh sensor-update  call the gateway's updateSensorFirmware method, show the answer
+#   demo/ctl.sh sensor-update [1.1.0|1.0.0|broken|forged]
+#                              push supply-air sensor firmware (unit 2) through the gateway's
+#                              updateSensorFirmware method (default 1.1.0)
 #
 # KEEL_DEMO_DIR: the demo's directory (default build/demo). Exit: 0 ok, 1 failed, 2 usage.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 dir=${KEEL_DEMO_DIR:-$top/build/demo}
 bin=${KEEL_BIN:-$top/build/release/bin}
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
 [[ ${1:-} == -h || ${1:-} == --help ]] && { usage; exit 0; }
 [[ -f $dir/env ]] || { echo "ctl: no demo in $dir (run make demo first)" >&2; exit 1; }
 # shellcheck source=/dev/null
@@ -59,8 +61,14 @@ modbus)
   run "$bin/keel" modbus read -R "127.0.0.1:$bus" -u 2 -T input 0 1
   ;;
 sensor-update)
-  run "$bin/keel" cloud call --device gateway-1 updateSensorFirmware '{"unit":2}' \
-    --config "$dir/operator.json"
+  case ${2:-1.1.0} in
+  broken) img=$dir/firmware/supply-air-1.2.0-broken.kimg ;;
+  forged) img=$dir/firmware/supply-air-forged.kimg ;;
+  *) img=$dir/firmware/supply-air-${2:-1.1.0}.kimg ;;
+  esac
+  [[ -f $img ]] || { echo "ctl: no image $img" >&2; exit 2; }
+  run "$bin/keel" cloud call --device gateway-1 updateSensorFirmware \
+    "{\"unit\":2,\"image\":\"$img\"}" --timeout 60 --config "$dir/operator.json"
   ;;
 *)
   usage >&2

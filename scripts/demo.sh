@@ -7,8 +7,9 @@
 #
 #   DEMO_SECONDS=N   unattended: run at most N seconds with the world 60x faster than the wall
 #                    clock, set targetTemperature, and exit 0 only if telemetry reached the
-#                    broker, the setpoint was acknowledged (ac 200) and the room settled within
-#                    0.5 C of it; 1 otherwise.
+#                    broker (from both apps), the setpoint was acknowledged (ac 200), a sensor
+#                    firmware update through the gateway's method succeeded, and the room
+#                    settled within 0.5 C of the setpoint; 1 otherwise.
 #   DEMO_SPEED=X     virtual seconds per wall second (default 1 interactive, 60 unattended)
 #   DEMO_TARGET=C    the setpoint the unattended run asks for (default 22)
 #   KEEL_BIN=DIR     where keel-sim and keel-envmon are (default build/release/bin)
@@ -25,7 +26,7 @@ target=${DEMO_TARGET:-22}
 dir=${KEEL_DEMO_DIR:-$top/build/demo}
 device=envmon-1
 prefix=keel
-for b in keel-sim keel-envmon keel-gateway; do
+for b in keel keel-sim keel-envmon keel-gateway; do
   [[ -x $bin/$b ]] || { echo "demo: $bin/$b not built (make release)" >&2; exit 3; }
 done
 command -v jq >/dev/null || { echo "demo: jq is missing (bash scripts/deps.sh)" >&2; exit 3; }
@@ -111,6 +112,25 @@ start_broker
 wait_for 10 "mosquitto on port $port" bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
 log "cloud: mosquitto with TLS on 127.0.0.1:$port (certificates in $pki)"
 
+# ---- sensor firmware: a signing key and signed images for the supply-air sensor (unit 2) ----
+# 1.0.0 is what the sensor is provisioned with; 1.1.0 an update; 1.2.0 a build that fails its
+# self-test (the sensor falls back); "forged" is signed with a key the gateway does not trust.
+sensor_comp=5d2c8e41-0b7a-4f3e-9c16-7a8b9c0d1e2f
+fw=$dir/firmware
+mkdir -p "$fw"
+[[ -f $fw/sensor.pub ]] || "$bin/keel" image keygen --out "$fw/sensor" >/dev/null
+[[ -f $fw/rogue.pub ]] || "$bin/keel" image keygen --out "$fw/rogue" >/dev/null
+sign_fw() { # version magic key out
+  [[ -f $4 ]] && return 0
+  { printf '%s supply-air %s\n' "$2" "$1"; head -c 20000 /dev/urandom; } >"$4.bin"
+  "$bin/keel" image sign --key "$3" --component "$sensor_comp" --version "$1" --counter 1 \
+    "$4.bin" "$4" >/dev/null
+}
+sign_fw 1.0.0 KEEL-SENSOR-FW "$fw/sensor.sec" "$fw/supply-air-1.0.0.kimg"
+sign_fw 1.1.0 KEEL-SENSOR-FW "$fw/sensor.sec" "$fw/supply-air-1.1.0.kimg"
+sign_fw 1.2.0 BROKEN-BUILD "$fw/sensor.sec" "$fw/supply-air-1.2.0-broken.kimg"
+sign_fw 9.9.9 KEEL-SENSOR-FW "$fw/rogue.sec" "$fw/supply-air-forged.kimg"
+
 # ---- the world: the RT core (envmon firmware on the RTOS sim port), sensor, HVAC, room ----
 # keeld does not yet load RT images into a sim process or pair channels (docs/quickstart.md,
 # "Gaps"), so the demo starts keel-sim and the app itself; keel-sim pairs the two manifests.
@@ -118,7 +138,9 @@ rm -f "$dir/world.json" "$dir/envmon.json"
 "$bin/keel-sim" --socket "$dir/rt.sock" --state "$dir/state" \
   --app-manifest "$top/apps/envmon/app_manifest.json" \
   --rt-manifest "$top/firmware/apps/envmon/app_manifest.json" \
-  --speed "$speed" --status "$dir/world.json" --modbus-port 0 >"$dir/keel-sim.log" 2>&1 &
+  --speed "$speed" --status "$dir/world.json" --modbus-port 0 \
+  --sensor-key "$fw/sensor.pub" --sensor-image "$fw/supply-air-1.0.0.kimg" \
+  --sensor-component "$sensor_comp" >"$dir/keel-sim.log" 2>&1 &
 pids+=("$!")
 wait_for 10 "keel-sim" test -S "$dir/rt.sock"
 wait_for 10 "the world's status" test -s "$dir/world.json"
@@ -153,6 +175,7 @@ cat >"$dir/gateway.conf.json" <<JSON
 JSON
 rm -f "$dir/gateway.json"
 "$bin/keel-gateway" --config "$dir/gateway.conf.json" --status "$dir/gateway.json" \
+  --sensor-key "$fw/sensor.pub" \
   >"$dir/gateway.log" 2>&1 &
 pids+=("$!")
 wait_for 10 "keel-gateway" test -s "$dir/gateway.json"
@@ -169,11 +192,22 @@ if ((unattended)); then
   sub "$prefix/$device/twin/PATCH/properties/reported/#" "$dir/reported.log"
   sub "$prefix/gateway-1/messages/events/#" "$dir/gateway-telemetry.log"
   deadline=$((SECONDS + seconds))
-  have_telemetry=0 asked=0 acked=0 settled=0 gw=0
+  have_telemetry=0 asked=0 acked=0 settled=0 gw=0 sensor=0
   while ((SECONDS < deadline)); do
     if ((!gw)) && grep -q '"supplyAirTemperature"' "$dir/gateway-telemetry.log" 2>/dev/null; then
       gw=1
       log "gateway telemetry (MODBUS sensors) reached the broker"
+      # a sensor firmware update through the cloud method, to whichever version is not running
+      now=$(jq -r .modbus.sensorFirmware "$dir/world.json")
+      want=1.1.0
+      [[ $now == 1.1.0 ]] && want=1.0.0
+      if "$top/demo/ctl.sh" sensor-update "$want" >"$dir/sensor-update.out" 2>&1 &&
+        grep -q "running the new image" "$dir/sensor-update.out"; then
+        sensor=1
+        log "sensor firmware $now -> $want through updateSensorFirmware"
+      else
+        log "sensor firmware update failed: $(tail -1 "$dir/sensor-update.out")"
+      fi
     fi
     grep -q '"temperature"' "$dir/telemetry.log" 2>/dev/null && have_telemetry=1
     if ((have_telemetry && !asked)); then
@@ -191,14 +225,14 @@ if ((unattended)); then
       settled=0
     fi
     # settled: inside the band for 10 checks in a row (5 s of wall time, minutes of room time)
-    if ((settled >= 10 && gw)); then
+    if ((settled >= 10 && gw && sensor)); then
       log "room settled at $room C (target $target); world $(jq -r .time_s "$dir/world.json") s"
       log "PASS"
       exit 0
     fi
     sleep 0.5
   done
-  log "FAIL after ${seconds}s: telemetry=$have_telemetry asked=$asked acked=$acked gateway=$gw room=$room target=$target"
+  log "FAIL after ${seconds}s: telemetry=$have_telemetry asked=$asked acked=$acked gateway=$gw sensor_update=$sensor room=$room target=$target"
   tail -5 "$dir/envmon.log" | sed 's/^/  envmon | /'
   tail -3 "$dir/keel-sim.log" | sed 's/^/  sim    | /'
   exit 1
@@ -213,9 +247,9 @@ view() {
   printf '\033[H\033[2J'
   echo "Keel demo: environment monitor with HVAC control          (Ctrl-C stops everything)"
   echo "-------------------------------------------------------------------------------------"
-  jq -r '"world (keel-sim)   t=\(.time_s|floor) s   room \(.room.temperature*100|round/100) C  \(.room.humidity|round) %RH  \(.room.pressure*10|round/10) hPa\n                   HVAC actuator: \(.hvac)   (changes: \(.hvac_changes))\nRT core (envmon)   samples \(.rt.samples)   last \(.rt.temperature*100|round/100) C   requests \(.rt.requests)   channel \(.rt.channel)"' <<<"$w" 2>/dev/null || echo "world: starting"
+  jq -r '"world (keel-sim)   t=\(.time_s|floor) s   room \(.room.temperature*100|round/100) C  \(.room.humidity|round) %RH  \(.room.pressure*10|round/10) hPa\n                   HVAC actuator: \(.hvac)   (changes: \(.hvac_changes))\nRT core (envmon)   samples \(.rt.samples)   last \(.rt.temperature*100|round/100) C   requests \(.rt.requests)   channel \(.rt.channel)\nRS485 bus          frames \(.modbus.answered) answered, \(.modbus.refused) refused   supply-air sensor firmware \(.modbus.sensorFirmware)"' <<<"$w" 2>/dev/null || echo "world: starting"
   jq -r '"HL app (envmon)    rt \(.rt)   reading \(.temperature*100|round/100) C   setpoint \(.targetTemperature // "none")   HVAC \(.hvacMode)\ncloud link         \(.cloud)   telemetry sent \(.telemetrySent)   queued \(.queued)   acked \(.acked)\nlast property ack  \(.lastAck)"' <<<"$e" 2>/dev/null || echo "app: starting"
-  jq -r '"MODBUS gateway     bus \(.bus)   polls \(.polls)   sent \(.sent)   cloud \(.cloud)\n                   room \(.last.roomTemperature) C  \(.last.roomHumidity) %RH  supply air \(.last.supplyAirTemperature) C  errors \(.last.errors)"' "$dir/gateway.json" 2>/dev/null || echo "gateway: starting"
+  jq -r '"MODBUS gateway     bus \(.bus)   polls \(.polls)   sent \(.sent)   cloud \(.cloud)\n                   room \(.last.roomTemperature) C  \(.last.roomHumidity) %RH  supply air \(.last.supplyAirTemperature) C  errors \(.last.errors)\n                   last sensor update: \(.lastSensorUpdate)"' "$dir/gateway.json" 2>/dev/null || echo "gateway: starting"
   echo "-------------------------------------------------------------------------------------"
   echo "Try, from a second terminal in $top (ctl.sh wraps keel cloud / keel modbus; it prints them):"
   echo "  $ctl set 23.5        set the desired targetTemperature (watch the ack and the HVAC)"
@@ -224,7 +258,7 @@ view() {
   echo "  $ctl broker-start    start it again and see the queue drain"
   echo "  $ctl app-restart     kill the app (SIGKILL) and start it again; it reconnects"
   echo "  $ctl modbus          read the sensors on the RS485 bus yourself (keel modbus)"
-  echo "  $ctl sensor-update   call the gateway's updateSensorFirmware method"
+  echo "  $ctl sensor-update [1.1.0|broken|forged]   push sensor firmware through the gateway"
   echo "Recent app events:"
   tail -4 "$dir/envmon.log" 2>/dev/null | sed 's/^/  /'
 }

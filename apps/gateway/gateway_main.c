@@ -2,9 +2,10 @@
  * Every period it reads each point of its poll map from the sensors on the field bus with
  * Keel's MODBUS master, scales the raw registers, and sends one JSON telemetry message with
  * every reading that succeeded (failures are counted per point and reported as "errors").
- * It answers the cloud method updateSensorFirmware: pushing a signed image to a sensor over
- * MODBUS belongs to the update module's sensor profile, which this build does not have yet, so
- * the answer is 501 with that reason (never a silent success).
+ * It answers the cloud method updateSensorFirmware {"unit": 2, "image": "/path/fw.kimg"}: the
+ * image is verified against the keys given with --sensor-key and pushed with the update
+ * module's sensor profile (sensor_update.c); without --sensor-key the answer is 501. The push
+ * runs inside the method call (seconds for a small image on a fast bus; polling pauses).
  *
  * Standalone (the demo today): the cloud link runs in this process (--cloud). */
 #include <errno.h>
@@ -19,6 +20,7 @@
 #include <cjson/cJSON.h>
 
 #include "gateway_map.h"
+#include "sensor_update.h"
 #include "keel/cloud.h"
 #include "keel/config.h"
 #include "keel/modbus.h"
@@ -32,6 +34,7 @@ static const char usage[] =
     "  --config FILE   the poll map (bus, period_ms, points; see docs/quickstart.md)\n"
     "  --cloud FILE    device config with a \"cloud\" section (default: the --config file)\n"
     "  --status FILE   keep a JSON snapshot of the last readings here\n"
+    "  --sensor-key F  trust this public key for sensor firmware (updateSensorFirmware)\n"
     "  --once          poll once, print the telemetry, exit (0 if every point answered)\n"
     "  -h, --help      this text\n"
     "\n"
@@ -60,6 +63,9 @@ typedef struct gateway {
     double values[GATEWAY_MAX_POINTS];
     bool have[GATEWAY_MAX_POINTS];
     uint64_t polls, sent;
+    keel_image_pubkey sensor_key;
+    bool have_key;
+    char last_update[256];
 } gateway;
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -84,16 +90,35 @@ static void cb_method(void *user, const char *name, const char *rid, const char 
                       size_t len)
 {
     gateway *g = user;
-    (void)payload;
-    (void)len;
     int status = 404;
-    const char *body = "{\"error\":\"no such method\"}";
+    char body[512] = "{\"error\":\"no such method\"}";
     if (strcmp(name, "updateSensorFirmware") == 0) {
-        status = 501;
-        body = "{\"error\":\"sensor firmware updates over MODBUS need the update module's "
-               "sensor profile, which this build does not have\"}";
+        cJSON *req = cJSON_ParseWithLength(payload, len);
+        const cJSON *unit = cJSON_GetObjectItemCaseSensitive(req, "unit");
+        const cJSON *image = cJSON_GetObjectItemCaseSensitive(req, "image");
+        if (!g->have_key) {
+            status = 501;
+            snprintf(body, sizeof body,
+                     "{\"error\":\"no trusted sensor key (keel-gateway --sensor-key)\"}");
+        } else if (!cJSON_IsNumber(unit) || unit->valuedouble < 1 || unit->valuedouble > 247 ||
+                   !cJSON_IsString(image)) {
+            status = 400;
+            snprintf(body, sizeof body,
+                     "{\"error\":\"expected unit (1..247) and image (a path on the gateway)\"}");
+        } else if (!g->bus) {
+            status = 503;
+            snprintf(body, sizeof body, "{\"error\":\"the bus is not open\"}");
+        } else {
+            say("updateSensorFirmware: unit %d <- %s", (int)unit->valuedouble, image->valuestring);
+            keel_image_keys keys = {.keys = &g->sensor_key, .count = 1};
+            keel_modbus_client_set_timeout(g->bus, 1000000);
+            status = gateway_sensor_update(g->bus, (uint8_t)unit->valuedouble,
+                                           image->valuestring, &keys, body, sizeof body);
+        }
+        cJSON_Delete(req);
+        snprintf(g->last_update, sizeof g->last_update, "%d %s", status, body);
     }
-    say("method %s -> %d", name, status);
+    say("method %s -> %d %s", name, status, body);
     if (g->cloud && keel_cloud_method_answer(g->cloud, rid, status, body) != KEEL_CLOUD_OK) {
         say("method %s: answer not accepted", name);
     }
@@ -179,9 +204,15 @@ static void write_status(gateway *g, const char *path, const char *last)
     if (!f) {
         return;
     }
-    fprintf(f, "{\"bus\":\"%s\",\"polls\":%llu,\"sent\":%llu,\"cloud\":\"%s\",\"last\":%s}\n",
+    cJSON *upd = cJSON_CreateString(g->last_update);
+    char *u = cJSON_PrintUnformatted(upd);
+    fprintf(f,
+            "{\"bus\":\"%s\",\"polls\":%llu,\"sent\":%llu,\"cloud\":\"%s\",\"last\":%s,"
+            "\"lastSensorUpdate\":%s}\n",
             g->bus ? "open" : "closed", (unsigned long long)g->polls,
-            (unsigned long long)g->sent, g->cloud_state, last);
+            (unsigned long long)g->sent, g->cloud_state, last, u ? u : "\"\"");
+    cJSON_free(u);
+    cJSON_Delete(upd);
     if (fclose(f) == 0) {
         (void)rename(tmp, path);
     }
@@ -239,9 +270,10 @@ int main(int argc, char **argv)
                                          {"cloud", required_argument, NULL, 'C'},
                                          {"status", required_argument, NULL, 's'},
                                          {"once", no_argument, NULL, '1'},
+                                         {"sensor-key", required_argument, NULL, 'k'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *config = NULL, *cloud_cfg = NULL, *status = NULL;
+    const char *config = NULL, *cloud_cfg = NULL, *status = NULL, *sensor_key = NULL;
     bool once = false;
     int o;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -250,6 +282,7 @@ int main(int argc, char **argv)
         case 'C': cloud_cfg = optarg; break;
         case 's': status = optarg; break;
         case '1': once = true; break;
+        case 'k': sensor_key = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
@@ -263,6 +296,14 @@ int main(int argc, char **argv)
     int rc = load_map(&g, config);
     if (rc) {
         return rc;
+    }
+    if (sensor_key) {
+        keel_image_error ie;
+        if (keel_image_pubkey_load(sensor_key, &g.sensor_key, &ie) != KEEL_IMAGE_OK) {
+            fprintf(stderr, "keel-gateway: --sensor-key: %s\n", ie.msg);
+            return 5;
+        }
+        g.have_key = true;
     }
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);

@@ -25,6 +25,7 @@ struct fieldbus {
     conn c[FIELDBUS_MAX_CONN];
     keel_modbus_slave room, supply;
     uint16_t supply_period_s;
+    sensor_boot *boot; /* unit 2's bootloader, or NULL */
     uint32_t answered, refused;
 };
 
@@ -69,9 +70,17 @@ static uint8_t room_regs(void *ctx, int table, uint16_t addr, uint16_t count, ui
     return fieldbus_read_input(&s, 1, addr, count, regs);
 }
 
+static bool in_profile(uint16_t addr)
+{
+    return addr >= KEEL_UPDATE_SENSOR_BASE;
+}
+
 static uint8_t supply_regs(void *ctx, int table, uint16_t addr, uint16_t count, uint16_t *regs)
 {
     fieldbus *b = ctx;
+    if (b->boot && table == KEEL_MODBUS_HOLDING && in_profile(addr)) {
+        return sensor_boot_read_regs(b->boot, table, addr, count, regs);
+    }
     if (table == KEEL_MODBUS_HOLDING) {
         if (addr != 0 || count != 1) {
             return KEEL_MODBUS_EXC_ILLEGAL_DATA_ADDRESS;
@@ -87,6 +96,9 @@ static uint8_t supply_regs(void *ctx, int table, uint16_t addr, uint16_t count, 
 static uint8_t supply_write(void *ctx, uint16_t addr, uint16_t count, const uint16_t *regs)
 {
     fieldbus *b = ctx;
+    if (b->boot && in_profile(addr)) {
+        return sensor_boot_write_regs(b->boot, addr, count, regs);
+    }
     if (addr != 0 || count != 1) {
         return KEEL_MODBUS_EXC_ILLEGAL_DATA_ADDRESS;
     }
@@ -104,16 +116,48 @@ static const char *room_id(void *ctx, uint8_t id)
     return id < 3 ? v[id] : NULL;
 }
 
+static uint8_t supply_write_file(void *ctx, uint16_t file, uint16_t record, uint16_t count,
+                                 const uint16_t *regs)
+{
+    fieldbus *b = ctx;
+    return b->boot ? sensor_boot_write_file(b->boot, file, record, count, regs)
+                   : KEEL_MODBUS_EXC_ILLEGAL_FUNCTION;
+}
+
+static uint8_t supply_read_file(void *ctx, uint16_t file, uint16_t record, uint16_t count,
+                                uint16_t *regs)
+{
+    fieldbus *b = ctx;
+    return b->boot ? sensor_boot_read_file(b->boot, file, record, count, regs)
+                   : KEEL_MODBUS_EXC_ILLEGAL_FUNCTION;
+}
+
 static const char *supply_id(void *ctx, uint8_t id)
 {
-    (void)ctx;
+    fieldbus *b = ctx;
+    if (b->boot && id == 2) {
+        return sensor_boot_version(b->boot);
+    }
     static const char *const v[] = {"Keel", "DUCT-T", "1.0.0"};
     return id < 3 ? v[id] : NULL;
 }
 
 static const keel_modbus_model room_model = {.read_regs = room_regs, .device_id = room_id};
-static const keel_modbus_model supply_model = {
-    .read_regs = supply_regs, .write_regs = supply_write, .device_id = supply_id};
+static const keel_modbus_model supply_model = {.read_regs = supply_regs,
+                                               .write_regs = supply_write,
+                                               .read_file = supply_read_file,
+                                               .write_file = supply_write_file,
+                                               .device_id = supply_id};
+
+void fieldbus_attach_bootloader(fieldbus *b, sensor_boot *s)
+{
+    b->boot = s;
+}
+
+const char *fieldbus_sensor_version(const fieldbus *b)
+{
+    return b->boot ? sensor_boot_version(b->boot) : "";
+}
 
 fieldbus *fieldbus_open(uint16_t port, uint16_t *bound)
 {
@@ -156,6 +200,9 @@ void fieldbus_close(fieldbus *b)
     }
     if (b->lfd >= 0) {
         close(b->lfd);
+    }
+    if (b->boot) {
+        sensor_boot_power_off(b->boot);
     }
     free(b);
 }
@@ -217,6 +264,14 @@ static void frames(fieldbus *b, conn *c)
             }
         }
         b->refused += !ok;
+        if (b->boot) {
+            /* a commit asks the sensor to restart into the new image: the bootloader runs it
+             * (verify, trial, confirm or fall back) before the next frame */
+            char why[160];
+            if (!sensor_boot_poll(&b->boot, why, sizeof why)) {
+                b->boot = NULL; /* it no longer boots: the unit falls silent on updates */
+            }
+        }
         memmove(c->buf, c->buf + want, c->len - want);
         c->len -= want;
     }

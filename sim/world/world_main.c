@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "keel/icc.h"
+#include "keel/image.h"
 #include "keel/manifest.h"
 #include "fieldbus.h"
 #include "world.h"
@@ -49,6 +50,10 @@ static const char usage[] =
     "  --seed N             seed for noise and the pressure drift (default 1)\n"
     "  --modbus-port N      put the RS485 bus with its MODBUS sensors on 127.0.0.1:N as RTU\n"
     "                       over TCP (0: any free port, printed; default: no bus)\n"
+    "  --sensor-key FILE    give bus unit 2 a bootloader trusting this public key (needs\n"
+    "                       --state: its flash is DIR/supply-sensor.flash)\n"
+    "  --sensor-image FILE  the signed image it is provisioned with when its flash is new\n"
+    "  --sensor-component UUID  the component its images must name\n"
     "  -h, --help           this text\n"
     "\n"
     "Exit: 0 stopped (signal or --seconds), 1 the world failed, 2 usage, 3 i/o,\n"
@@ -89,11 +94,12 @@ static void write_status(const char *path)
             "{\"time_s\":%.3f,\"room\":{\"temperature\":%.3f,\"humidity\":%.2f,"
             "\"pressure\":%.2f},\"hvac\":\"%s\",\"hvac_changes\":%u,"
             "\"rt\":{\"samples\":%u,\"temperature\":%.3f,\"requests\":%u,\"bad_requests\":%u,"
-            "\"channel\":\"%s\"},\"modbus\":{\"port\":%u,\"answered\":%u,\"refused\":%u}}\n",
+            "\"channel\":\"%s\"},\"modbus\":{\"port\":%u,\"answered\":%u,\"refused\":%u,"
+            "\"sensorFirmware\":\"%s\"}}\n",
             (double)s.time_us / 1e6, s.room_temp_c, s.room_humidity_pct, s.room_pressure_hpa,
             hvac_name(s.hvac), s.hvac_changes, s.latest.seq, s.latest.temp_mc / 1000.0,
             s.requests, s.bad_requests, keel_icc_err_name((keel_icc_err)s.chan_err), bus_port,
-            answered, refused);
+            answered, refused, bus ? fieldbus_sensor_version(bus) : "");
     if (fclose(f) == 0) {
         (void)rename(tmp, path);
     } else {
@@ -142,6 +148,52 @@ static int pair(const char *app_path, const char *rt_path, keel_icc_end *a, keel
     return 0;
 }
 
+/* Unit 2's bootloader: trusted key, component, flash (provisioned with the first image). */
+static keel_image_pubkey sensor_pub;
+static char sensor_flash[4096];
+
+static int attach_bootloader(const char *state, const char *key, const char *image,
+                             const char *comp)
+{
+    keel_image_error ie;
+    if (keel_image_pubkey_load(key, &sensor_pub, &ie) != KEEL_IMAGE_OK) {
+        fprintf(stderr, "keel-sim: --sensor-key: %s\n", ie.msg);
+        return 5;
+    }
+    keel_uuid id;
+    if (!keel_manifest_uuid_parse(comp, &id)) {
+        fprintf(stderr, "keel-sim: --sensor-component: \"%s\" is not a UUID\n", comp);
+        return 2;
+    }
+    snprintf(sensor_flash, sizeof sensor_flash, "%s/supply-sensor.flash", state);
+    sensor_boot_config cfg = {.flash_path = sensor_flash,
+                              .keys = {.keys = &sensor_pub, .count = 1},
+                              .hardware = "keel-sim-duct",
+                              .slot_size = 64u * 1024u};
+    memcpy(cfg.component, id.b, sizeof cfg.component);
+    if (access(sensor_flash, F_OK) != 0) {
+        FILE *f = fopen(image, "rb");
+        static uint8_t buf[64u * 1024u];
+        size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
+        if (f) {
+            fclose(f);
+        }
+        if (n == 0 || sensor_boot_provision(&cfg, buf, n) != 0) {
+            fprintf(stderr, "keel-sim: cannot provision the sensor with %s\n", image);
+            return 3;
+        }
+    }
+    char why[256];
+    sensor_boot *s = sensor_boot_power_on(&cfg, why, sizeof why);
+    if (!s) {
+        fprintf(stderr, "keel-sim: the supply-air sensor does not boot: %s\n", why);
+        return 1;
+    }
+    fieldbus_attach_bootloader(bus, s);
+    printf("keel-sim: supply-air sensor (unit 2) runs firmware %s\n", sensor_boot_version(s));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -152,8 +204,12 @@ int main(int argc, char **argv)
         {"status", required_argument, NULL, 'j'},  {"temp", required_argument, NULL, 't'},
         {"noise", required_argument, NULL, 'N'},   {"seed", required_argument, NULL, 'e'},
         {"modbus-port", required_argument, NULL, 'm'},
+        {"sensor-key", required_argument, NULL, 'K'},
+        {"sensor-image", required_argument, NULL, 'I'},
+        {"sensor-component", required_argument, NULL, 'U'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     const char *sock_path = NULL, *app_m = NULL, *rt_m = NULL, *status = NULL;
+    const char *sensor_key = NULL, *sensor_image = NULL, *sensor_comp = NULL;
     double speed = 1.0, seconds = 0.0, modbus_port = -1;
     world_config wc = world_config_default();
     wc.sensor_noise_c = 0.05;
@@ -173,6 +229,9 @@ int main(int argc, char **argv)
         case 'N': wc.sensor_noise_c = strtod(optarg, &end); break;
         case 'e': wc.seed = strtoull(optarg, &end, 10); break;
         case 'm': modbus_port = strtod(optarg, &end); break;
+        case 'K': sensor_key = optarg; break;
+        case 'I': sensor_image = optarg; break;
+        case 'U': sensor_comp = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
@@ -184,7 +243,8 @@ int main(int argc, char **argv)
         }
     }
     if (optind != argc || speed < 0 || !isfinite(speed) || seconds < 0 ||
-        wc.start_temp_c < -40 || wc.start_temp_c > 60 || modbus_port > 65535 || (sock_path && (!app_m || !rt_m))) {
+        wc.start_temp_c < -40 || wc.start_temp_c > 60 || modbus_port > 65535 || (sock_path && (!app_m || !rt_m)) ||
+        (sensor_key && (!sensor_image || !sensor_comp || !wc.state_dir || modbus_port < 0))) {
         fputs(usage, stderr);
         return 2;
     }
@@ -223,6 +283,14 @@ int main(int argc, char **argv)
             return 3;
         }
         printf("keel-sim: RS485 bus (RTU over TCP) on 127.0.0.1:%u\n", bus_port);
+        if (sensor_key) {
+            int brc = attach_bootloader(wc.state_dir, sensor_key, sensor_image, sensor_comp);
+            if (brc) {
+                fieldbus_close(bus);
+                world_destroy();
+                return brc;
+            }
+        }
     }
     printf("keel-sim: world up (speed %g)%s%s\n", speed, sock_path ? ", channel on " : "",
            sock_path ? sock_path : "");
