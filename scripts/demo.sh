@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # make demo: the whole device on this machine, no hardware. Starts a local mosquitto with TLS
 # and freshly made certificates (the cloud), keel-sim (the real-time core running the envmon
-# firmware on Keel's RTOS, its sensor and HVAC, the room) and keel-envmon (the high-level app),
-# then shows a live view and the commands to try from a second terminal (demo/ctl.sh).
+# firmware on Keel's RTOS, its sensor and HVAC, the room, an RS485 bus with MODBUS sensors),
+# keel-envmon and keel-gateway (the high-level apps), then shows a live view and the commands to try from a second terminal (demo/ctl.sh).
 # Ctrl-C stops everything it started.
 #
 #   DEMO_SECONDS=N   unattended: run at most N seconds with the world 60x faster than the wall
@@ -12,9 +12,13 @@
 #                    settled within 0.5 C of the setpoint; 1 otherwise.
 #   DEMO_SPEED=X     virtual seconds per wall second (default 1 interactive, 60 unattended)
 #   DEMO_TARGET=C    the setpoint the unattended run asks for (default 22)
-#   KEEL_BIN=DIR     where keel-sim and keel-envmon are (default build/release/bin)
+#   KEEL_BIN=DIR     where keel, keel-sim, keel-envmon, keel-gateway are (build/release/bin)
 #   KEEL_DEMO_DIR=D  working directory (default build/demo; the room's state persists there)
 set -euo pipefail
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then
+  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+  exit 0
+fi
 top=$(cd "$(dirname "$0")/.." && pwd)
 bin=${KEEL_BIN:-$top/build/release/bin}
 seconds=${DEMO_SECONDS:-0}
