@@ -79,7 +79,7 @@ typedef struct envmon {
     envmon_env last;
     hvac_mode applied;
     bool rt_ok;
-    char last_ack[200];
+    char last_ack[512];
     char pending_ack[512]; /* an ack the uplink did not take yet (link still opening) */
     uint64_t telemetry_sent, acks_sent;
     int64_t desired_version_seen; /* keeld mode: to notice a new desired document */
@@ -472,7 +472,8 @@ int main(int argc, char **argv)
             (void)keel_cloud_step(m.cloud, wait);
         } else {
             if (m.app) {
-                (void)keel_app_heartbeat(m.app);
+                keel_app_status hb = keel_app_heartbeat(m.app);
+                (void)hb; /* a lost keeld shows up at the next real call */
             }
             (void)poll(NULL, 0, wait);
         }
