@@ -26,6 +26,7 @@ unattended=0
 [[ $seconds =~ ^[0-9]+$ ]] || { echo "demo: DEMO_SECONDS must be a whole number" >&2; exit 2; }
 ((seconds > 0)) && unattended=1
 speed=${DEMO_SPEED:-$((unattended ? 60 : 1))}
+[[ $speed =~ ^[1-9][0-9]*$ ]] || { echo "demo: DEMO_SPEED must be a whole number >= 1" >&2; exit 2; }
 target=${DEMO_TARGET:-22}
 dir=${KEEL_DEMO_DIR:-$top/build/demo}
 device=envmon-1
@@ -250,6 +251,7 @@ view() {
   e=$(cat "$dir/envmon.json" 2>/dev/null || echo '{}')
   printf '\033[H\033[2J'
   echo "Keel demo: environment monitor with HVAC control          (Ctrl-C stops everything)"
+  [[ $speed == 1 ]] && echo "(the room moves ~0.3 C a minute; DEMO_SPEED=20 make demo runs the world 20x faster)"
   echo "-------------------------------------------------------------------------------------"
   jq -r '"world (keel-sim)   t=\(.time_s|floor) s   room \(.room.temperature*100|round/100) C  \(.room.humidity|round) %RH  \(.room.pressure*10|round/10) hPa\n                   HVAC actuator: \(.hvac)   (changes: \(.hvac_changes))\nRT core (envmon)   samples \(.rt.samples)   last \(.rt.temperature*100|round/100) C   requests \(.rt.requests)   channel \(.rt.channel)\nRS485 bus          frames \(.modbus.answered) answered, \(.modbus.refused) refused   supply-air sensor firmware \(.modbus.sensorFirmware)"' <<<"$w" 2>/dev/null || echo "world: starting"
   jq -r '"HL app (envmon)    rt \(.rt)   reading \(.temperature*100|round/100) C   setpoint \(.targetTemperature // "none")   HVAC \(.hvacMode)\ncloud link         \(.cloud)   telemetry sent \(.telemetrySent)   queued \(.queued)   acked \(.acked)\nlast property ack  \(.lastAck)"' <<<"$e" 2>/dev/null || echo "app: starting"
