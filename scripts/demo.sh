@@ -92,13 +92,13 @@ $( [[ $(id -u) == 0 ]] && echo "user root" )
 log_dest file $dir/broker/mosquitto.log
 CONF
 cat >"$dir/device.json" <<JSON
-{"cloud": {"scheme": "plain", "host": "localhost", "port": $port,
+{"cloud": {"scheme": "plain", "host": "127.0.0.1", "port": $port,
   "device_id": "$device", "prefix": "$prefix",
   "ca": "$pki/ca.pem", "cert": "$pki/$device.pem", "key": "$pki/$device.key",
   "outbox": "$dir/state/outbox.db", "backoff_min_ms": 200, "backoff_max_ms": 2000}}
 JSON
 cat >"$dir/operator.json" <<JSON
-{"host": "localhost", "port": $port, "prefix": "$prefix",
+{"host": "127.0.0.1", "port": $port, "prefix": "$prefix",
  "ca": "$pki/ca.pem", "cert": "$pki/operator.pem", "key": "$pki/operator.key"}
 JSON
 cat >"$dir/env" <<ENV
@@ -173,7 +173,7 @@ cat >"$dir/gateway.conf.json" <<JSON
   {"name": "roomPressure", "unit": 1, "function": 4, "address": 2, "scale": 0.1},
   {"name": "supplyAirTemperature", "unit": 2, "function": 4, "address": 0, "scale": 0.01, "signed": true}
  ],
- "cloud": {"scheme": "plain", "host": "localhost", "port": $port,
+ "cloud": {"scheme": "plain", "host": "127.0.0.1", "port": $port,
   "device_id": "gateway-1", "prefix": "$prefix",
   "ca": "$pki/ca.pem", "cert": "$pki/gateway-1.pem", "key": "$pki/gateway-1.key",
   "outbox": "$dir/state/gateway-outbox.db", "backoff_min_ms": 200, "backoff_max_ms": 2000}}
@@ -187,7 +187,7 @@ wait_for 10 "keel-gateway" test -s "$dir/gateway.json"
 log "app: keel-gateway polling 4 points on the bus (log $dir/gateway.log)"
 
 sub() { # topic filter -> operator subscription, output file
-  mosquitto_sub -h localhost -p "$port" --cafile "$pki/ca.pem" --cert "$pki/operator.pem" \
+  mosquitto_sub -h 127.0.0.1 -p "$port" --cafile "$pki/ca.pem" --cert "$pki/operator.pem" \
     --key "$pki/operator.key" -i "demo-watch-$$-$RANDOM" -v -t "$1" >"$2" 2>/dev/null &
   pids+=("$!")
 }

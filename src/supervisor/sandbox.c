@@ -14,6 +14,7 @@
  * the allocator is in a sane state after fork).
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -213,8 +214,16 @@ static void private_root(const sv_app *a)
 {
     char p[PATH_MAX + 32];
     const char *r = a->run_dir;
+    /* Inside a chroot "/" is not a mount point (EINVAL): its propagation cannot be changed and
+     * pivot_root is impossible. The mounts below stay in this namespace as long as the
+     * enclosing mount is private, and the chroot fallback at the end still hides the host's
+     * files; seccomp denies chroot to the app, so it cannot climb out. */
+    bool rooted_in_chroot = false;
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
-        child_fail("mount: make / private");
+        if (errno != EINVAL) {
+            child_fail("mount: make / private");
+        }
+        rooted_in_chroot = true;
     }
     if (mount("keel-app", r, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755") < 0) {
         child_fail("private root: tmpfs");
@@ -257,14 +266,20 @@ static void private_root(const sv_app *a)
     if (chdir(r) < 0) {
         child_fail("private root: chdir");
     }
-    if (syscall(SYS_pivot_root, ".", ".old") < 0) {
-        child_fail("pivot_root");
-    }
-    if (umount2("/.old", MNT_DETACH) < 0) {
-        child_fail("pivot_root: detach the old root");
-    }
-    if (rmdir("/.old") < 0 || chdir("/") < 0) {
-        child_fail("pivot_root: clean up");
+    if (rooted_in_chroot) {
+        if (rmdir(".old") < 0 || chroot(".") < 0 || chdir("/") < 0) {
+            child_fail("private root: chroot");
+        }
+    } else {
+        if (syscall(SYS_pivot_root, ".", ".old") < 0) {
+            child_fail("pivot_root");
+        }
+        if (umount2("/.old", MNT_DETACH) < 0) {
+            child_fail("pivot_root: detach the old root");
+        }
+        if (rmdir("/.old") < 0 || chdir("/") < 0) {
+            child_fail("pivot_root: clean up");
+        }
     }
     /* The root itself read-only: the app writes only to /data and /tmp. */
     if (mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0) {

@@ -65,7 +65,7 @@ void op_config(keel_cloud_op_config *cfg, const kb_broker *b, const char *name, 
     snprintf(cert, third, "%s/%s.pem", b->dir, name);
     snprintf(key, third, "%s/%s.key", b->dir, name);
     *cfg = (keel_cloud_op_config){.scheme = KEEL_CLOUD_SCHEME_PLAIN,
-                                  .host = "localhost",
+                                  .host = "127.0.0.1",
                                   .port = b->port,
                                   .prefix = b->prefix,
                                   .ca_file = ca,

@@ -30,7 +30,7 @@ static int group_setup(void **state)
         return -1;
     }
     fprintf(f,
-            "{\"host\": \"localhost\", \"port\": %u, \"prefix\": \"keel\", \"ca\": \"%s/ca.pem\","
+            "{\"host\": \"127.0.0.1\", \"port\": %u, \"prefix\": \"keel\", \"ca\": \"%s/ca.pem\","
             " \"cert\": \"%s/operator.pem\", \"key\": \"%s/operator.key\"}\n",
             broker.port, broker.dir, broker.dir, broker.dir);
     fclose(f);

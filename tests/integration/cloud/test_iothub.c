@@ -96,7 +96,7 @@ static void test_iothub_twin_get_patches_method_telemetry(void **state)
     FILE *f = fopen(dcfg, "w");
     assert_non_null(f);
     fprintf(f,
-            "{\"cloud\": {\"scheme\": \"iothub\", \"host\": \"localhost\", \"port\": %u,"
+            "{\"cloud\": {\"scheme\": \"iothub\", \"host\": \"127.0.0.1\", \"port\": %u,"
             " \"device_id\": \"devhub\", \"ca\": \"%s/ca.pem\", \"cert\": \"%s/devhub.pem\","
             " \"key\": \"%s/devhub.key\", \"outbox\": \"%s/devhub.db\", \"mqtt_version\": 5}}\n",
             broker.port, broker.dir, broker.dir, broker.dir, broker.dir);

@@ -207,7 +207,7 @@ static void test_link_wrong_certificates_refused_clearly(void **state)
     FILE *f = fopen(cfg, "w");
     assert_non_null(f);
     fprintf(f,
-            "{\"cloud\": {\"host\": \"localhost\", \"port\": %u, \"device_id\": \"dev1\","
+            "{\"cloud\": {\"host\": \"127.0.0.1\", \"port\": %u, \"device_id\": \"dev1\","
             " \"ca\": \"%s/ca.pem\", \"cert\": \"%s/dev1.pem\", \"key\": \"%s/dev1.key\","
             " \"outbox\": \"%s/rogue.db\", \"backoff_min_ms\": 50, \"backoff_max_ms\": 200}}\n",
             broker.port, broker.dir, odir, odir, odir);
@@ -225,7 +225,7 @@ static void test_link_wrong_certificates_refused_clearly(void **state)
     f = fopen(cfg, "w");
     assert_non_null(f);
     fprintf(f,
-            "{\"cloud\": {\"host\": \"localhost\", \"port\": %u, \"device_id\": \"dev1\","
+            "{\"cloud\": {\"host\": \"127.0.0.1\", \"port\": %u, \"device_id\": \"dev1\","
             " \"ca\": \"%s/ca.pem\", \"cert\": \"%s/dev1.pem\", \"key\": \"%s/dev1.key\","
             " \"outbox\": \"%s/wrongca.db\", \"backoff_min_ms\": 50, \"backoff_max_ms\": 200}}\n",
             broker.port, odir, broker.dir, broker.dir, odir);

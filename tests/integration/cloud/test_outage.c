@@ -136,7 +136,7 @@ static void test_outage_disk_full_clear_error_properties_kept(void **state)
     FILE *f = fopen(cfg, "w");
     assert_non_null(f);
     fprintf(f,
-            "{\"cloud\": {\"host\": \"localhost\", \"port\": %u, \"device_id\": \"devdisk\","
+            "{\"cloud\": {\"host\": \"127.0.0.1\", \"port\": %u, \"device_id\": \"devdisk\","
             " \"ca\": \"%s/ca.pem\", \"cert\": \"%s/devdisk.pem\", \"key\": \"%s/devdisk.key\","
             " %s, \"backoff_min_ms\": 50, \"backoff_max_ms\": 300}}\n",
             broker.port, broker.dir, broker.dir, broker.dir, extra);
