@@ -448,7 +448,8 @@ int main(int argc, char **argv)
             period(&m);
             write_status(&m);
             /* Workaround: after a broker outage the link can stay down with the broker back
-             * (seen with a refused reconnect to "localhost"; reported to the cloud module). The
+             * (seen with "localhost" resolving to ::1 while the broker listens on IPv4 only;
+             * reported to the cloud module). The
              * outbox is on disk, so closing and reopening the link loses nothing. */
             if (m.cloud_cfg && m.down_since && now_ms() - m.down_since > 10000) {
                 say("cloud: down for 10 s, reopening the link");
