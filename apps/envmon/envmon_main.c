@@ -447,10 +447,10 @@ int main(int argc, char **argv)
             }
             period(&m);
             write_status(&m);
-            /* Workaround: after a broker outage the link can stay down with the broker back
+            /* Workaround: after a broker outage the link could stay down with the broker back
              * (seen with "localhost" resolving to ::1 while the broker listens on IPv4 only;
-             * reported to the cloud module). The
-             * outbox is on disk, so closing and reopening the link loses nothing. */
+             * reported to the cloud module). The outbox is on disk, so closing and reopening
+             * the link loses nothing. */
             if (m.cloud_cfg && m.down_since && now_ms() - m.down_since > 10000) {
                 say("cloud: down for 10 s, reopening the link");
                 if (m.cloud) {
