@@ -7,6 +7,7 @@
 #   demo/ctl.sh broker-stop    stop mosquitto (the app queues telemetry in its outbox)
 #   demo/ctl.sh broker-start   start it again on the same port (the queue drains)
 #   demo/ctl.sh app-restart    SIGKILL the app and start it again
+#   demo/ctl.sh world-restart  power-cycle keel-sim (RT core, bus, room; their state persists)
 #   demo/ctl.sh modbus         read the sensors on the world's RS485 bus (keel modbus read)
 #   demo/ctl.sh sensor-update [1.1.0|1.0.0|broken|forged]
 #                              push supply-air sensor firmware (unit 2) through the gateway's
@@ -17,7 +18,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 dir=${KEEL_DEMO_DIR:-$top/build/demo}
 bin=${KEEL_BIN:-$top/build/release/bin}
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
 [[ ${1:-} == -h || ${1:-} == --help ]] && { usage; exit 0; }
 [[ -f $dir/env ]] || { echo "ctl: no demo in $dir (run make demo first)" >&2; exit 1; }
 # shellcheck source=/dev/null
@@ -52,6 +53,16 @@ app-restart)
     --status "$dir/envmon.json" --period-ms "$period" </dev/null >>"$dir/envmon.log" 2>&1 &
   echo $! >"$dir/envmon.pid"
   echo "app killed (pid $old) and started again (pid $!)"
+  ;;
+world-restart)
+  old=$(cat "$dir/keel-sim.pid")
+  kill -TERM "$old" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$old" 2>/dev/null || break; sleep 0.05; done
+  kill -KILL "$old" 2>/dev/null || true
+  # keel-sim.cmd holds the command line demo.sh used, shell-quoted
+  eval "setsid $(cat "$dir/keel-sim.cmd") </dev/null >>\"\$dir/keel-sim.log\" 2>&1 &"
+  echo $! >"$dir/keel-sim.pid"
+  echo "world powered off (pid $old) and on again (pid $!): the room and the sensor's flash persist"
   ;;
 modbus)
   bus=$(jq -r .modbus.port "$dir/world.json")

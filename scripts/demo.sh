@@ -140,16 +140,21 @@ sign_fw 9.9.9 KEEL-SENSOR-FW "$fw/rogue.sec" "$fw/supply-air-forged.kimg"
 # keeld does not yet load RT images into a sim process or pair channels (docs/quickstart.md,
 # "Gaps"), so the demo starts keel-sim and the app itself; keel-sim pairs the two manifests.
 rm -f "$dir/world.json" "$dir/envmon.json"
-"$bin/keel-sim" --socket "$dir/rt.sock" --state "$dir/state" \
-  --app-manifest "$top/apps/envmon/app_manifest.json" \
-  --rt-manifest "$top/firmware/apps/envmon/app_manifest.json" \
-  --speed "$speed" --status "$dir/world.json" --modbus-port 0 \
-  --sensor-key "$fw/sensor.pub" --sensor-image "$fw/supply-air-1.0.0.kimg" \
-  --sensor-component "$sensor_comp" >"$dir/keel-sim.log" 2>&1 &
+# The bus gets a fixed port for this run, so a restarted world (demo/ctl.sh world-restart)
+# is found where the gateway expects it.
+bus_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+sim_cmd=("$bin/keel-sim" --socket "$dir/rt.sock" --state "$dir/state"
+  --app-manifest "$top/apps/envmon/app_manifest.json"
+  --rt-manifest "$top/firmware/apps/envmon/app_manifest.json"
+  --speed "$speed" --status "$dir/world.json" --modbus-port "$bus_port"
+  --sensor-key "$fw/sensor.pub" --sensor-image "$fw/supply-air-1.0.0.kimg"
+  --sensor-component "$sensor_comp")
+printf '%q ' "${sim_cmd[@]}" >"$dir/keel-sim.cmd"
+"${sim_cmd[@]}" >"$dir/keel-sim.log" 2>&1 &
 pids+=("$!")
+echo "$!" >"$dir/keel-sim.pid"
 wait_for 10 "keel-sim" test -S "$dir/rt.sock"
 wait_for 10 "the world's status" test -s "$dir/world.json"
-bus_port=$(jq -r .modbus.port "$dir/world.json")
 log "world: keel-sim at ${speed}x real time, RS485 bus on 127.0.0.1:$bus_port (log $dir/keel-sim.log)"
 
 period=2000
@@ -263,6 +268,7 @@ view() {
   echo "  $ctl broker-stop     stop the broker; telemetry queues in the outbox"
   echo "  $ctl broker-start    start it again and see the queue drain"
   echo "  $ctl app-restart     kill the app (SIGKILL) and start it again; it reconnects"
+  echo "  $ctl world-restart   power-cycle the world (RT core, sensors, room): the apps ride it out"
   echo "  $ctl modbus          read the sensors on the RS485 bus yourself (keel modbus)"
   echo "  $ctl sensor-update [1.1.0|broken|forged]   push sensor firmware through the gateway"
   echo "Recent app events:"
@@ -275,6 +281,8 @@ while :; do
     envmon_pid=$(cat "$dir/envmon.pid")
     pids+=("$envmon_pid")
   fi
+  sp=$(cat "$dir/keel-sim.pid" 2>/dev/null || true)
+  [[ -z $sp || " ${pids[*]} " == *" $sp "* ]] || pids+=("$sp")
   if [[ $(cat "$dir/broker/pid" 2>/dev/null) != "" ]]; then
     bp=$(cat "$dir/broker/pid")
     [[ " ${pids[*]} " == *" $bp "* ]] || pids+=("$bp")
