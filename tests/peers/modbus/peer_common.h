@@ -120,7 +120,7 @@ static inline void check_reference_server(keel_modbus_client *c)
 {
     uint16_t regs[125];
     keel_modbus_err e = KEEL_MODBUS_ERR_TIMEOUT;
-    for (int i = 0; i < 50 && e != KEEL_MODBUS_OK; i++) {
+    for (int i = 0; i < 10 && e != KEEL_MODBUS_OK; i++) {
         e = keel_modbus_read_registers(c, 1, 3, 0, 125, regs);
     }
     assert_int_equal(e, KEEL_MODBUS_OK);
