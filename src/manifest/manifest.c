@@ -212,7 +212,63 @@ static keel_manifest_err parse_caps(const char *file, const cJSON *caps, keel_ma
     return KEEL_MANIFEST_OK;
 }
 
-static const char *const top_keys[] = {"schema", "id", "name", "version", "kind", "capabilities"};
+static const char *const top_keys[] = {"schema", "id",   "name",         "version", "kind",
+                                       "capabilities", "exec", "args", "heartbeat_ms", "restart"};
+
+/* "exec", "args", "heartbeat_ms", "restart": how the supervisor runs an app. */
+static keel_manifest_err parse_run(const char *file, const cJSON *root, keel_manifest *m,
+                                   keel_manifest_error *err)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, "exec");
+    if (it) {
+        if (!cJSON_IsString(it)) {
+            return keel_manifest_fail(err, KEEL_MANIFEST_ERR_TYPE, "%s: \"exec\": must be a string",
+                                      file);
+        }
+        const char *s = it->valuestring;
+        if (s[0] == '\0' || s[0] == '/' || strstr(s, "..") || strlen(s) >= KEEL_MANIFEST_EXEC_MAX) {
+            return keel_manifest_fail(err, KEEL_MANIFEST_ERR_VALUE,
+                                      "%s: \"exec\": must be a relative path inside the package "
+                                      "(no \"..\", under %d characters)",
+                                      file, KEEL_MANIFEST_EXEC_MAX);
+        }
+        memcpy(m->exec, s, strlen(s) + 1);
+    }
+    it = cJSON_GetObjectItemCaseSensitive(root, "args");
+    if (it) {
+        keel_manifest_err rc =
+            keel_manifest_string_list(file, "args", it, &m->args[0][0], KEEL_MANIFEST_ARG_MAX,
+                                      KEEL_MANIFEST_MAX_ARGS, &m->n_args, err);
+        if (rc)
+            return rc;
+    }
+    it = cJSON_GetObjectItemCaseSensitive(root, "heartbeat_ms");
+    if (it) {
+        if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble > 3600000 ||
+            it->valuedouble != (double)(uint32_t)it->valuedouble) {
+            return keel_manifest_fail(err, KEEL_MANIFEST_ERR_VALUE,
+                                      "%s: \"heartbeat_ms\": must be an integer 0..3600000", file);
+        }
+        m->heartbeat_ms = (uint32_t)it->valuedouble;
+    }
+    it = cJSON_GetObjectItemCaseSensitive(root, "restart");
+    if (it) {
+        const char *s = cJSON_IsString(it) ? it->valuestring : "";
+        if (strcmp(s, "on-failure") == 0) {
+            m->restart = KEEL_MANIFEST_RESTART_ON_FAILURE;
+        } else if (strcmp(s, "always") == 0) {
+            m->restart = KEEL_MANIFEST_RESTART_ALWAYS;
+        } else if (strcmp(s, "never") == 0) {
+            m->restart = KEEL_MANIFEST_RESTART_NEVER;
+        } else {
+            return keel_manifest_fail(err, KEEL_MANIFEST_ERR_VALUE,
+                                      "%s: \"restart\": must be \"on-failure\", \"always\" or "
+                                      "\"never\"",
+                                      file);
+        }
+    }
+    return KEEL_MANIFEST_OK;
+}
 
 static keel_manifest_err parse_tree(const char *file, const cJSON *root, keel_manifest *m,
                                     keel_manifest_error *err)
@@ -293,6 +349,8 @@ static keel_manifest_err parse_tree(const char *file, const cJSON *root, keel_ma
         if ((rc = parse_caps(file, caps, m, err)))
             return rc;
     }
+    if ((rc = parse_run(file, root, m, err)))
+        return rc;
     for (size_t i = 0; i < m->caps.n_partners; i++) {
         if (keel_manifest_uuid_equal(&m->caps.partners[i], &m->id)) {
             return keel_manifest_fail(err, KEEL_MANIFEST_ERR_VALUE,
