@@ -238,7 +238,7 @@ static void test_sensor_push_serial_line_runs_v2(void **state)
      * parity). The sensor keeps its end open across its restart, as a wired UART would. */
     kf_stop(&sensor, 2000);
     static kf_proc socat;
-    char pa[700], pb[700], a[700], b[700];
+    char pa[800], pb[800], a[700], b[700];
     snprintf(a, sizeof a, "%s", path("pty-sensor"));
     snprintf(b, sizeof b, "%s", path("pty-gateway"));
     snprintf(pa, sizeof pa, "pty,raw,echo=0,link=%s", a);
