@@ -16,10 +16,15 @@
  *   keel_update_boot(agent, now_ms, &boot, &err);      once per start: which slot to run
  *   ... start boot.slot's image ...
  *   keel_update_fetch(agent, url, &opts, &stats, &err); download + stage (libcurl, ranges)
- *   keel_update_install(agent, &err);                   verify the slot, arm the trial
+ *   keel_update_install(agent, &err);                   check the image, arm the trial
  *   ... restart: keel_update_boot() now runs the new slot on trial ...
  *   keel_update_confirm(agent, &err) once healthy, or keel_update_revert(agent, &err);
  *   keel_update_tick(agent, now_ms, &reboot) reverts by itself when the trial deadline passes.
+ *
+ * A MODBUS sensor runs the same agent on its flash with the image pushed to it in order
+ * (keel_update_push_*); the gateway's side is keel_update_sensor_push over a
+ * keel_update_sensor_link (keel_update_sensor_link_modbus for MODBUS TCP/RTU). The profile's
+ * registers and files are documented in docs/updates.md.
  */
 #ifndef KEEL_UPDATE_H
 #define KEEL_UPDATE_H
