@@ -91,8 +91,9 @@ typedef struct keel_update_storage {
     uint32_t write_size; /* power of two, <= erase_size */
 } keel_update_storage;
 
-/* File backend: DIR/slot-a, DIR/slot-b, DIR/manifest, DIR/state (created at the given sizes);
- * sync is fdatasync. *out is valid until keel_update_file_storage_close. */
+/* File backend: DIR/slot-a, DIR/slot-b, DIR/manifest, DIR/state (created at the given sizes;
+ * slot_size a multiple of 256); sync is fdatasync. *out is valid until
+ * keel_update_file_storage_close. */
 KEEL_NODISCARD keel_update_err keel_update_file_storage_open(const char *dir, uint32_t slot_size,
                                                              keel_update_storage *out,
                                                              keel_update_error *err);
