@@ -114,9 +114,27 @@ static int setup(void **state)
              http_port, http_port);
     snprintf(tundeny, sizeof tundeny,
              "\"args\": [\"tunnel\", \"127.0.0.1:%u\"], \"restart\": \"never\"", http_port);
+    /* pinger and ponger name each other; loner names ponger, who does not name it back */
+    char ping[300], pong[300], lone[300], pinger_id[40], ponger_id[40], loner_id[40];
+    snprintf(pinger_id, sizeof pinger_id, "%s", sv_world_id("pinger"));
+    snprintf(ponger_id, sizeof ponger_id, "%s", sv_world_id("ponger00"));
+    snprintf(loner_id, sizeof loner_id, "%s", sv_world_id("loner"));
+    snprintf(ping, sizeof ping,
+             "\"args\": [\"ping\", \"%s\"], \"capabilities\": {\"intercore\": [\"%s\"]}",
+             ponger_id, ponger_id);
+    snprintf(pong, sizeof pong,
+             "\"args\": [\"pong\", \"%s\"], \"capabilities\": {\"intercore\": [\"%s\"]}",
+             pinger_id, pinger_id);
+    snprintf(lone, sizeof lone,
+             "\"args\": [\"ping\", \"%s\"], \"capabilities\": {\"intercore\": [\"%s\"]}",
+             ponger_id, ponger_id);
+    (void)loner_id;
     struct {
         const char *name, *exe, *json;
     } pkgs[] = {
+        {"pinger", "sv_chat", ping},
+        {"ponger00", "sv_chat", pong},
+        {"loner", "sv_chat", lone},
         {"tunneler", "sv_evil", tun},
         {"walled", "sv_evil", tundeny},
         {"sample", "sv_sample", "\"heartbeat_ms\": 2000, \"capabilities\": {\"cloud\": "
@@ -548,6 +566,33 @@ static void test_realtime_firmware_runs_under_qemu_in_the_sandbox(void **state)
     assert_true(sv_world_wait(&W, "list", "rtcore 1.0.0 stopped", 2000));
 }
 
+static void test_partnered_apps_talk_over_a_paired_channel(void **state)
+{
+    (void)state;
+    NEED_ROOT();
+    assert_true(sv_world_wait(&W, "logs pinger 50", "chat: done", 15000));
+    sv_world_ctl(&W, "logs pinger 50", out, sizeof out);
+    assert_non_null(strstr(out, "chat: channel_open -> KEEL_APP_OK"));
+    assert_non_null(strstr(out, "chat: icc open -> KEEL_ICC_OK"));
+    assert_non_null(strstr(out, "chat: reply \"pong to ping 1\""));
+    assert_non_null(strstr(out, "chat: reply \"pong to ping 3\""));
+    assert_true(sv_world_wait(&W, "logs ponger00 50", "chat: served 3", 5000));
+}
+
+static void test_channel_refused_unless_both_manifests_name_each_other(void **state)
+{
+    (void)state;
+    NEED_ROOT();
+    /* loner names ponger00, ponger00 does not name loner */
+    assert_true(sv_world_wait(&W, "logs loner 50", "chat: channel_open -> KEEL_APP_ERR_DENIED",
+                              10000));
+    sv_world_ctl(&W, "logs loner 50", out, sizeof out);
+    assert_non_null(strstr(out, "does not name"));
+    /* and an app whose own manifest names nobody */
+    sv_world_ctl(&W, "logs pointers 50", out, sizeof out);
+    assert_null(strstr(out, "chat:"));
+}
+
 /* Builds and signs a package with the trusted key; returns the image path. */
 static const char *signed_package(const char *name, const char *exe, const char *version,
                                   const char *json)
@@ -656,6 +701,8 @@ int main(void)
         cmocka_unit_test(test_bad_pointers_and_lengths_are_status_codes),
         cmocka_unit_test(test_stop_start_install_via_control_socket),
         cmocka_unit_test(test_keel_app_command),
+        cmocka_unit_test(test_partnered_apps_talk_over_a_paired_channel),
+        cmocka_unit_test(test_channel_refused_unless_both_manifests_name_each_other),
         cmocka_unit_test(test_realtime_firmware_runs_under_qemu_in_the_sandbox),
         cmocka_unit_test(test_app_mqtt_and_http_tunnelled_when_manifest_allows),
         cmocka_unit_test(test_app_tunnels_refused_without_capability),
