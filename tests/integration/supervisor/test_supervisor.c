@@ -279,6 +279,9 @@ static void test_crash_reports_keep_only_the_newest_n(void **state)
         reports++;
     }
     assert_int_equal(reports, n);
+    /* a crash-looping app is stopped by the operator, whatever state its backoff is in */
+    assert_int_equal(sv_world_ctl(&W, "stop crashy", out, sizeof out), 0);
+    assert_true(sv_world_wait(&W, "list", "crashy 1.0.0 stopped", 5000));
 }
 
 static void test_abort_reported_with_its_stack(void **state)
