@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
 # make demo: the whole device on this machine, no hardware. Starts a local mosquitto with TLS
 # and freshly made certificates (the cloud), keel-sim (the real-time core running the envmon
-# firmware on Keel's RTOS, its sensor and HVAC, the room) and keel-envmon (the high-level app),
-# then shows a live view and the commands to try from a second terminal (demo/ctl.sh).
+# firmware on Keel's RTOS, its sensor and HVAC, the room, an RS485 bus with MODBUS sensors),
+# keel-envmon and keel-gateway (the high-level apps), then shows a live view and the commands to try from a second terminal (demo/ctl.sh).
 # Ctrl-C stops everything it started.
 #
 #   DEMO_SECONDS=N   unattended: run at most N seconds with the world 60x faster than the wall
 #                    clock, set targetTemperature, and exit 0 only if telemetry reached the
-#                    broker, the setpoint was acknowledged (ac 200) and the room settled within
-#                    0.5 C of it; 1 otherwise.
+#                    broker (from both apps), the setpoint was acknowledged (ac 200), a sensor
+#                    firmware update through the gateway's method succeeded, and the room
+#                    settled within 0.5 C of the setpoint; 1 otherwise.
 #   DEMO_SPEED=X     virtual seconds per wall second (default 1 interactive, 60 unattended)
 #   DEMO_TARGET=C    the setpoint the unattended run asks for (default 22)
-#   KEEL_BIN=DIR     where keel-sim and keel-envmon are (default build/release/bin)
+#   KEEL_BIN=DIR     where keel, keel-sim, keel-envmon, keel-gateway are (build/release/bin)
 #   KEEL_DEMO_DIR=D  working directory (default build/demo; the room's state persists there)
 set -euo pipefail
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then
+  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+  exit 0
+fi
 top=$(cd "$(dirname "$0")/.." && pwd)
 bin=${KEEL_BIN:-$top/build/release/bin}
 seconds=${DEMO_SECONDS:-0}
@@ -21,11 +26,12 @@ unattended=0
 [[ $seconds =~ ^[0-9]+$ ]] || { echo "demo: DEMO_SECONDS must be a whole number" >&2; exit 2; }
 ((seconds > 0)) && unattended=1
 speed=${DEMO_SPEED:-$((unattended ? 60 : 1))}
+[[ $speed =~ ^[1-9][0-9]*$ ]] || { echo "demo: DEMO_SPEED must be a whole number >= 1" >&2; exit 2; }
 target=${DEMO_TARGET:-22}
 dir=${KEEL_DEMO_DIR:-$top/build/demo}
 device=envmon-1
 prefix=keel
-for b in keel-sim keel-envmon; do
+for b in keel keel-sim keel-envmon keel-gateway; do
   [[ -x $bin/$b ]] || { echo "demo: $bin/$b not built (make release)" >&2; exit 3; }
 done
 command -v jq >/dev/null || { echo "demo: jq is missing (bash scripts/deps.sh)" >&2; exit 3; }
@@ -61,7 +67,7 @@ wait_for() { # seconds description command...
 
 # ---- the cloud: mosquitto with TLS, client certificates, an ACL per device ----
 pki=$dir/pki
-"$top/scripts/cloud-certs.sh" "$pki" "$device" operator >/dev/null
+"$top/scripts/cloud-certs.sh" "$pki" "$device" gateway-1 operator >/dev/null
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat >"$dir/broker/acl" <<ACL
 user operator
@@ -91,6 +97,10 @@ cat >"$dir/device.json" <<JSON
   "ca": "$pki/ca.pem", "cert": "$pki/$device.pem", "key": "$pki/$device.key",
   "outbox": "$dir/state/outbox.db", "backoff_min_ms": 200, "backoff_max_ms": 2000}}
 JSON
+cat >"$dir/operator.json" <<JSON
+{"host": "127.0.0.1", "port": $port, "prefix": "$prefix",
+ "ca": "$pki/ca.pem", "cert": "$pki/operator.pem", "key": "$pki/operator.key"}
+JSON
 cat >"$dir/env" <<ENV
 port=$port
 device=$device
@@ -107,17 +117,45 @@ start_broker
 wait_for 10 "mosquitto on port $port" bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"
 log "cloud: mosquitto with TLS on 127.0.0.1:$port (certificates in $pki)"
 
+# ---- sensor firmware: a signing key and signed images for the supply-air sensor (unit 2) ----
+# 1.0.0 is what the sensor is provisioned with; 1.1.0 an update; 1.2.0 a build that fails its
+# self-test (the sensor falls back); "forged" is signed with a key the gateway does not trust.
+sensor_comp=5d2c8e41-0b7a-4f3e-9c16-7a8b9c0d1e2f
+fw=$dir/firmware
+mkdir -p "$fw"
+[[ -f $fw/sensor.pub ]] || "$bin/keel" image keygen --out "$fw/sensor" >/dev/null
+[[ -f $fw/rogue.pub ]] || "$bin/keel" image keygen --out "$fw/rogue" >/dev/null
+sign_fw() { # version magic key out
+  [[ -f $4 ]] && return 0
+  { printf '%s supply-air %s\n' "$2" "$1"; head -c 20000 /dev/urandom; } >"$4.bin"
+  "$bin/keel" image sign --key "$3" --component "$sensor_comp" --version "$1" --counter 1 \
+    "$4.bin" "$4" >/dev/null
+}
+sign_fw 1.0.0 KEEL-SENSOR-FW "$fw/sensor.sec" "$fw/supply-air-1.0.0.kimg"
+sign_fw 1.1.0 KEEL-SENSOR-FW "$fw/sensor.sec" "$fw/supply-air-1.1.0.kimg"
+sign_fw 1.2.0 BROKEN-BUILD "$fw/sensor.sec" "$fw/supply-air-1.2.0-broken.kimg"
+sign_fw 9.9.9 KEEL-SENSOR-FW "$fw/rogue.sec" "$fw/supply-air-forged.kimg"
+
 # ---- the world: the RT core (envmon firmware on the RTOS sim port), sensor, HVAC, room ----
 # keeld does not yet load RT images into a sim process or pair channels (docs/quickstart.md,
 # "Gaps"), so the demo starts keel-sim and the app itself; keel-sim pairs the two manifests.
 rm -f "$dir/world.json" "$dir/envmon.json"
-"$bin/keel-sim" --socket "$dir/rt.sock" --state "$dir/state" \
-  --app-manifest "$top/apps/envmon/app_manifest.json" \
-  --rt-manifest "$top/firmware/apps/envmon/app_manifest.json" \
-  --speed "$speed" --status "$dir/world.json" >"$dir/keel-sim.log" 2>&1 &
+# The bus gets a fixed port for this run, so a restarted world (demo/ctl.sh world-restart)
+# is found where the gateway expects it.
+bus_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+sim_cmd=("$bin/keel-sim" --socket "$dir/rt.sock" --state "$dir/state"
+  --app-manifest "$top/apps/envmon/app_manifest.json"
+  --rt-manifest "$top/firmware/apps/envmon/app_manifest.json"
+  --speed "$speed" --status "$dir/world.json" --modbus-port "$bus_port"
+  --sensor-key "$fw/sensor.pub" --sensor-image "$fw/supply-air-1.0.0.kimg"
+  --sensor-component "$sensor_comp")
+printf '%q ' "${sim_cmd[@]}" >"$dir/keel-sim.cmd"
+"${sim_cmd[@]}" >"$dir/keel-sim.log" 2>&1 &
 pids+=("$!")
+echo "$!" >"$dir/keel-sim.pid"
 wait_for 10 "keel-sim" test -S "$dir/rt.sock"
-log "world: keel-sim at ${speed}x real time (log $dir/keel-sim.log)"
+wait_for 10 "the world's status" test -s "$dir/world.json"
+log "world: keel-sim at ${speed}x real time, RS485 bus on 127.0.0.1:$bus_port (log $dir/keel-sim.log)"
 
 period=2000
 ((unattended)) && period=$((2000 / speed > 50 ? 2000 / speed : 50))
@@ -130,6 +168,29 @@ echo "$envmon_pid" >"$dir/envmon.pid"
 wait_for 10 "keel-envmon" test -s "$dir/envmon.json"
 log "app: keel-envmon (log $dir/envmon.log)"
 
+# ---- the MODBUS gateway: its poll map, and its own cloud identity (standalone) ----
+gw_period=$((unattended ? 500 : 2000))
+cat >"$dir/gateway.conf.json" <<JSON
+{"bus": {"rtu_over_tcp": "127.0.0.1:$bus_port"}, "period_ms": $gw_period,
+ "points": [
+  {"name": "roomTemperature", "unit": 1, "function": 4, "address": 0, "scale": 0.01, "signed": true},
+  {"name": "roomHumidity", "unit": 1, "function": 4, "address": 1, "scale": 0.01},
+  {"name": "roomPressure", "unit": 1, "function": 4, "address": 2, "scale": 0.1},
+  {"name": "supplyAirTemperature", "unit": 2, "function": 4, "address": 0, "scale": 0.01, "signed": true}
+ ],
+ "cloud": {"scheme": "plain", "host": "127.0.0.1", "port": $port,
+  "device_id": "gateway-1", "prefix": "$prefix",
+  "ca": "$pki/ca.pem", "cert": "$pki/gateway-1.pem", "key": "$pki/gateway-1.key",
+  "outbox": "$dir/state/gateway-outbox.db", "backoff_min_ms": 200, "backoff_max_ms": 2000}}
+JSON
+rm -f "$dir/gateway.json"
+"$bin/keel-gateway" --config "$dir/gateway.conf.json" --status "$dir/gateway.json" \
+  --sensor-key "$fw/sensor.pub" \
+  >"$dir/gateway.log" 2>&1 &
+pids+=("$!")
+wait_for 10 "keel-gateway" test -s "$dir/gateway.json"
+log "app: keel-gateway polling 4 points on the bus (log $dir/gateway.log)"
+
 sub() { # topic filter -> operator subscription, output file
   mosquitto_sub -h 127.0.0.1 -p "$port" --cafile "$pki/ca.pem" --cert "$pki/operator.pem" \
     --key "$pki/operator.key" -i "demo-watch-$$-$RANDOM" -v -t "$1" >"$2" 2>/dev/null &
@@ -139,9 +200,25 @@ sub() { # topic filter -> operator subscription, output file
 if ((unattended)); then
   sub "$prefix/$device/messages/events/#" "$dir/telemetry.log"
   sub "$prefix/$device/twin/PATCH/properties/reported/#" "$dir/reported.log"
+  sub "$prefix/gateway-1/messages/events/#" "$dir/gateway-telemetry.log"
   deadline=$((SECONDS + seconds))
-  have_telemetry=0 asked=0 acked=0 settled=0
+  have_telemetry=0 asked=0 acked=0 settled=0 gw=0 sensor=0
   while ((SECONDS < deadline)); do
+    if ((!gw)) && grep -q '"supplyAirTemperature"' "$dir/gateway-telemetry.log" 2>/dev/null; then
+      gw=1
+      log "gateway telemetry (MODBUS sensors) reached the broker"
+      # a sensor firmware update through the cloud method, to whichever version is not running
+      now=$(jq -r .modbus.sensorFirmware "$dir/world.json")
+      want=1.1.0
+      [[ $now == 1.1.0 ]] && want=1.0.0
+      if "$top/demo/ctl.sh" sensor-update "$want" >"$dir/sensor-update.out" 2>&1 &&
+        grep -q "running the new image" "$dir/sensor-update.out"; then
+        sensor=1
+        log "sensor firmware $now -> $want through updateSensorFirmware"
+      else
+        log "sensor firmware update failed: $(tail -1 "$dir/sensor-update.out")"
+      fi
+    fi
     grep -q '"temperature"' "$dir/telemetry.log" 2>/dev/null && have_telemetry=1
     if ((have_telemetry && !asked)); then
       "$top/demo/ctl.sh" set "$target" >/dev/null && asked=1
@@ -158,14 +235,14 @@ if ((unattended)); then
       settled=0
     fi
     # settled: inside the band for 10 checks in a row (5 s of wall time, minutes of room time)
-    if ((settled >= 10)); then
+    if ((settled >= 10 && gw && sensor)); then
       log "room settled at $room C (target $target); world $(jq -r .time_s "$dir/world.json") s"
       log "PASS"
       exit 0
     fi
     sleep 0.5
   done
-  log "FAIL after ${seconds}s: telemetry=$have_telemetry asked=$asked acked=$acked room=$room target=$target"
+  log "FAIL after ${seconds}s: telemetry=$have_telemetry asked=$asked acked=$acked gateway=$gw sensor_update=$sensor room=$room target=$target"
   tail -5 "$dir/envmon.log" | sed 's/^/  envmon | /'
   tail -3 "$dir/keel-sim.log" | sed 's/^/  sim    | /'
   exit 1
@@ -179,16 +256,21 @@ view() {
   e=$(cat "$dir/envmon.json" 2>/dev/null || echo '{}')
   printf '\033[H\033[2J'
   echo "Keel demo: environment monitor with HVAC control          (Ctrl-C stops everything)"
+  [[ $speed == 1 ]] && echo "(the room moves ~0.3 C a minute; DEMO_SPEED=20 make demo runs the world 20x faster)"
   echo "-------------------------------------------------------------------------------------"
-  jq -r '"world (keel-sim)   t=\(.time_s|floor) s   room \(.room.temperature*100|round/100) C  \(.room.humidity|round) %RH  \(.room.pressure*10|round/10) hPa\n                   HVAC actuator: \(.hvac)   (changes: \(.hvac_changes))\nRT core (envmon)   samples \(.rt.samples)   last \(.rt.temperature*100|round/100) C   requests \(.rt.requests)   channel \(.rt.channel)"' <<<"$w" 2>/dev/null || echo "world: starting"
+  jq -r '"world (keel-sim)   t=\(.time_s|floor) s   room \(.room.temperature*100|round/100) C  \(.room.humidity|round) %RH  \(.room.pressure*10|round/10) hPa\n                   HVAC actuator: \(.hvac)   (changes: \(.hvac_changes))\nRT core (envmon)   samples \(.rt.samples)   last \(.rt.temperature*100|round/100) C   requests \(.rt.requests)   channel \(.rt.channel)\nRS485 bus          frames \(.modbus.answered) answered, \(.modbus.refused) refused   supply-air sensor firmware \(.modbus.sensorFirmware)"' <<<"$w" 2>/dev/null || echo "world: starting"
   jq -r '"HL app (envmon)    rt \(.rt)   reading \(.temperature*100|round/100) C   setpoint \(.targetTemperature // "none")   HVAC \(.hvacMode)\ncloud link         \(.cloud)   telemetry sent \(.telemetrySent)   queued \(.queued)   acked \(.acked)\nlast property ack  \(.lastAck)"' <<<"$e" 2>/dev/null || echo "app: starting"
+  jq -r '"MODBUS gateway     bus \(.bus)   polls \(.polls)   sent \(.sent)   cloud \(.cloud)\n                   room \(.last.roomTemperature) C  \(.last.roomHumidity) %RH  supply air \(.last.supplyAirTemperature) C  errors \(.last.errors)\n                   last sensor update: \(.lastSensorUpdate)"' "$dir/gateway.json" 2>/dev/null || echo "gateway: starting"
   echo "-------------------------------------------------------------------------------------"
-  echo "Try, from a second terminal in $top:"
+  echo "Try, from a second terminal in $top (ctl.sh wraps keel cloud / keel modbus; it prints them):"
   echo "  $ctl set 23.5        set the desired targetTemperature (watch the ack and the HVAC)"
   echo "  $ctl watch           watch telemetry and reported properties at the broker"
   echo "  $ctl broker-stop     stop the broker; telemetry queues in the outbox"
   echo "  $ctl broker-start    start it again and see the queue drain"
   echo "  $ctl app-restart     kill the app (SIGKILL) and start it again; it reconnects"
+  echo "  $ctl world-restart   power-cycle the world (RT core, sensors, room): the apps ride it out"
+  echo "  $ctl modbus          read the sensors on the RS485 bus yourself (keel modbus)"
+  echo "  $ctl sensor-update [1.1.0|broken|forged]   push sensor firmware through the gateway"
   echo "Recent app events:"
   tail -4 "$dir/envmon.log" 2>/dev/null | sed 's/^/  /'
 }
@@ -199,6 +281,8 @@ while :; do
     envmon_pid=$(cat "$dir/envmon.pid")
     pids+=("$envmon_pid")
   fi
+  sp=$(cat "$dir/keel-sim.pid" 2>/dev/null || true)
+  [[ -z $sp || " ${pids[*]} " == *" $sp "* ]] || pids+=("$sp")
   if [[ $(cat "$dir/broker/pid" 2>/dev/null) != "" ]]; then
     bp=$(cat "$dir/broker/pid")
     [[ " ${pids[*]} " == *" $bp "* ]] || pids+=("$bp")

@@ -79,9 +79,12 @@ typedef struct envmon {
     envmon_env last;
     hvac_mode applied;
     bool rt_ok;
-    char last_ack[200];
+    char last_ack[512];
+    char pending_ack[512]; /* an ack the uplink did not take yet (link still opening) */
     uint64_t telemetry_sent, acks_sent;
     int64_t desired_version_seen; /* keeld mode: to notice a new desired document */
+    const char *cloud_cfg;
+    int64_t down_since; /* when the link went down, 0 while up */
 } envmon;
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -102,7 +105,7 @@ static bool up_telemetry(envmon *m, const char *json, size_t len)
     if (m->cloud) {
         return keel_cloud_send_telemetry(m->cloud, json, len, NULL, NULL) == KEEL_CLOUD_OK;
     }
-    return keel_app_telemetry_send(m->app, json, len) == KEEL_APP_OK;
+    return m->app && keel_app_telemetry_send(m->app, json, len) == KEEL_APP_OK;
 }
 
 static bool up_report(envmon *m, const char *json, size_t len)
@@ -110,7 +113,7 @@ static bool up_report(envmon *m, const char *json, size_t len)
     if (m->cloud) {
         return keel_cloud_report(m->cloud, json, NULL) == KEEL_CLOUD_OK;
     }
-    return keel_app_properties_report(m->app, json, len) == KEEL_APP_OK;
+    return m->app && keel_app_properties_report(m->app, json, len) == KEEL_APP_OK;
 }
 
 static void handle_desired(envmon *m, const char *json, size_t len, int64_t version)
@@ -124,16 +127,20 @@ static void handle_desired(envmon *m, const char *json, size_t len, int64_t vers
     if (r == 0) {
         return;
     }
-    bool ok = up_report(m, ack, strlen(ack));
+    /* During keel_cloud_open the cached document is handed over before the link exists: the
+     * ack then waits in pending_ack for the next period. */
+    bool ok = (m->cloud || m->app) && up_report(m, ack, strlen(ack));
     m->acks_sent += ok;
     snprintf(m->last_ack, sizeof m->last_ack, "%s", ack);
-    say("desired v%lld: %s%s", (long long)version, ack, ok ? "" : " (report not accepted)");
+    snprintf(m->pending_ack, sizeof m->pending_ack, "%s", ok ? "" : ack);
+    say("desired v%lld: %s%s", (long long)version, ack, ok ? "" : " (report deferred)");
 }
 
 static void cb_state(void *user, bool connected, const char *why)
 {
     envmon *m = user;
     m->cloud_up = connected;
+    m->down_since = connected ? 0 : now_ms();
     snprintf(m->cloud_why, sizeof m->cloud_why, "%s", connected ? "connected" : why);
     say("cloud %s", connected ? "connected" : why);
 }
@@ -245,6 +252,10 @@ static void rt_down(envmon *m, const char *what, keel_icc_err rc)
 /* One period: sample, decide, actuate, report. */
 static void period(envmon *m)
 {
+    if (m->pending_ack[0] && up_report(m, m->pending_ack, strlen(m->pending_ack))) {
+        m->acks_sent++;
+        m->pending_ack[0] = '\0';
+    }
     if (!m->chan && connect_rt(m) != KEEL_ICC_OK) {
         m->rt_ok = false;
         return;
@@ -418,6 +429,7 @@ int main(int argc, char **argv)
             return 3;
         }
     }
+    m.cloud_cfg = cloud_cfg;
     if (cloud_cfg) {
         int rc = open_cloud(&m, cloud_cfg);
         if (rc) {
@@ -435,6 +447,21 @@ int main(int argc, char **argv)
             }
             period(&m);
             write_status(&m);
+            /* Workaround: after a broker outage the link could stay down with the broker back
+             * (seen with "localhost" resolving to ::1 while the broker listens on IPv4 only;
+             * reported to the cloud module). The outbox is on disk, so closing and reopening
+             * the link loses nothing. */
+            if (m.cloud_cfg && m.down_since && now_ms() - m.down_since > 10000) {
+                say("cloud: down for 10 s, reopening the link");
+                if (m.cloud) {
+                    keel_cloud_close(m.cloud);
+                    m.cloud = NULL;
+                }
+                m.down_since = now_ms();
+                if (open_cloud(&m, m.cloud_cfg) != 0) {
+                    say("cloud: reopen failed; retrying in 10 s");
+                }
+            }
             next += period_ms;
             if (next < now) {
                 next = now + period_ms; /* fell behind: skip, do not burst */
@@ -446,7 +473,8 @@ int main(int argc, char **argv)
             (void)keel_cloud_step(m.cloud, wait);
         } else {
             if (m.app) {
-                (void)keel_app_heartbeat(m.app);
+                keel_app_status hb = keel_app_heartbeat(m.app);
+                (void)hb; /* a lost keeld shows up at the next real call */
             }
             (void)poll(NULL, 0, wait);
         }

@@ -27,7 +27,9 @@
 #include <unistd.h>
 
 #include "keel/icc.h"
+#include "keel/image.h"
 #include "keel/manifest.h"
+#include "fieldbus.h"
 #include "world.h"
 
 static const char usage[] =
@@ -46,6 +48,12 @@ static const char usage[] =
     "  --temp C             the room's temperature when there is no saved state (default 18)\n"
     "  --noise C            sensor noise, peak degrees (default 0.05)\n"
     "  --seed N             seed for noise and the pressure drift (default 1)\n"
+    "  --modbus-port N      put the RS485 bus with its MODBUS sensors on 127.0.0.1:N as RTU\n"
+    "                       over TCP (0: any free port, printed; default: no bus)\n"
+    "  --sensor-key FILE    give bus unit 2 a bootloader trusting this public key (needs\n"
+    "                       --state: its flash is DIR/supply-sensor.flash)\n"
+    "  --sensor-image FILE  the signed image it is provisioned with when its flash is new\n"
+    "  --sensor-component UUID  the component its images must name\n"
     "  -h, --help           this text\n"
     "\n"
     "Exit: 0 stopped (signal or --seconds), 1 the world failed, 2 usage, 3 i/o,\n"
@@ -63,10 +71,17 @@ static const char *hvac_name(uint8_t m)
     return m == ENVMON_HVAC_HEATING ? "heating" : m == ENVMON_HVAC_COOLING ? "cooling" : "off";
 }
 
+static fieldbus *bus;
+static uint16_t bus_port;
+
 static void write_status(const char *path)
 {
     world_status s;
     world_status_get(&s);
+    uint32_t answered = 0, refused = 0;
+    if (bus) {
+        fieldbus_counts(bus, &answered, &refused);
+    }
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
         return;
@@ -79,10 +94,12 @@ static void write_status(const char *path)
             "{\"time_s\":%.3f,\"room\":{\"temperature\":%.3f,\"humidity\":%.2f,"
             "\"pressure\":%.2f},\"hvac\":\"%s\",\"hvac_changes\":%u,"
             "\"rt\":{\"samples\":%u,\"temperature\":%.3f,\"requests\":%u,\"bad_requests\":%u,"
-            "\"channel\":\"%s\"}}\n",
+            "\"channel\":\"%s\"},\"modbus\":{\"port\":%u,\"answered\":%u,\"refused\":%u,"
+            "\"sensorFirmware\":\"%s\"}}\n",
             (double)s.time_us / 1e6, s.room_temp_c, s.room_humidity_pct, s.room_pressure_hpa,
             hvac_name(s.hvac), s.hvac_changes, s.latest.seq, s.latest.temp_mc / 1000.0,
-            s.requests, s.bad_requests, keel_icc_err_name((keel_icc_err)s.chan_err));
+            s.requests, s.bad_requests, keel_icc_err_name((keel_icc_err)s.chan_err), bus_port,
+            answered, refused, bus ? fieldbus_sensor_version(bus) : "");
     if (fclose(f) == 0) {
         (void)rename(tmp, path);
     } else {
@@ -131,6 +148,52 @@ static int pair(const char *app_path, const char *rt_path, keel_icc_end *a, keel
     return 0;
 }
 
+/* Unit 2's bootloader: trusted key, component, flash (provisioned with the first image). */
+static keel_image_pubkey sensor_pub;
+static char sensor_flash[4096];
+
+static int attach_bootloader(const char *state, const char *key, const char *image,
+                             const char *comp)
+{
+    keel_image_error ie;
+    if (keel_image_pubkey_load(key, &sensor_pub, &ie) != KEEL_IMAGE_OK) {
+        fprintf(stderr, "keel-sim: --sensor-key: %s\n", ie.msg);
+        return 5;
+    }
+    keel_uuid id;
+    if (!keel_manifest_uuid_parse(comp, &id)) {
+        fprintf(stderr, "keel-sim: --sensor-component: \"%s\" is not a UUID\n", comp);
+        return 2;
+    }
+    snprintf(sensor_flash, sizeof sensor_flash, "%s/supply-sensor.flash", state);
+    sensor_boot_config cfg = {.flash_path = sensor_flash,
+                              .keys = {.keys = &sensor_pub, .count = 1},
+                              .hardware = "keel-sim-duct",
+                              .slot_size = 64u * 1024u};
+    memcpy(cfg.component, id.b, sizeof cfg.component);
+    if (access(sensor_flash, F_OK) != 0) {
+        FILE *f = fopen(image, "rb");
+        static uint8_t buf[64u * 1024u];
+        size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
+        if (f) {
+            fclose(f);
+        }
+        if (n == 0 || sensor_boot_provision(&cfg, buf, n) != 0) {
+            fprintf(stderr, "keel-sim: cannot provision the sensor with %s\n", image);
+            return 3;
+        }
+    }
+    char why[256];
+    sensor_boot *s = sensor_boot_power_on(&cfg, why, sizeof why);
+    if (!s) {
+        fprintf(stderr, "keel-sim: the supply-air sensor does not boot: %s\n", why);
+        return 1;
+    }
+    fieldbus_attach_bootloader(bus, s);
+    printf("keel-sim: supply-air sensor (unit 2) runs firmware %s\n", sensor_boot_version(s));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -140,9 +203,14 @@ int main(int argc, char **argv)
         {"speed", required_argument, NULL, 'x'},   {"seconds", required_argument, NULL, 'n'},
         {"status", required_argument, NULL, 'j'},  {"temp", required_argument, NULL, 't'},
         {"noise", required_argument, NULL, 'N'},   {"seed", required_argument, NULL, 'e'},
+        {"modbus-port", required_argument, NULL, 'm'},
+        {"sensor-key", required_argument, NULL, 'K'},
+        {"sensor-image", required_argument, NULL, 'I'},
+        {"sensor-component", required_argument, NULL, 'U'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     const char *sock_path = NULL, *app_m = NULL, *rt_m = NULL, *status = NULL;
-    double speed = 1.0, seconds = 0.0;
+    const char *sensor_key = NULL, *sensor_image = NULL, *sensor_comp = NULL;
+    double speed = 1.0, seconds = 0.0, modbus_port = -1;
     world_config wc = world_config_default();
     wc.sensor_noise_c = 0.05;
     int o;
@@ -160,18 +228,23 @@ int main(int argc, char **argv)
         case 't': wc.start_temp_c = strtod(optarg, &end); break;
         case 'N': wc.sensor_noise_c = strtod(optarg, &end); break;
         case 'e': wc.seed = strtoull(optarg, &end, 10); break;
+        case 'm': modbus_port = strtod(optarg, &end); break;
+        case 'K': sensor_key = optarg; break;
+        case 'I': sensor_image = optarg; break;
+        case 'U': sensor_comp = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
-        if (strchr("xntNe", o) && (errno || *end || end == optarg)) {
+        if (strchr("xntNem", o) && (errno || *end || end == optarg)) {
             fprintf(stderr, "keel-sim: --%s: \"%s\" is not a number\n",
                     o == 'x' ? "speed" : o == 'n' ? "seconds" : o == 't' ? "temp"
-                    : o == 'N' ? "noise" : "seed", optarg);
+                    : o == 'N' ? "noise" : o == 'm' ? "modbus-port" : "seed", optarg);
             return 2;
         }
     }
     if (optind != argc || speed < 0 || !isfinite(speed) || seconds < 0 ||
-        wc.start_temp_c < -40 || wc.start_temp_c > 60 || (sock_path && (!app_m || !rt_m))) {
+        wc.start_temp_c < -40 || wc.start_temp_c > 60 || modbus_port > 65535 || (sock_path && (!app_m || !rt_m)) ||
+        (sensor_key && (!sensor_image || !sensor_comp || !wc.state_dir || modbus_port < 0))) {
         fputs(usage, stderr);
         return 2;
     }
@@ -201,6 +274,23 @@ int main(int argc, char **argv)
     if (we != WORLD_OK) {
         fprintf(stderr, "keel-sim: %s\n", world_err_name(we));
         return 1;
+    }
+    if (modbus_port >= 0) {
+        bus = fieldbus_open((uint16_t)modbus_port, &bus_port);
+        if (!bus) {
+            fprintf(stderr, "keel-sim: --modbus-port %g: %s\n", modbus_port, strerror(errno));
+            world_destroy();
+            return 3;
+        }
+        printf("keel-sim: RS485 bus (RTU over TCP) on 127.0.0.1:%u\n", bus_port);
+        if (sensor_key) {
+            int brc = attach_bootloader(wc.state_dir, sensor_key, sensor_image, sensor_comp);
+            if (brc) {
+                fieldbus_close(bus);
+                world_destroy();
+                return brc;
+            }
+        }
     }
     printf("keel-sim: world up (speed %g)%s%s\n", speed, sock_path ? ", channel on " : "",
            sock_path ? sock_path : "");
@@ -233,8 +323,19 @@ int main(int argc, char **argv)
                 last_save = now;
             }
             int wait_ms = due > now ? (int)((due - now + 999) / 1000) : 0;
-            struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = lfd, .events = POLLIN}};
-            int n = poll(p, lfd >= 0 ? 2 : 1, wait_ms);
+            struct pollfd p[2 + FIELDBUS_MAX_CONN + 1] = {{.fd = sfd, .events = POLLIN},
+                                                          {.fd = lfd, .events = POLLIN}};
+            int bfds[FIELDBUS_MAX_CONN + 1];
+            int nb = bus ? fieldbus_fds(bus, bfds, FIELDBUS_MAX_CONN + 1) : 0;
+            for (int i = 0; i < nb; i++) {
+                p[2 + i] = (struct pollfd){.fd = bfds[i], .events = POLLIN};
+            }
+            int n = poll(p, (nfds_t)(2 + nb), wait_ms);
+            for (int i = 0; n > 0 && i < nb; i++) {
+                if (p[2 + i].revents) {
+                    fieldbus_handle(bus, p[2 + i].fd);
+                }
+            }
             if (n > 0 && (p[0].revents & POLLIN)) {
                 stop = true;
                 break;
@@ -261,6 +362,7 @@ int main(int argc, char **argv)
     world_status_get(&s);
     printf("keel-sim: stopped at %.1f s virtual, room %.2f C, hvac %s\n", (double)s.time_us / 1e6,
            s.room_temp_c, hvac_name(s.hvac));
+    fieldbus_close(bus);
     world_destroy();
     if (sock_path) {
         keel_icc_end_close(&hl_end);

@@ -175,6 +175,16 @@ static keel_manifest_err want_string(const char *file, const cJSON *root, const 
     return KEEL_MANIFEST_OK;
 }
 
+static const keel_manifest_cap *find_cap(const char *key)
+{
+    for (size_t i = 0; i < keel_manifest_caps_count; i++) {
+        if (strcmp(keel_manifest_caps_table[i].key, key) == 0) {
+            return &keel_manifest_caps_table[i];
+        }
+    }
+    return NULL;
+}
+
 static keel_manifest_err parse_caps(const char *file, const cJSON *caps, keel_manifest *m,
                                     keel_manifest_error *err)
 {
@@ -182,22 +192,20 @@ static keel_manifest_err parse_caps(const char *file, const cJSON *caps, keel_ma
         return keel_manifest_fail(err, KEEL_MANIFEST_ERR_TYPE,
                                   "%s: \"capabilities\": must be an object", file);
     }
-    keel_manifest_err rc = check_unique(file, "capabilities.", caps, err);
-    if (rc)
-        return rc;
+    /* Unknown keys first: then at most one of each known key can come before a repeat, so the
+     * repeat check stays linear however long a hostile object is. */
     for (const cJSON *it = caps->child; it; it = it->next) {
-        const keel_manifest_cap *cap = NULL;
-        for (size_t i = 0; i < keel_manifest_caps_count; i++) {
-            if (strcmp(keel_manifest_caps_table[i].key, it->string) == 0) {
-                cap = &keel_manifest_caps_table[i];
-            }
-        }
-        if (!cap) {
+        if (!find_cap(it->string)) {
             return keel_manifest_fail(err, KEEL_MANIFEST_ERR_UNKNOWN,
                                       "%s: capabilities: unknown capability \"%.40s\"", file,
                                       it->string);
         }
-        rc = cap->parse(file, it, &m->caps, err);
+    }
+    keel_manifest_err rc = check_unique(file, "capabilities.", caps, err);
+    if (rc)
+        return rc;
+    for (const cJSON *it = caps->child; it; it = it->next) {
+        rc = find_cap(it->string)->parse(file, it, &m->caps, err);
         if (rc)
             return rc;
     }
@@ -268,9 +276,6 @@ static keel_manifest_err parse_tree(const char *file, const cJSON *root, keel_ma
     if (!cJSON_IsObject(root)) {
         return keel_manifest_fail(err, KEEL_MANIFEST_ERR_TYPE, "%s: must be a JSON object", file);
     }
-    keel_manifest_err rc = check_unique(file, "", root, err);
-    if (rc)
-        return rc;
     for (const cJSON *it = root->child; it; it = it->next) {
         bool known = false;
         for (size_t i = 0; i < sizeof top_keys / sizeof top_keys[0]; i++) {
@@ -281,6 +286,9 @@ static keel_manifest_err parse_tree(const char *file, const cJSON *root, keel_ma
                                       file, it->string);
         }
     }
+    keel_manifest_err rc = check_unique(file, "", root, err); /* linear: only known keys left */
+    if (rc)
+        return rc;
 
     const cJSON *schema = cJSON_GetObjectItemCaseSensitive(root, "schema");
     if (!schema) {

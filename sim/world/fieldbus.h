@@ -1,0 +1,47 @@
+/* The world's RS485 field bus with two MODBUS sensors on it (seed 002), reachable from the
+ * connected core as RTU frames over a TCP stream (what an Ethernet-to-RS485 serial server
+ * gives a real gateway):
+ *   unit 1  room sensor:        input registers 0 temperature (0.01 C, signed), 1 relative
+ *                               humidity (0.01 %), 2 pressure (0.1 hPa)
+ *   unit 2  supply-air sensor:  input register 0 temperature of the air the HVAC blows
+ *                               (0.01 C, signed): hot when heating, cold when cooling, the
+ *                               room's when off; holding register 0 its sampling period (s)
+ * With fieldbus_attach_bootloader(), unit 2 also speaks the update module's sensor update
+ * profile (holding registers at KEEL_UPDATE_SENSOR_BASE, image records with FC 21) through the
+ * simulated sensor bootloader (sim/sensor-boot), and FC 43/14 reports its firmware version.
+ * Both answer through Keel's MODBUS slave core; identity (FC 43/14) names them. Readings come
+ * from the world's state at the moment the request arrives (the bus itself is not timed in
+ * virtual time yet: see docs/quickstart.md, "Gaps"). */
+#ifndef KEEL_SIM_FIELDBUS_H
+#define KEEL_SIM_FIELDBUS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sensor_boot.h"
+#include "world.h"
+
+#define FIELDBUS_MAX_CONN 8
+
+typedef struct fieldbus fieldbus;
+
+/* Listens on 127.0.0.1:port (0: any free port; *bound gets it). NULL with errno on failure. */
+fieldbus *fieldbus_open(uint16_t port, uint16_t *bound);
+void fieldbus_close(fieldbus *b);
+/* Fills fds (up to max) with the descriptors to poll for input; returns how many. */
+int fieldbus_fds(const fieldbus *b, int *fds, int max);
+/* Handles whatever is readable on fd (accepts, reads, answers complete frames). */
+void fieldbus_handle(fieldbus *b, int fd);
+/* Gives unit 2 a bootloader (taken; closed with the bus). */
+void fieldbus_attach_bootloader(fieldbus *b, sensor_boot *s);
+/* The supply-air sensor's firmware version ("" without a bootloader). */
+const char *fieldbus_sensor_version(const fieldbus *b);
+
+/* Frames answered and frames refused (bad CRC, garbage), for the status. */
+void fieldbus_counts(const fieldbus *b, uint32_t *answered, uint32_t *refused);
+
+/* The sensor models on their own, for tests: the registers unit `unit` has now. */
+uint8_t fieldbus_read_input(const world_status *s, uint8_t unit, uint16_t addr, uint16_t count,
+                            uint16_t *regs);
+
+#endif
