@@ -16,5 +16,6 @@ static inline uint64_t bench_now_ns(void)
 double bench_seconds(void);
 void bench_tcp(void);
 void bench_crc(void);
+void bench_rtu(void);
 
 #endif

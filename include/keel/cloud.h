@@ -29,17 +29,17 @@ struct cJSON;
 
 typedef enum keel_cloud_err {
     KEEL_CLOUD_OK = 0,
-    KEEL_CLOUD_ERR_ARG,        /* a bad argument or configuration value */
-    KEEL_CLOUD_ERR_SPACE,      /* the caller's buffer is too small */
-    KEEL_CLOUD_ERR_TOO_BIG,    /* a message over the scheme's cap (256 KiB) */
-    KEEL_CLOUD_ERR_MALFORMED,  /* a topic or payload from the broker that does not parse */
-    KEEL_CLOUD_ERR_STALE,      /* a desired-properties version older than the cached one */
-    KEEL_CLOUD_ERR_FULL,       /* the outbox is at its byte limit and nothing may be evicted */
-    KEEL_CLOUD_ERR_DISK_FULL,  /* the file system holding the outbox is full */
-    KEEL_CLOUD_ERR_DB,         /* SQLite failed otherwise (corrupt, locked, i/o) */
-    KEEL_CLOUD_ERR_TLS,        /* TLS setup failed: CA, certificate or key unusable */
-    KEEL_CLOUD_ERR_MQTT,       /* the MQTT client library refused an operation */
-    KEEL_CLOUD_ERR_NOT_FOUND,  /* nothing cached yet */
+    KEEL_CLOUD_ERR_ARG,       /* a bad argument or configuration value */
+    KEEL_CLOUD_ERR_SPACE,     /* the caller's buffer is too small */
+    KEEL_CLOUD_ERR_TOO_BIG,   /* a message over the scheme's cap (256 KiB) */
+    KEEL_CLOUD_ERR_MALFORMED, /* a topic or payload from the broker that does not parse */
+    KEEL_CLOUD_ERR_STALE,     /* a desired-properties version older than the cached one */
+    KEEL_CLOUD_ERR_FULL,      /* the outbox is at its byte limit and nothing may be evicted */
+    KEEL_CLOUD_ERR_DISK_FULL, /* the file system holding the outbox is full */
+    KEEL_CLOUD_ERR_DB,        /* SQLite failed otherwise (corrupt, locked, i/o) */
+    KEEL_CLOUD_ERR_TLS,       /* TLS setup failed: CA, certificate or key unusable */
+    KEEL_CLOUD_ERR_MQTT,      /* the MQTT client library refused an operation */
+    KEEL_CLOUD_ERR_NOT_FOUND, /* nothing cached yet */
     KEEL_CLOUD_ERR_COUNT
 } keel_cloud_err;
 
@@ -50,12 +50,14 @@ keel_status keel_cloud_err_status(keel_cloud_err e);
 /* ---- protocol core (no I/O) ------------------------------------------------------------ */
 
 typedef enum keel_cloud_scheme {
-    KEEL_CLOUD_SCHEME_IOTHUB = 0, /* devices/{id}/messages/events/, $iothub/twin/..., $iothub/methods/... */
-    KEEL_CLOUD_SCHEME_PLAIN,      /* {prefix}/{id}/messages/events/, {prefix}/{id}/twin/..., ... */
+    /* devices/{id}/messages/events/, $iothub/twin/..., $iothub/methods/... */
+    KEEL_CLOUD_SCHEME_IOTHUB = 0,
+    /* {prefix}/{id}/messages/events/, {prefix}/{id}/twin/..., {prefix}/{id}/methods/... */
+    KEEL_CLOUD_SCHEME_PLAIN,
 } keel_cloud_scheme;
 
-#define KEEL_CLOUD_MAX_ID 128        /* device id, method name, prefix: bytes incl. NUL */
-#define KEEL_CLOUD_MAX_TOPIC 512     /* every topic the core builds fits this */
+#define KEEL_CLOUD_MAX_ID 128                 /* device id, method name, prefix: bytes incl. NUL */
+#define KEEL_CLOUD_MAX_TOPIC 512              /* every topic the core builds fits this */
 #define KEEL_CLOUD_MAX_MESSAGE (256u * 1024u) /* IoT Hub's cap; applied to both schemes */
 #define KEEL_CLOUD_IOTHUB_API "2021-04-12"
 
@@ -114,12 +116,12 @@ typedef enum keel_cloud_msg_kind {
 /* What a topic says. Strings are copies (bounded), so the topic may go away. */
 typedef struct keel_cloud_msg {
     keel_cloud_msg_kind kind;
-    int status;                    /* TWIN_RESPONSE, METHOD_RESPONSE; else 0 */
-    int64_t version;               /* from $version, -1 when absent */
-    uint64_t mid;                  /* TELEMETRY: $.mid, 0 when absent */
-    char rid[KEEL_CLOUD_MAX_ID];   /* request id, "" when absent */
-    char name[KEEL_CLOUD_MAX_ID];  /* METHOD: method name */
-    char device[KEEL_CLOUD_MAX_ID];/* operator-side kinds: which device */
+    int status;                     /* TWIN_RESPONSE, METHOD_RESPONSE; else 0 */
+    int64_t version;                /* from $version, -1 when absent */
+    uint64_t mid;                   /* TELEMETRY: $.mid, 0 when absent */
+    char rid[KEEL_CLOUD_MAX_ID];    /* request id, "" when absent */
+    char name[KEEL_CLOUD_MAX_ID];   /* METHOD: method name */
+    char device[KEEL_CLOUD_MAX_ID]; /* operator-side kinds: which device */
 } keel_cloud_msg;
 
 /* Parses a topic (len bytes, need not be NUL-terminated). Device-side topics are checked
@@ -138,7 +140,8 @@ KEEL_NODISCARD keel_cloud_err keel_cloud_desired_parse(const char *json, size_t 
                                                        int64_t *version);
 /* Applies `patch` (a desired patch object) onto `base` (modified): members set, null removes,
  * nested objects merged (JSON merge patch, as the twin service does). */
-KEEL_NODISCARD keel_cloud_err keel_cloud_desired_merge(struct cJSON *base, const struct cJSON *patch);
+KEEL_NODISCARD keel_cloud_err keel_cloud_desired_merge(struct cJSON *base,
+                                                       const struct cJSON *patch);
 
 /* IoT Plug and Play writable-property acknowledgement:
  *   {"<name>":{"value":<value_json>,"ac":<ac>,"av":<av>,"ad":"<ad>"}}
@@ -160,20 +163,20 @@ void keel_cloud_backoff_reset(keel_cloud_backoff *b);
 
 typedef struct keel_cloud_config {
     keel_cloud_scheme scheme;
-    const char *host;           /* broker or IoT Hub host name */
-    uint16_t port;              /* default 8883 */
+    const char *host; /* broker or IoT Hub host name */
+    uint16_t port;    /* default 8883 */
     const char *device_id;
-    const char *prefix;         /* plain scheme topic prefix, default "keel" */
-    const char *ca_file;        /* CA bundle that verifies the broker (required: no plaintext) */
-    const char *cert_file;      /* device certificate (PEM) */
-    const char *key_file;       /* its private key (PEM) */
-    const char *outbox_path;    /* SQLite file: outbox and the twin cache */
-    uint64_t outbox_max_bytes;  /* bound on queued payload+topic bytes, default 64 MiB */
-    int mqtt_version;           /* 4 (3.1.1, default) or 5 */
-    int keepalive_s;            /* default 60 */
-    uint32_t backoff_min_ms;    /* default 500 */
-    uint32_t backoff_max_ms;    /* default 60000 */
-    int max_inflight;           /* QoS 1 messages awaiting PUBACK, default 64 */
+    const char *prefix;        /* plain scheme topic prefix, default "keel" */
+    const char *ca_file;       /* CA bundle that verifies the broker (required: no plaintext) */
+    const char *cert_file;     /* device certificate (PEM) */
+    const char *key_file;      /* its private key (PEM) */
+    const char *outbox_path;   /* SQLite file: outbox and the twin cache */
+    uint64_t outbox_max_bytes; /* bound on queued payload+topic bytes, default 64 MiB */
+    int mqtt_version;          /* 4 (3.1.1, default) or 5 */
+    int keepalive_s;           /* default 60 */
+    uint32_t backoff_min_ms;   /* default 500 */
+    uint32_t backoff_max_ms;   /* default 60000 */
+    int max_inflight;          /* QoS 1 messages awaiting PUBACK, default 64 */
 } keel_cloud_config;
 
 /* Fills a config from a JSON object (the "cloud" section of the device config, see
@@ -244,7 +247,7 @@ typedef struct keel_cloud_stats {
     uint64_t evicted;      /* telemetry dropped by the byte limit, since open */
     uint64_t last_mid;     /* highest message id ever assigned */
     uint32_t reconnects;
-    char last_error[160];  /* the last connection error, for people */
+    char last_error[320]; /* the last connection error, for people */
 } keel_cloud_stats;
 void keel_cloud_get_stats(keel_cloud *c, keel_cloud_stats *st);
 
@@ -255,13 +258,13 @@ typedef struct keel_cloud_op keel_cloud_op;
 typedef struct keel_cloud_op_config {
     keel_cloud_scheme scheme;
     const char *host;
-    uint16_t port;            /* default 8883 */
-    const char *prefix;       /* plain scheme, default "keel" */
+    uint16_t port;      /* default 8883 */
+    const char *prefix; /* plain scheme, default "keel" */
     const char *ca_file, *cert_file, *key_file;
-    const char *client_id;    /* NULL: a random one */
-    bool persistent;          /* clean session false: the broker queues for us while away */
-    int mqtt_version;         /* 4 or 5 */
-    int timeout_ms;           /* for connect and each round trip; default 10000 */
+    const char *client_id; /* NULL: a random one */
+    bool persistent;       /* clean session false: the broker queues for us while away */
+    int mqtt_version;      /* 4 or 5 */
+    int timeout_ms;        /* for connect and each round trip; default 10000 */
 } keel_cloud_op_config;
 
 /* Every message the operator receives, parsed (kind 0 if the topic is not one of ours). */
@@ -271,14 +274,13 @@ typedef void (*keel_cloud_op_fn)(void *user, const keel_cloud_msg *m, const char
 /* Connects and waits for the CONNACK; errbuf says why not (TLS, refused, timeout). */
 KEEL_NODISCARD keel_cloud_err keel_cloud_op_open(const keel_cloud_op_config *cfg,
                                                  keel_cloud_op_fn fn, void *user,
-                                                 keel_cloud_op **out, char *errbuf,
-                                                 size_t errcap);
+                                                 keel_cloud_op **out, char *errbuf, size_t errcap);
 void keel_cloud_op_close(keel_cloud_op *op);
 
 enum {
     KEEL_CLOUD_WATCH_TELEMETRY = 1,
     KEEL_CLOUD_WATCH_REPORTED = 2,
-    KEEL_CLOUD_WATCH_METHODS = 4,  /* method responses */
+    KEEL_CLOUD_WATCH_METHODS = 4, /* method responses */
     KEEL_CLOUD_WATCH_DESIRED = 8,
 };
 /* Subscribes (QoS 1) to a device's topics ("+" for every device), waits for the SUBACK;

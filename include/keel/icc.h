@@ -207,6 +207,15 @@ typedef struct keel_icc_open_opts {
 /* Maps the region and takes ownership of e's fds (e is cleared). opts may be NULL. */
 KEEL_NODISCARD keel_icc_err keel_icc_open(keel_icc_end *e, const keel_icc_open_opts *opts,
                                           keel_icc **out);
+/* Opens an endpoint on a region the caller created and mapped, whose peer core is rung
+ * through a UART: bell_fd is a stream socket or tty carrying that UART (QEMU: the character
+ * device of the guest's doorbell UART). A byte either way rings; end of file means the peer is
+ * gone. The IDs are the region header's. Takes ownership of bell_fd; the caller unmaps mem
+ * after keel_icc_close. An event loop must drain with keel_icc_recv after keel_icc_send
+ * waited (a UART cannot ring its own side). */
+KEEL_NODISCARD keel_icc_err keel_icc_open_uart(void *mem, size_t size, keel_icc_side side,
+                                               int bell_fd, const keel_icc_open_opts *opts,
+                                               keel_icc **out);
 void keel_icc_close(keel_icc *c);
 
 /* A descriptor for poll/epoll: readable when a message may be waiting or the peer is gone.
@@ -218,8 +227,8 @@ KEEL_NODISCARD keel_icc_err keel_icc_send(keel_icc *c, uint16_t type, const void
                                           int timeout_ms);
 KEEL_NODISCARD keel_icc_err keel_icc_recv(keel_icc *c, keel_icc_msg *msg, void *buf, size_t cap,
                                           int timeout_ms);
-/* Sends a request and waits for its reply; messages that arrive meanwhile are kept for
- * keel_icc_recv, in order. */
+/* Sends a request and waits for its reply (timeout_ms must not be 0); messages that arrive
+ * meanwhile are kept for keel_icc_recv, in order. */
 KEEL_NODISCARD keel_icc_err keel_icc_request(keel_icc *c, uint16_t type, const void *req,
                                              size_t req_len, keel_icc_msg *resp, void *buf,
                                              size_t cap, int timeout_ms);

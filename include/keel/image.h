@@ -135,6 +135,15 @@ KEEL_NODISCARD keel_image_err keel_image_verify_reader(keel_image_read_fn read, 
                                                        const keel_image_keys *keys,
                                                        keel_image_info *info,
                                                        keel_image_error *err);
+/* Header, trailer, key and signature only: does NOT check that header and payload hash to the
+ * trailer's digest. For bytes already authenticated another way (every chunk checked against a
+ * signed manifest as it landed), where a full pass would only repeat that work; a bootloader
+ * must still use keel_image_verify_reader before it runs the image. */
+KEEL_NODISCARD keel_image_err keel_image_verify_signature_reader(keel_image_read_fn read,
+                                                                 void *ctx, uint32_t max_size,
+                                                                 const keel_image_keys *keys,
+                                                                 keel_image_info *info,
+                                                                 keel_image_error *err);
 /* The same for an image in memory (`len` bytes; bytes after the image are an error). */
 KEEL_NODISCARD keel_image_err keel_image_verify(const uint8_t *buf, size_t len,
                                                 const keel_image_keys *keys,

@@ -48,12 +48,42 @@ typedef enum keel_manifest_kind {
     KEEL_MANIFEST_KIND_RT,      /* "rt": real-time firmware on the real-time core */
 } keel_manifest_kind;
 
+#define KEEL_MANIFEST_EXEC_MAX 128 /* bytes, including the NUL */
+#define KEEL_MANIFEST_MAX_ARGS 8
+#define KEEL_MANIFEST_ARG_MAX 64
+#define KEEL_MANIFEST_MAX_HOSTS 4
+#define KEEL_MANIFEST_HOST_MAX 64
+#define KEEL_MANIFEST_MAX_SERIAL 4
+#define KEEL_MANIFEST_SERIAL_MAX 32
+#define KEEL_MANIFEST_MAX_GPIO 16
+
 /* Capabilities. Each is absent (zero) unless the manifest names it. */
 typedef struct keel_manifest_caps {
     /* "intercore": component IDs this component may open a channel with. */
     size_t n_partners;
     keel_uuid partners[KEEL_MANIFEST_MAX_PARTNERS];
+    /* "cloud": {"telemetry", "properties", "methods", "log", "mqtt": bool, "http": [host]}
+     * what the app may do through keeld's cloud link; "http" names "host" or "host:port". */
+    bool cloud_telemetry, cloud_properties, cloud_methods, cloud_log, cloud_mqtt;
+    size_t n_http;
+    char http[KEEL_MANIFEST_MAX_HOSTS][KEEL_MANIFEST_HOST_MAX];
+    /* "serial": ["ttyS1", ...] device names under /dev the app may be handed. */
+    size_t n_serial;
+    char serial[KEEL_MANIFEST_MAX_SERIAL][KEEL_MANIFEST_SERIAL_MAX];
+    /* "gpio": [line, ...] GPIO line numbers the app may be handed. */
+    size_t n_gpio;
+    uint16_t gpio[KEEL_MANIFEST_MAX_GPIO];
+    /* "limits": {"memory_mb", "cpu_percent", "processes", "files"}; 0 = the supervisor's
+     * default. */
+    uint32_t memory_mb, cpu_percent, processes, files;
 } keel_manifest_caps;
+
+/* What the supervisor does when an app ends: "on-failure" (default), "always", "never". */
+typedef enum keel_manifest_restart {
+    KEEL_MANIFEST_RESTART_ON_FAILURE = 0,
+    KEEL_MANIFEST_RESTART_ALWAYS,
+    KEEL_MANIFEST_RESTART_NEVER,
+} keel_manifest_restart;
 
 typedef struct keel_manifest {
     int schema;
@@ -63,6 +93,14 @@ typedef struct keel_manifest {
     uint32_t version_num[3];
     keel_manifest_kind kind;
     keel_manifest_caps caps;
+    /* How the supervisor runs an "app" (unused for "rt"): "exec" is a path inside the package
+     * ("" when absent), "args" its arguments, "heartbeat_ms" the longest silence tolerated
+     * (0: none), "restart" the policy. */
+    char exec[KEEL_MANIFEST_EXEC_MAX];
+    size_t n_args;
+    char args[KEEL_MANIFEST_MAX_ARGS][KEEL_MANIFEST_ARG_MAX];
+    uint32_t heartbeat_ms;
+    keel_manifest_restart restart;
 } keel_manifest;
 
 /* Room for one message a person can act on: "file: key: what is wrong". */

@@ -505,6 +505,10 @@ KEEL_NODISCARD keel_modbus_err keel_modbus_serve(keel_modbus_slave *slave,
  * allocated; free with keel_modbus_map_free. On error, msg says where. */
 KEEL_NODISCARD keel_modbus_err keel_modbus_map_load(const char *path, keel_modbus_map *map,
                                                     uint8_t *unit, char *msg, size_t msg_cap);
+/* The same from text in memory (`name` is used in messages). */
+KEEL_NODISCARD keel_modbus_err keel_modbus_map_parse(const char *name, const char *text,
+                                                     size_t len, keel_modbus_map *map,
+                                                     uint8_t *unit, char *msg, size_t msg_cap);
 void keel_modbus_map_free(keel_modbus_map *map);
 
 #endif

@@ -71,7 +71,8 @@ struct keel_rtos_mutex;
 
 typedef struct keel_rtos_thread {
     void *context; /* port-owned; first so a port's assembly finds it at offset 0 */
-    struct keel_rtos_list node;       /* ready list or a wait list */
+    struct keel_rtos_thread *rnext, *rprev; /* ring of ready threads of one priority */
+    struct keel_rtos_list node;       /* a wait list */
     struct keel_rtos_timeout timeout; /* wait deadline */
     struct keel_rtos_list *wait_list; /* the list the thread waits on, or NULL */
     uint8_t priority;                 /* effective (inherited) priority */
@@ -97,7 +98,7 @@ typedef struct keel_rtos_thread {
     struct keel_rtos_list all; /* every created thread */
     /* run-time statistics */
     uint32_t switches_in;
-    uint64_t run_time; /* port time units (sim: virtual ns; cortex-m: not measured) */
+    uint64_t run_time; /* sim: virtual ns; cortex-m: cycles with KEEL_RTOS_RUNTIME_STATS */
     uint64_t run_start;
 } keel_rtos_thread;
 
@@ -123,7 +124,7 @@ typedef struct keel_rtos_thread_stats {
     keel_rtos_thread_state state;
     uint8_t priority, base_priority;
     uint32_t switches_in; /* times it was switched to */
-    uint64_t run_time;    /* time it ran, in port units (sim: virtual ns) */
+    uint64_t run_time;    /* sim: virtual ns; cortex-m: cycles (keel_rtos_stats), else 0 */
     size_t stack_size;
     size_t stack_used;    /* high-water mark: bytes of stack ever written */
 } keel_rtos_thread_stats;
@@ -144,6 +145,7 @@ typedef struct keel_rtos_queue {
     struct keel_rtos_list senders, receivers;
     uint8_t *buffer;
     uint32_t msg_size, capacity, count;
+    uint32_t words; /* msg_size / 4 when buffer and size are word-aligned, else 0 */
     uint32_t head, tail, bytes; /* byte offsets into buffer; bytes = capacity * msg_size */
 } keel_rtos_queue;
 
@@ -167,8 +169,10 @@ typedef struct keel_rtos_timer {
 typedef struct keel_rtos_block_pool {
     struct keel_rtos_list waiters;
     void *free_list;
-    uint8_t *start, *end;
+    uint8_t *start;
+    uint32_t span;       /* bytes of blocks */
     uint32_t block_size, total, available;
+    uint32_t align_mask; /* block_size - 1 when a power of two (a cheap check on free), else 0 */
 } keel_rtos_block_pool;
 
 typedef struct keel_rtos_byte_pool {
@@ -213,7 +217,8 @@ KEEL_NODISCARD keel_rtos_err keel_rtos_thread_create(keel_rtos_thread *t,
 keel_rtos_thread *keel_rtos_thread_self(void);
 /* Sleeps `ticks` ticks (0 yields to threads of the same priority). */
 keel_rtos_err keel_rtos_thread_sleep(uint32_t ticks);
-/* Gives the CPU to the next ready thread of the same priority, if any. */
+/* Gives the CPU to the next ready thread of the same priority, if any. From an interrupt it
+ * rotates the interrupted thread, as a time-slice expiry would. */
 void keel_rtos_thread_relinquish(void);
 /* Suspends a thread (itself included); a waiting thread is suspended when its wait ends. */
 keel_rtos_err keel_rtos_thread_suspend(keel_rtos_thread *t);

@@ -31,6 +31,8 @@
 #include "keel/image.h"
 #include "keel/status.h"
 
+struct keel_modbus_client;
+
 typedef enum keel_update_err {
     KEEL_UPDATE_OK = 0,
     KEEL_UPDATE_ERR_ARG,          /* a bad argument from the caller */
@@ -49,6 +51,7 @@ typedef enum keel_update_err {
     KEEL_UPDATE_ERR_NO_IMAGE,     /* no slot holds a bootable image */
     KEEL_UPDATE_ERR_FETCH,        /* the network fetch failed after its retries */
     KEEL_UPDATE_ERR_UP_TO_DATE,   /* the manifest names the version already running */
+    KEEL_UPDATE_ERR_CANCELLED,    /* the caller's cancel flag stopped a fetch or push */
     KEEL_UPDATE_ERR_COUNT
 } keel_update_err;
 
@@ -247,10 +250,26 @@ typedef struct keel_update_sensor_link {
     int (*read_version)(void *ctx, char *out, size_t cap);                        /* FC 43/14 */
 } keel_update_sensor_link;
 
+/* The link over MODBUS TCP (or RTU over TCP) with keel_modbus_client, reconnecting after the
+ * sensor drops the connection (it restarts after a commit, or loses power). Requests that time
+ * out or find no connection count as unanswered. Linked from keel_update_sensor_modbus. */
+typedef struct keel_update_sensor_tcp {
+    char host[128], port[16];
+    bool rtu_over_tcp;
+    uint8_t unit;
+    uint32_t timeout_us;               /* per request; 0: 500 ms */
+    struct keel_modbus_client *client; /* managed by the link */
+} keel_update_sensor_tcp;
+/* Fills `out` with callbacks whose ctx is `tcp` (which must outlive the link). */
+void keel_update_sensor_link_tcp(keel_update_sensor_tcp *tcp, keel_update_sensor_link *out);
+void keel_update_sensor_tcp_close(keel_update_sensor_tcp *tcp);
+
 typedef struct keel_update_sensor_opts {
     uint16_t base;            /* 0: KEEL_UPDATE_SENSOR_BASE */
     uint16_t regs_per_write;  /* records per FC 21 request; 0: 120 (the most that fits) */
     unsigned max_silent;      /* unanswered requests in a row before giving up; 0: 50 */
+    uint32_t backoff_ms;      /* first pause after an unanswered request (doubles, jittered,
+                                 at most 1 s); 0: 20 */
     void (*progress)(void *ctx, uint32_t sent, uint32_t total);
     void *progress_ctx;
 } keel_update_sensor_opts;
@@ -298,6 +317,10 @@ typedef struct keel_update_fetch_opts {
     /* Progress, after each stored chunk; may be NULL. */
     void (*progress)(void *ctx, uint32_t done, uint32_t total);
     void *progress_ctx;
+    /* When non-NULL and it becomes non-zero (another thread, a signal handler), the fetch stops
+     * within a moment, mid-transfer if need be, with KEEL_UPDATE_ERR_CANCELLED; what is stored
+     * stays stored, and the next fetch resumes. */
+    volatile const int *cancel;
 } keel_update_fetch_opts;
 
 typedef struct keel_update_fetch_stats {

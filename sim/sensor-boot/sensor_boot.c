@@ -178,6 +178,7 @@ bool sensor_boot_poll(sensor_boot **sp, char *why, size_t cap)
     return *sp != NULL;
 }
 
+bool sensor_boot_restart_pending(const sensor_boot *s) { return s->restart; }
 const char *sensor_boot_version(const sensor_boot *s) { return s->version; }
 bool sensor_boot_on_trial(const sensor_boot *s) { return s->trial; }
 keel_update_flash *sensor_boot_flash(sensor_boot *s) { return s->flash; }

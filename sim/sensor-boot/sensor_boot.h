@@ -42,6 +42,8 @@ void sensor_boot_power_off(sensor_boot *s);
 /* Runs a restart the sensor asked for (after a commit). Returns false if it no longer boots. */
 bool sensor_boot_poll(sensor_boot **s, char *why, size_t why_cap);
 
+/* A commit asked for a restart (run it with sensor_boot_poll once the reply is out). */
+bool sensor_boot_restart_pending(const sensor_boot *s);
 /* The running firmware's version "X.Y.Z", and whether it runs on trial. */
 const char *sensor_boot_version(const sensor_boot *s);
 bool sensor_boot_on_trial(const sensor_boot *s);

@@ -119,27 +119,53 @@ int main(int argc, char **argv)
     long long count = 0, batch = 1, pad = 0;
     double rate = 0, seconds = 0;
     bool ack = false, exit_drained = false;
-    static const struct option opts[] = {
-        {"config", required_argument, 0, 'c'}, {"count", required_argument, 0, 'n'},
-        {"rate", required_argument, 0, 'r'},   {"batch", required_argument, 0, 'b'},
-        {"pad", required_argument, 0, 'p'},    {"report", required_argument, 0, 'R'},
-        {"ack-desired", no_argument, 0, 'a'},  {"exit-when-drained", no_argument, 0, 'x'},
-        {"seconds", required_argument, 0, 's'}, {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                         {"count", required_argument, 0, 'n'},
+                                         {"rate", required_argument, 0, 'r'},
+                                         {"batch", required_argument, 0, 'b'},
+                                         {"pad", required_argument, 0, 'p'},
+                                         {"report", required_argument, 0, 'R'},
+                                         {"ack-desired", no_argument, 0, 'a'},
+                                         {"exit-when-drained", no_argument, 0, 'x'},
+                                         {"seconds", required_argument, 0, 's'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
-        case 'c': config = optarg; break;
-        case 'n': count = atoll(optarg); break;
-        case 'r': rate = atof(optarg); break;
-        case 'b': batch = atoll(optarg); break;
-        case 'p': pad = atoll(optarg); break;
-        case 'R': report = optarg; break;
-        case 'a': ack = true; break;
-        case 'x': exit_drained = true; break;
-        case 's': seconds = atof(optarg); break;
-        case 'h': fputs(usage, stdout); return 0;
-        default: fputs(usage, stderr); return 2;
+        case 'c':
+            config = optarg;
+            break;
+        case 'n':
+            count = atoll(optarg);
+            break;
+        case 'r':
+            rate = atof(optarg);
+            break;
+        case 'b':
+            batch = atoll(optarg);
+            break;
+        case 'p':
+            pad = atoll(optarg);
+            break;
+        case 'R':
+            report = optarg;
+            break;
+        case 'a':
+            ack = true;
+            break;
+        case 'x':
+            exit_drained = true;
+            break;
+        case 's':
+            seconds = atof(optarg);
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        default:
+            fputs(usage, stderr);
+            return 2;
         }
     }
     if (!config || batch < 1 || pad < 0 || pad > 200000 || count < 0) {
@@ -167,8 +193,8 @@ int main(int argc, char **argv)
         return 2;
     }
     driver d = {.ack_desired = ack};
-    keel_cloud_callbacks cb = {.on_state = on_state, .on_desired = on_desired,
-                               .on_method = on_method, .on_log = on_log};
+    keel_cloud_callbacks cb = {
+        .on_state = on_state, .on_desired = on_desired, .on_method = on_method, .on_log = on_log};
     keel_cloud_err e = keel_cloud_open(&cfg, &cb, &d, &d.c, err, sizeof err);
     if (e != KEEL_CLOUD_OK) {
         fprintf(stderr, "keel-cloudlink: %s\n", err);
@@ -207,8 +233,8 @@ int main(int argc, char **argv)
             for (long long i = 0; i < n && ok; i++) {
                 /* The outbox's ids are the message ids: the payload names the id it will get,
                  * so a receiver can check payload and id agree. */
-                int len = snprintf(payload, 64, "{\"n\":%llu,\"pad\":\"",
-                                   (unsigned long long)(next + 1));
+                int len =
+                    snprintf(payload, 64, "{\"n\":%llu,\"pad\":\"", (unsigned long long)(next + 1));
                 memset(payload + len, 'x', (size_t)pad);
                 len += (int)pad;
                 memcpy(payload + len, "\"}", 2);

@@ -32,10 +32,12 @@ keel_cloud_err keel_cloud_config_from_json(const cJSON *obj, keel_cloud_config *
     const char *scheme = "plain";
     int64_t port = 8883, maxb = 64 << 20, ver = 4, ka = 60, bmin = 500, bmax = 60000, infl = 64;
     keel_config_err e = KEEL_CONFIG_OK;
-#define STR(key, req, dst)                                                                     \
-    if (e == KEEL_CONFIG_OK) e = keel_config_get_string(obj, key, req, dst, &err)
-#define INT(key, lo, hi, dst)                                                                  \
-    if (e == KEEL_CONFIG_OK) e = keel_config_get_int(obj, key, false, lo, hi, dst, &err)
+#define STR(key, req, dst)                                                                         \
+    if (e == KEEL_CONFIG_OK)                                                                       \
+    e = keel_config_get_string(obj, key, req, dst, &err)
+#define INT(key, lo, hi, dst)                                                                      \
+    if (e == KEEL_CONFIG_OK)                                                                       \
+    e = keel_config_get_int(obj, key, false, lo, hi, dst, &err)
     STR("scheme", false, &scheme);
     STR("host", true, &cfg->host);
     STR("device_id", true, &cfg->device_id);

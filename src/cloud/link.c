@@ -25,39 +25,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "keel/cloud.h"
-#include "outbox.h"
-
-typedef struct inflight {
-    int mid;      /* libmosquitto's packet id */
-    uint64_t id;  /* outbox row */
-} inflight;
-
-struct keel_cloud {
-    keel_cloud_config cfg;
-    char *strings[8]; /* owned copies of cfg's strings */
-    keel_cloud_topics topics;
-    keel_cloud_callbacks cb;
-    void *user;
-    outbox *ob;
-
-    struct mosquitto *mosq;
-    bool connected;
-    bool dropped;        /* set by callbacks; the step tears the session down */
-    int64_t next_attempt;
-    int64_t attempt_started;
-    keel_cloud_backoff backoff;
-
-    uint64_t sent_upto;  /* highest row id published in this session */
-    inflight *inflight;
-    int n_inflight;
-    uint64_t *acked;     /* rows PUBACKed this step, to delete */
-    int n_acked;
-
-    uint64_t twin_rid;   /* pending twin GET (IoT Hub) */
-    uint64_t next_rid;
-    keel_cloud_stats st;
-};
+#include "link.h"
 
 static int64_t now_ms(void)
 {
@@ -66,8 +34,7 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void logf_(keel_cloud *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void logf_(keel_cloud *c, const char *fmt, ...)
+void cloud_log(keel_cloud *c, const char *fmt, ...)
 {
     char line[512];
     va_list ap;
@@ -81,96 +48,13 @@ static void logf_(keel_cloud *c, const char *fmt, ...)
     }
 }
 
-/* ---- twin ------------------------------------------------------------------------------- */
-
-/* Stores a new desired document if its version is newer than the cached one, then tells the
- * app. `doc` is the full document (for a patch, already merged by the caller). */
-static void twin_store(keel_cloud *c, cJSON *doc, int64_t version)
+/* Formats the last connection error (vsnprintf: truncation is fine for a message). */
+void cloud_set_err(keel_cloud *c, const char *fmt, ...)
 {
-    cJSON_DeleteItemFromObjectCaseSensitive(doc, "$version");
-    cJSON_AddNumberToObject(doc, "$version", (double)version);
-    char *text = cJSON_PrintUnformatted(doc);
-    if (!text) {
-        logf_(c, "desired v%lld: out of memory", (long long)version);
-        return;
-    }
-    keel_cloud_err e = outbox_twin_put(c->ob, text, version);
-    if (e != KEEL_CLOUD_OK) {
-        /* Not cached means not applied: the broker or hub will offer it again. */
-        logf_(c, "desired v%lld not cached: %s (%s)", (long long)version, keel_cloud_err_name(e),
-              outbox_errmsg(c->ob));
-    } else if (c->cb.on_desired) {
-        c->cb.on_desired(c->user, text, version);
-    }
-    free(text);
-}
-
-static int64_t cached_version(keel_cloud *c, cJSON **doc)
-{
-    char *json = NULL;
-    int64_t v = -1;
-    if (outbox_twin_get(c->ob, &json, &v) != KEEL_CLOUD_OK) {
-        if (doc) {
-            *doc = cJSON_CreateObject();
-        }
-        return -1;
-    }
-    if (doc) {
-        *doc = cJSON_Parse(json);
-        if (!*doc) {
-            *doc = cJSON_CreateObject();
-        }
-    }
-    free(json);
-    return v;
-}
-
-static void on_desired_msg(keel_cloud *c, const keel_cloud_msg *m, const char *payload,
-                           size_t len, bool full)
-{
-    cJSON *doc;
-    const cJSON *desired;
-    int64_t version;
-    keel_cloud_err e = keel_cloud_desired_parse(payload, len, &doc, &desired, &version);
-    if (e != KEEL_CLOUD_OK) {
-        logf_(c, "desired properties rejected: %s", keel_cloud_err_name(e));
-        return;
-    }
-    if (version < 0) {
-        version = m->version;
-    }
-    if (version < 0) {
-        logf_(c, "desired properties rejected: no $version");
-        cJSON_Delete(doc);
-        return;
-    }
-    cJSON *base = NULL;
-    int64_t have = cached_version(c, full ? NULL : &base);
-    if (version <= have) {
-        /* Retained documents come again at every subscribe; only older ones are news. */
-        if (version < have) {
-            logf_(c, "desired v%lld ignored: v%lld is cached", (long long)version,
-                  (long long)have);
-        }
-        cJSON_Delete(base);
-        cJSON_Delete(doc);
-        return;
-    }
-    if (full) {
-        cJSON *copy = cJSON_Duplicate(desired, true);
-        if (copy) {
-            twin_store(c, copy, version);
-        }
-        cJSON_Delete(copy);
-    } else if (base) {
-        if (keel_cloud_desired_merge(base, desired) == KEEL_CLOUD_OK) {
-            twin_store(c, base, version);
-        } else {
-            logf_(c, "desired patch v%lld could not be merged", (long long)version);
-        }
-    }
-    cJSON_Delete(base);
-    cJSON_Delete(doc);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->st.last_error, sizeof c->st.last_error, fmt, ap);
+    va_end(ap);
 }
 
 /* ---- libmosquitto callbacks (called inside loop_read/loop_write) ------------------------ */
@@ -179,8 +63,7 @@ static void cb_connect(struct mosquitto *mosq, void *obj, int rc)
 {
     keel_cloud *c = obj;
     if (rc != 0) {
-        snprintf(c->st.last_error, sizeof c->st.last_error, "broker refused the connection: %s",
-                 mosquitto_connack_string(rc));
+        cloud_set_err(c, "broker refused the connection: %s", mosquitto_connack_string(rc));
         c->dropped = true;
         return;
     }
@@ -194,16 +77,11 @@ static void cb_connect(struct mosquitto *mosq, void *obj, int rc)
             break;
         }
         if (mosquitto_subscribe(mosq, NULL, filter, 1) != MOSQ_ERR_SUCCESS) {
-            logf_(c, "subscribe %s failed", filter);
+            cloud_log(c, "subscribe %s failed", filter);
         }
     }
     if (c->topics.scheme == KEEL_CLOUD_SCHEME_IOTHUB) {
-        char topic[KEEL_CLOUD_MAX_TOPIC];
-        c->twin_rid = ++c->next_rid;
-        if (keel_cloud_topic_twin_get(&c->topics, c->twin_rid, topic, sizeof topic) ==
-            KEEL_CLOUD_OK) {
-            (void)mosquitto_publish(mosq, NULL, topic, 0, NULL, 0, false);
-        }
+        cloud_twin_request(c);
     }
     if (c->cb.on_state) {
         c->cb.on_state(c->user, true, "connected");
@@ -215,8 +93,7 @@ static void cb_disconnect(struct mosquitto *mosq, void *obj, int rc)
     (void)mosq;
     keel_cloud *c = obj;
     if (!c->st.last_error[0]) {
-        snprintf(c->st.last_error, sizeof c->st.last_error, "connection lost: %s",
-                 mosquitto_strerror(rc));
+        cloud_set_err(c, "connection lost: %s", mosquitto_strerror(rc));
     }
     c->dropped = true;
 }
@@ -229,7 +106,9 @@ static void cb_publish(struct mosquitto *mosq, void *obj, int mid)
         if (c->inflight[i].mid == mid) {
             uint64_t id = c->inflight[i].id;
             c->inflight[i] = c->inflight[--c->n_inflight];
-            c->acked[c->n_acked++] = id;
+            if (c->n_acked < c->cfg.max_inflight * 2) {
+                c->acked[c->n_acked++] = id; /* else: stays queued, resent, deduped */
+            }
             return;
         }
     }
@@ -243,12 +122,12 @@ static void cb_message(struct mosquitto *mosq, void *obj, const struct mosquitto
     const char *topic = msg->topic ? msg->topic : "";
     keel_cloud_err e = keel_cloud_parse_topic(&c->topics, false, topic, strlen(topic), &m);
     if (e != KEEL_CLOUD_OK) {
-        logf_(c, "message on unexpected topic rejected (%.100s)", topic);
+        cloud_log(c, "message on unexpected topic rejected (%.100s)", topic);
         return;
     }
     if (msg->payloadlen < 0 || (size_t)msg->payloadlen > KEEL_CLOUD_MAX_MESSAGE) {
-        logf_(c, "message on %.100s rejected: %d bytes is over the %u-byte cap", topic,
-              msg->payloadlen, KEEL_CLOUD_MAX_MESSAGE);
+        cloud_log(c, "message on %.100s rejected: %d bytes is over the %u-byte cap", topic,
+                  msg->payloadlen, KEEL_CLOUD_MAX_MESSAGE);
         return;
     }
     const char *payload = msg->payload ? (const char *)msg->payload : "";
@@ -258,21 +137,24 @@ static void cb_message(struct mosquitto *mosq, void *obj, const struct mosquitto
         if (len == 0) {
             return; /* a cleared retained document */
         }
-        on_desired_msg(c, &m, payload, len, c->topics.scheme == KEEL_CLOUD_SCHEME_PLAIN);
+        cloud_twin_message(c, &m, payload, len, c->topics.scheme == KEEL_CLOUD_SCHEME_PLAIN);
         break;
     case KEEL_CLOUD_MSG_TWIN_RESPONSE:
         if (m.status == 200 && c->twin_rid && strtoull(m.rid, NULL, 10) == c->twin_rid) {
             c->twin_rid = 0;
-            on_desired_msg(c, &m, payload, len, true);
+            cloud_twin_message(c, &m, payload, len, true);
         } else if (m.status >= 400) {
-            logf_(c, "twin request %s answered %d", m.rid, m.status);
+            cloud_log(c, "twin request %s answered %d", m.rid, m.status);
         }
         break;
     case KEEL_CLOUD_MSG_METHOD:
         if (c->cb.on_method) {
             c->cb.on_method(c->user, m.name, m.rid, payload, len);
         } else {
-            (void)keel_cloud_method_answer(c, m.rid, 501, "{\"error\":\"no method handler\"}");
+            if (keel_cloud_method_answer(c, m.rid, 501, "{\"error\":\"no method handler\"}") !=
+                KEEL_CLOUD_OK) {
+                cloud_log(c, "method %s: no handler, and the 501 answer could not be sent", m.name);
+            }
         }
         break;
     default:
@@ -286,7 +168,7 @@ static void cb_log(struct mosquitto *mosq, void *obj, int level, const char *str
     keel_cloud *c = obj;
     /* OpenSSL's reasons (certificate verify failed, unknown ca) arrive only here. */
     if (level == MOSQ_LOG_ERR && str) {
-        snprintf(c->st.last_error, sizeof c->st.last_error, "%s", str);
+        cloud_set_err(c, "%s", str);
     }
 }
 
@@ -311,7 +193,7 @@ static void session_teardown(keel_cloud *c, const char *why)
     }
     uint32_t delay = keel_cloud_backoff_next(&c->backoff, rnd);
     c->next_attempt = now_ms() + delay;
-    logf_(c, "%s; next attempt in %u ms", why, delay);
+    cloud_log(c, "%s; next attempt in %u ms", why, delay);
     if (was && c->cb.on_state) {
         c->cb.on_state(c->user, false, why);
     }
@@ -336,6 +218,9 @@ static void session_start(keel_cloud *c)
     (void)mosquitto_int_option(m, MOSQ_OPT_PROTOCOL_VERSION,
                                k->mqtt_version == 5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311);
     (void)mosquitto_max_inflight_messages_set(m, (unsigned)k->max_inflight);
+    /* Messages go out one by one as PUBACKs free the window: with Nagle each small write
+     * could wait for the peer's delayed ACK. */
+    (void)mosquitto_int_option(m, MOSQ_OPT_TCP_NODELAY, 1);
     char user[KEEL_CLOUD_MAX_TOPIC];
     if (keel_cloud_username(&c->topics, k->host, user, sizeof user) == KEEL_CLOUD_OK &&
         k->scheme == KEEL_CLOUD_SCHEME_IOTHUB) {
@@ -350,60 +235,75 @@ static void session_start(keel_cloud *c)
         rc = mosquitto_tls_insecure_set(m, false);
     }
     if (rc != MOSQ_ERR_SUCCESS) {
-        char why[300];
+        char why[700];
         snprintf(why, sizeof why, "TLS setup failed (ca %s, cert %s): %s", k->ca_file,
                  k->cert_file ? k->cert_file : "-", mosquitto_strerror(rc));
-        snprintf(c->st.last_error, sizeof c->st.last_error, "%s", why);
+        cloud_set_err(c, "%s", why);
         session_teardown(c, why);
         return;
     }
     c->st.last_error[0] = '\0';
     rc = mosquitto_connect_async(m, k->host, k->port, k->keepalive_s);
     if (rc != MOSQ_ERR_SUCCESS) {
-        char why[300];
+        char why[700];
         snprintf(why, sizeof why, "connect to %s:%u failed: %s%s%s", k->host, k->port,
                  mosquitto_strerror(rc), c->st.last_error[0] ? ": " : "", c->st.last_error);
-        snprintf(c->st.last_error, sizeof c->st.last_error, "%s", why);
+        cloud_set_err(c, "%s", why);
         session_teardown(c, why);
     }
 }
 
-/* Publishes queued rows in id order while the window has room. */
-static void pump(keel_cloud *c)
+/* Publishes queued rows in id order while the window has room, reading them in chunks.
+ * Returns true when the outbox had nothing more to send. */
+static bool pump(keel_cloud *c)
 {
-    while (c->connected && c->mosq && c->n_inflight < c->cfg.max_inflight) {
-        outbox_row row;
-        keel_cloud_err e = outbox_next(c->ob, c->sent_upto, &row);
+    enum { CHUNK = 32 };
+    outbox_row rows[CHUNK];
+    while (c->connected && c->mosq && c->n_inflight < c->cfg.max_inflight && !c->dropped) {
+        size_t room = (size_t)(c->cfg.max_inflight - c->n_inflight), n = 0;
+        keel_cloud_err e =
+            outbox_next_batch(c->ob, c->sent_upto, rows, room < CHUNK ? room : CHUNK, &n);
         if (e != KEEL_CLOUD_OK) {
             if (e != KEEL_CLOUD_ERR_NOT_FOUND) {
-                logf_(c, "outbox read failed: %s", outbox_errmsg(c->ob));
+                cloud_log(c, "outbox read failed: %s", outbox_errmsg(c->ob));
             }
-            return;
+            return true;
         }
-        char topic[KEEL_CLOUD_MAX_TOPIC];
-        e = row.kind == OUTBOX_REPORTED
-                ? keel_cloud_topic_reported(&c->topics, row.id, topic, sizeof topic)
-                : keel_cloud_topic_telemetry(&c->topics, row.id, row.props, topic, sizeof topic);
-        if (e != KEEL_CLOUD_OK) {
-            /* Cannot happen for rows we checked on the way in; skip rather than wedge. */
-            logf_(c, "message %llu has no valid topic; dropped", (unsigned long long)row.id);
-            (void)outbox_delete(c->ob, &row.id, 1);
-            c->sent_upto = row.id;
-            outbox_row_free(&row);
-            continue;
+        for (size_t i = 0; i < n; i++) {
+            outbox_row *row = &rows[i];
+            if (c->dropped) {
+                outbox_row_free(row);
+                continue;
+            }
+            char topic[KEEL_CLOUD_MAX_TOPIC];
+            e = row->kind == OUTBOX_REPORTED
+                    ? keel_cloud_topic_reported(&c->topics, row->id, topic, sizeof topic)
+                    : keel_cloud_topic_telemetry(&c->topics, row->id, row->props, topic,
+                                                 sizeof topic);
+            if (e != KEEL_CLOUD_OK) {
+                /* Cannot happen for rows checked on the way in; skip rather than wedge. */
+                cloud_log(c, "message %llu has no valid topic; dropped",
+                          (unsigned long long)row->id);
+                if (outbox_delete(c->ob, &row->id, 1) != KEEL_CLOUD_OK) {
+                    cloud_log(c, "outbox delete failed: %s", outbox_errmsg(c->ob));
+                }
+                c->sent_upto = row->id;
+                outbox_row_free(row);
+                continue;
+            }
+            int mid = 0;
+            int rc = mosquitto_publish(c->mosq, &mid, topic, (int)row->len, row->payload, 1, false);
+            if (rc != MOSQ_ERR_SUCCESS) {
+                c->dropped = true;
+                cloud_set_err(c, "publish failed: %s", mosquitto_strerror(rc));
+            } else {
+                c->inflight[c->n_inflight++] = (inflight){mid, row->id};
+                c->sent_upto = row->id;
+            }
+            outbox_row_free(row);
         }
-        int mid = 0;
-        int rc = mosquitto_publish(c->mosq, &mid, topic, (int)row.len, row.payload, 1, false);
-        outbox_row_free(&row);
-        if (rc != MOSQ_ERR_SUCCESS) {
-            c->dropped = true;
-            snprintf(c->st.last_error, sizeof c->st.last_error, "publish failed: %s",
-                     mosquitto_strerror(rc));
-            return;
-        }
-        c->inflight[c->n_inflight++] = (inflight){mid, row.id};
-        c->sent_upto = row.id;
     }
+    return false;
 }
 
 static void flush_acks(keel_cloud *c)
@@ -414,7 +314,7 @@ static void flush_acks(keel_cloud *c)
     keel_cloud_err e = outbox_delete(c->ob, c->acked, (size_t)c->n_acked);
     if (e != KEEL_CLOUD_OK) {
         /* Rows stay; they are resent after the next reconnect and deduped downstream. */
-        logf_(c, "outbox delete failed: %s", outbox_errmsg(c->ob));
+        cloud_log(c, "outbox delete failed: %s", outbox_errmsg(c->ob));
     }
     c->st.acked += (uint64_t)c->n_acked;
     for (int i = 0; i < c->n_acked; i++) {
@@ -470,9 +370,8 @@ int keel_cloud_step(keel_cloud *c, int timeout_ms)
         socklen_t sl = sizeof soerr;
         (void)getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
         if (!c->st.last_error[0]) {
-            snprintf(c->st.last_error, sizeof c->st.last_error, "connect to %s:%u failed: %s",
-                     c->cfg.host, c->cfg.port,
-                     soerr ? strerror(soerr) : "refused or closed by the peer");
+            cloud_set_err(c, "connect to %s:%u failed: %s", c->cfg.host, c->cfg.port,
+                          soerr ? strerror(soerr) : "refused or closed by the peer");
         }
         session_teardown(c, c->st.last_error);
         return 0;
@@ -494,18 +393,25 @@ int keel_cloud_step(keel_cloud *c, int timeout_ms)
     if (rc == MOSQ_ERR_SUCCESS && mosquitto_socket(c->mosq) >= 0) {
         rc = mosquitto_loop_misc(c->mosq);
     }
-    flush_acks(c);
+    /* Send first, delete later: a delete transaction per step would cost more than the
+     * sending. Acks are flushed once half a window has gathered, or when the outbox has
+     * nothing more to send, or before the session goes. */
+    bool idle = true;
     if (rc == MOSQ_ERR_SUCCESS && !c->dropped) {
-        pump(c);
+        idle = pump(c);
     }
-    if (rc != MOSQ_ERR_SUCCESS || c->dropped || mosquitto_socket(c->mosq) < 0) {
+    bool ending = rc != MOSQ_ERR_SUCCESS || c->dropped || mosquitto_socket(c->mosq) < 0;
+    if (idle || ending || c->n_acked >= c->cfg.max_inflight / 2) {
+        flush_acks(c);
+    }
+    if (ending) {
         char why[sizeof c->st.last_error + 64];
         if (c->st.last_error[0]) {
             snprintf(why, sizeof why, "%s", c->st.last_error);
         } else {
             snprintf(why, sizeof why, "connection to %s:%u lost: %s", c->cfg.host, c->cfg.port,
                      mosquitto_strerror(rc));
-            snprintf(c->st.last_error, sizeof c->st.last_error, "%s", why);
+            cloud_set_err(c, "%s", why);
         }
         session_teardown(c, why);
         return 0;
@@ -545,7 +451,7 @@ static keel_cloud_err queue(keel_cloud *c, int kind, const char *props, const vo
             *mid = id;
         }
     } else {
-        logf_(c, "message not accepted: %s (%s)", keel_cloud_err_name(e), outbox_errmsg(c->ob));
+        cloud_log(c, "message not accepted: %s (%s)", keel_cloud_err_name(e), outbox_errmsg(c->ob));
     }
     return e;
 }
@@ -595,7 +501,7 @@ keel_cloud_err keel_cloud_batch_commit(keel_cloud *c)
     }
     keel_cloud_err e = outbox_commit(c->ob);
     if (e != KEEL_CLOUD_OK) {
-        logf_(c, "batch not accepted: %s (%s)", keel_cloud_err_name(e), outbox_errmsg(c->ob));
+        cloud_log(c, "batch not accepted: %s (%s)", keel_cloud_err_name(e), outbox_errmsg(c->ob));
     }
     return e;
 }
@@ -621,8 +527,8 @@ keel_cloud_err keel_cloud_method_answer(keel_cloud *c, const char *rid, int stat
         return KEEL_CLOUD_ERR_TOO_BIG;
     }
     char topic[KEEL_CLOUD_MAX_TOPIC];
-    keel_cloud_err e = keel_cloud_topic_method_response(&c->topics, status, rid, topic,
-                                                        sizeof topic);
+    keel_cloud_err e =
+        keel_cloud_topic_method_response(&c->topics, status, rid, topic, sizeof topic);
     if (e != KEEL_CLOUD_OK) {
         return e;
     }
@@ -632,30 +538,6 @@ keel_cloud_err keel_cloud_method_answer(keel_cloud *c, const char *rid, int stat
     return mosquitto_publish(c->mosq, NULL, topic, (int)len, json, 0, false) == MOSQ_ERR_SUCCESS
                ? KEEL_CLOUD_OK
                : KEEL_CLOUD_ERR_MQTT;
-}
-
-keel_cloud_err keel_cloud_desired(keel_cloud *c, char *json, size_t cap, int64_t *version)
-{
-    if (!c || !json || cap == 0) {
-        return KEEL_CLOUD_ERR_ARG;
-    }
-    char *text = NULL;
-    int64_t v;
-    keel_cloud_err e = outbox_twin_get(c->ob, &text, &v);
-    if (e != KEEL_CLOUD_OK) {
-        return e;
-    }
-    size_t n = strlen(text);
-    if (n >= cap) {
-        free(text);
-        return KEEL_CLOUD_ERR_SPACE;
-    }
-    memcpy(json, text, n + 1);
-    free(text);
-    if (version) {
-        *version = v;
-    }
-    return KEEL_CLOUD_OK;
 }
 
 void keel_cloud_get_stats(keel_cloud *c, keel_cloud_stats *st)
@@ -745,7 +627,8 @@ keel_cloud_err keel_cloud_open(const keel_cloud_config *cfg, const keel_cloud_ca
         return e;
     }
     c->inflight = calloc((size_t)k->max_inflight, sizeof *c->inflight);
-    c->acked = calloc((size_t)k->max_inflight, sizeof *c->acked);
+    /* Between two flushes at most max_inflight/2 acks wait, plus one window's worth. */
+    c->acked = calloc((size_t)k->max_inflight * 2, sizeof *c->acked);
     if (!c->inflight || !c->acked) {
         keel_cloud_close(c);
         return KEEL_CLOUD_ERR_SPACE;

@@ -199,8 +199,8 @@ keel_cloud_err keel_cloud_op_step(keel_cloud_op *op, int timeout_ms)
     return op ? io(op, timeout_ms) : KEEL_CLOUD_ERR_ARG;
 }
 
-keel_cloud_err keel_cloud_op_open(const keel_cloud_op_config *cfg, keel_cloud_op_fn fn,
-                                  void *user, keel_cloud_op **out, char *errbuf, size_t errcap)
+keel_cloud_err keel_cloud_op_open(const keel_cloud_op_config *cfg, keel_cloud_op_fn fn, void *user,
+                                  keel_cloud_op **out, char *errbuf, size_t errcap)
 {
     char dummy[8];
     if (!errbuf || errcap == 0) {
@@ -274,8 +274,7 @@ keel_cloud_err keel_cloud_op_open(const keel_cloud_op_config *cfg, keel_cloud_op
         }
     }
     if (!op->connected) {
-        snprintf(errbuf, errcap, "operator: cannot connect to %s:%u: %s", cfg->host,
-                 op->cfg.port,
+        snprintf(errbuf, errcap, "operator: cannot connect to %s:%u: %s", cfg->host, op->cfg.port,
                  op->last_error[0] ? op->last_error
                                    : (rc ? mosquitto_strerror(rc) : "no answer in time"));
         keel_cloud_op_close(op);
@@ -420,7 +419,7 @@ keel_cloud_err keel_cloud_op_set_desired(keel_cloud_op *op, const char *device, 
         const cJSON *d;
         cJSON *root;
         if (keel_cloud_desired_parse(op->got_payload, op->got_len, &root, &d, &v) ==
-                KEEL_CLOUD_OK) {
+            KEEL_CLOUD_OK) {
             doc = cJSON_Duplicate(d, true);
             cJSON_Delete(root);
         }

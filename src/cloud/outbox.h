@@ -43,9 +43,13 @@ KEEL_NODISCARD keel_cloud_err outbox_put(outbox *ob, int kind, const char *props
                                          uint64_t *evicted);
 /* The oldest row with id > after. NOT_FOUND when there is none. */
 KEEL_NODISCARD keel_cloud_err outbox_next(outbox *ob, uint64_t after, outbox_row *row);
+/* Up to max rows with id > after, in id order, in one query; *n of them (NOT_FOUND if 0). */
+KEEL_NODISCARD keel_cloud_err outbox_next_batch(outbox *ob, uint64_t after, outbox_row *rows,
+                                                size_t max, size_t *n);
 void outbox_row_free(outbox_row *row);
-/* Deletes rows by id (already-gone ids are fine), in one transaction unless one is open. */
-KEEL_NODISCARD keel_cloud_err outbox_delete(outbox *ob, const uint64_t *ids, size_t n);
+/* Deletes rows by id (already-gone ids are fine), in one transaction unless one is open.
+ * Sorts ids in place (runs of consecutive ids become one range delete). */
+KEEL_NODISCARD keel_cloud_err outbox_delete(outbox *ob, uint64_t *ids, size_t n);
 
 uint64_t outbox_count(outbox *ob);
 uint64_t outbox_bytes(const outbox *ob);

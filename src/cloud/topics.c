@@ -41,19 +41,29 @@ const char *keel_cloud_err_name(keel_cloud_err e)
 keel_status keel_cloud_err_status(keel_cloud_err e)
 {
     switch (e) {
-    case KEEL_CLOUD_OK: return KEEL_OK;
-    case KEEL_CLOUD_ERR_ARG: return KEEL_ERR_INVALID_ARG;
+    case KEEL_CLOUD_OK:
+        return KEEL_OK;
+    case KEEL_CLOUD_ERR_ARG:
+        return KEEL_ERR_INVALID_ARG;
     case KEEL_CLOUD_ERR_SPACE:
     case KEEL_CLOUD_ERR_TOO_BIG:
     case KEEL_CLOUD_ERR_FULL:
-    case KEEL_CLOUD_ERR_DISK_FULL: return KEEL_ERR_NO_SPACE;
-    case KEEL_CLOUD_ERR_MALFORMED: return KEEL_ERR_PROTOCOL;
-    case KEEL_CLOUD_ERR_STALE: return KEEL_ERR_BUSY;
-    case KEEL_CLOUD_ERR_DB: return KEEL_ERR_IO;
-    case KEEL_CLOUD_ERR_TLS: return KEEL_ERR_DENIED;
-    case KEEL_CLOUD_ERR_MQTT: return KEEL_ERR_IO;
-    case KEEL_CLOUD_ERR_NOT_FOUND: return KEEL_ERR_NOT_FOUND;
-    default: return KEEL_ERR_INVALID_ARG;
+    case KEEL_CLOUD_ERR_DISK_FULL:
+        return KEEL_ERR_NO_SPACE;
+    case KEEL_CLOUD_ERR_MALFORMED:
+        return KEEL_ERR_PROTOCOL;
+    case KEEL_CLOUD_ERR_STALE:
+        return KEEL_ERR_BUSY;
+    case KEEL_CLOUD_ERR_DB:
+        return KEEL_ERR_IO;
+    case KEEL_CLOUD_ERR_TLS:
+        return KEEL_ERR_DENIED;
+    case KEEL_CLOUD_ERR_MQTT:
+        return KEEL_ERR_IO;
+    case KEEL_CLOUD_ERR_NOT_FOUND:
+        return KEEL_ERR_NOT_FOUND;
+    default:
+        return KEEL_ERR_INVALID_ARG;
     }
 }
 
@@ -107,8 +117,8 @@ static bool writer_init(writer *w, char *buf, size_t cap)
 
 static bool id_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_' || c == ':';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == ':';
 }
 
 static bool id_valid(const char *s, size_t n)

@@ -28,12 +28,7 @@
 #include <unistd.h>
 
 #include "keel/icc.h"
-#include "keel/manifest.h"
-
-#define DEFAULT_RING (64u * 1024u)
-#define DEFAULT_MAX_MSG 1024u
-#define WIRE_MAGIC 0x4b494345u /* handover record: "ECIK" */
-#define REQUIRED_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+#include "icc_linux.h"
 
 /* A message that arrived while keel_icc_request waited for its reply. */
 typedef struct stash_item {
@@ -49,12 +44,14 @@ struct keel_icc {
     int mem, bell_in, bell_out, link, ep;
     uint32_t spin_ns;
     bool gone;
+    bool uart;    /* doorbell is a byte stream (QEMU chardev): 1 byte rings, EOF = gone */
+    bool own_map; /* the region was mapped by keel_icc_open (else the caller unmaps it) */
     uint32_t next_corr;
     stash_item *stash_head, *stash_tail;
     uint8_t *scratch; /* max_msg bytes, for messages set aside by request */
 };
 
-static void close_fd(int *fd)
+void keel_icc_close_fd(int *fd)
 {
     if (*fd >= 0) {
         close(*fd);
@@ -62,194 +59,44 @@ static void close_fd(int *fd)
     *fd = -1;
 }
 
-static void end_clear(keel_icc_end *e)
+void keel_icc_end_clear(keel_icc_end *e)
 {
     memset(e, 0, sizeof *e);
     e->mem = e->bell_in = e->bell_out = e->link = -1;
 }
 
-void keel_icc_end_close(keel_icc_end *e)
+/* Attaches to a mapped region and sets up waiting on bell_in and link (which may be the same
+ * fd). On failure nothing is closed or unmapped: the caller still owns everything. */
+static keel_icc_err attach(keel_icc *c, keel_icc_side side, int bell_in, int link)
 {
-    if (!e)
-        return;
-    close_fd(&e->mem);
-    close_fd(&e->bell_in);
-    close_fd(&e->bell_out);
-    close_fd(&e->link);
-}
-
-keel_icc_err keel_icc_pair(const keel_manifest *a, const keel_manifest *b,
-                           const keel_icc_config *cfg, keel_icc_end *end_a, keel_icc_end *end_b,
-                           keel_manifest_error *why)
-{
-    if (!a || !b || !end_a || !end_b) {
-        return KEEL_ICC_ERR_ARG;
-    }
-    end_clear(end_a);
-    end_clear(end_b);
-    keel_manifest_error local;
-    if (keel_manifest_pair_allowed(a, b, why ? why : &local) != KEEL_MANIFEST_OK) {
-        return KEEL_ICC_ERR_DENIED;
-    }
-    keel_icc_layout layout = {
-        .ring_bytes = cfg && cfg->ring_bytes ? cfg->ring_bytes : DEFAULT_RING,
-        .max_msg = cfg && cfg->max_msg ? cfg->max_msg : DEFAULT_MAX_MSG,
-    };
-    memcpy(layout.id_a.b, a->id.b, 16);
-    memcpy(layout.id_b.b, b->id.b, 16);
-    uint32_t size = keel_icc_region_bytes(layout.ring_bytes);
-    if (size == 0) {
-        return KEEL_ICC_ERR_ARG;
-    }
-
-    keel_icc_err rc = KEEL_ICC_ERR_IO;
-    int mem = memfd_create("keel-icc", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    int bell_a = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    int bell_b = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    int sp[2] = {-1, -1};
-    void *map = MAP_FAILED;
-    if (mem < 0 || bell_a < 0 || bell_b < 0 ||
-        socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) != 0 ||
-        ftruncate(mem, size) != 0) {
-        goto fail;
-    }
-    /* Sealed: neither end can shrink the region under the other (which would be SIGBUS). */
-    if (fcntl(mem, F_ADD_SEALS, REQUIRED_SEALS) != 0) {
-        goto fail;
-    }
-    map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, mem, 0);
-    if (map == MAP_FAILED) {
-        goto fail;
-    }
-    rc = keel_icc_region_init(map, size, &layout);
-    munmap(map, size);
+    keel_icc_err rc = keel_icc_ring_attach(&c->r, c->map, c->map_len, side);
     if (rc != KEEL_ICC_OK) {
-        goto fail;
+        return rc;
     }
-    rc = KEEL_ICC_ERR_IO;
-    end_a->mem = mem;
-    end_a->bell_in = bell_a;
-    end_a->bell_out = bell_b;
-    end_a->link = sp[0];
-    end_b->mem = fcntl(mem, F_DUPFD_CLOEXEC, 0);
-    end_b->bell_in = fcntl(bell_b, F_DUPFD_CLOEXEC, 0);
-    end_b->bell_out = fcntl(bell_a, F_DUPFD_CLOEXEC, 0);
-    end_b->link = sp[1];
-    end_a->side = KEEL_ICC_SIDE_A;
-    end_b->side = KEEL_ICC_SIDE_B;
-    end_a->self = end_b->peer = layout.id_a;
-    end_b->self = end_a->peer = layout.id_b;
-    if (end_b->mem < 0 || end_b->bell_in < 0 || end_b->bell_out < 0) {
-        keel_icc_end_close(end_a);
-        keel_icc_end_close(end_b);
+    c->scratch = malloc(c->r.max_msg);
+    c->ep = epoll_create1(EPOLL_CLOEXEC);
+    if (!c->scratch || c->ep < 0) {
+        return KEEL_ICC_ERR_IO;
+    }
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP};
+    ev.data.fd = bell_in;
+    struct epoll_event lv = {.events = EPOLLIN | EPOLLRDHUP};
+    lv.data.fd = link;
+    if (epoll_ctl(c->ep, EPOLL_CTL_ADD, bell_in, &ev) != 0 ||
+        (link != bell_in && epoll_ctl(c->ep, EPOLL_CTL_ADD, link, &lv) != 0)) {
         return KEEL_ICC_ERR_IO;
     }
     return KEEL_ICC_OK;
-
-fail:
-    close_fd(&mem);
-    close_fd(&bell_a);
-    close_fd(&bell_b);
-    close_fd(&sp[0]);
-    close_fd(&sp[1]);
-    return rc;
 }
 
-keel_icc_err keel_icc_relink(keel_icc_end *a, keel_icc_end *b)
+static void free_partial(keel_icc *c)
 {
-    int sp[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) != 0) {
-        return KEEL_ICC_ERR_IO;
-    }
-    close_fd(&a->link);
-    close_fd(&b->link);
-    a->link = sp[0];
-    b->link = sp[1];
-    return KEEL_ICC_OK;
-}
-
-/* What travels beside the fds in a handover. */
-typedef struct wire_end {
-    uint32_t magic;
-    uint32_t side;
-    uint8_t self[16], peer[16];
-} wire_end;
-
-keel_icc_err keel_icc_end_send(int sock, const keel_icc_end *e)
-{
-    wire_end w = {.magic = WIRE_MAGIC, .side = (uint32_t)e->side};
-    memcpy(w.self, e->self.b, 16);
-    memcpy(w.peer, e->peer.b, 16);
-    int fds[4] = {e->mem, e->bell_in, e->bell_out, e->link};
-    union {
-        struct cmsghdr h;
-        char buf[CMSG_SPACE(sizeof fds)];
-    } ctl;
-    memset(&ctl, 0, sizeof ctl);
-    struct iovec iov = {.iov_base = &w, .iov_len = sizeof w};
-    struct msghdr mh = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof fds);
-    memcpy(CMSG_DATA(cm), fds, sizeof fds);
-    ssize_t n;
-    do {
-        n = sendmsg(sock, &mh, MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
-    return n == (ssize_t)sizeof w ? KEEL_ICC_OK : KEEL_ICC_ERR_IO;
-}
-
-keel_icc_err keel_icc_end_recv(int sock, keel_icc_end *e)
-{
-    end_clear(e);
-    wire_end w = {0};
-    union {
-        struct cmsghdr h;
-        char buf[CMSG_SPACE(4 * sizeof(int))];
-    } ctl;
-    struct iovec iov = {.iov_base = &w, .iov_len = sizeof w};
-    struct msghdr mh = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
-    ssize_t n;
-    do {
-        n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0) {
-        return KEEL_ICC_ERR_IO;
-    }
-    int fds[4] = {-1, -1, -1, -1};
-    size_t nfds = 0;
-    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
-        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
-            size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            for (size_t i = 0; i < k; i++) {
-                int fd;
-                memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
-                if (nfds < 4) {
-                    fds[nfds++] = fd;
-                } else {
-                    close(fd);
-                }
-            }
-        }
-    }
-    bool ok = n == (ssize_t)sizeof w && !(mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) && nfds == 4 &&
-              w.magic == WIRE_MAGIC && (w.side == KEEL_ICC_SIDE_A || w.side == KEEL_ICC_SIDE_B);
-    if (!ok) {
-        for (size_t i = 0; i < nfds; i++)
-            close(fds[i]);
-        return n == 0 ? KEEL_ICC_ERR_PEER_GONE : KEEL_ICC_ERR_IO;
-    }
-    e->mem = fds[0];
-    e->bell_in = fds[1];
-    e->bell_out = fds[2];
-    e->link = fds[3];
-    e->side = (keel_icc_side)w.side;
-    memcpy(e->self.b, w.self, 16);
-    memcpy(e->peer.b, w.peer, 16);
-    return KEEL_ICC_OK;
+    if (c->ep >= 0)
+        close(c->ep);
+    free(c->scratch);
+    if (c->own_map)
+        munmap(c->map, c->map_len);
+    free(c);
 }
 
 keel_icc_err keel_icc_open(keel_icc_end *e, const keel_icc_open_opts *opts, keel_icc **out)
@@ -263,47 +110,30 @@ keel_icc_err keel_icc_open(keel_icc_end *e, const keel_icc_open_opts *opts, keel
         return KEEL_ICC_ERR_IO;
     }
     int seals = fcntl(e->mem, F_GET_SEALS);
-    if (seals < 0 || (seals & REQUIRED_SEALS) != REQUIRED_SEALS || st.st_size <= 0 ||
-        (uint64_t)st.st_size > keel_icc_region_bytes(KEEL_ICC_MAX_RING)) {
+    if (seals < 0 || (seals & KEEL_ICC_REQUIRED_SEALS) != KEEL_ICC_REQUIRED_SEALS ||
+        st.st_size <= 0 || (uint64_t)st.st_size > keel_icc_region_bytes(KEEL_ICC_MAX_RING)) {
         return KEEL_ICC_ERR_REGION;
     }
     keel_icc *c = calloc(1, sizeof *c);
     if (!c) {
         return KEEL_ICC_ERR_IO;
     }
+    c->ep = -1;
     c->map_len = (size_t)st.st_size;
     c->map = mmap(NULL, c->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, e->mem, 0);
     if (c->map == MAP_FAILED) {
         free(c);
         return KEEL_ICC_ERR_IO;
     }
-    keel_icc_err rc = keel_icc_ring_attach(&c->r, c->map, c->map_len, e->side);
+    c->own_map = true;
+    keel_icc_err rc = attach(c, e->side, e->bell_in, e->link);
     /* The region's IDs must be the ones the supervisor stamped on this end. */
     if (rc == KEEL_ICC_OK &&
         (memcmp(c->r.self.b, e->self.b, 16) != 0 || memcmp(c->r.peer.b, e->peer.b, 16) != 0)) {
         rc = KEEL_ICC_ERR_REGION;
     }
-    c->scratch = rc == KEEL_ICC_OK ? malloc(c->r.max_msg) : NULL;
-    c->ep = epoll_create1(EPOLL_CLOEXEC);
-    if (rc == KEEL_ICC_OK && (!c->scratch || c->ep < 0)) {
-        rc = KEEL_ICC_ERR_IO;
-    }
-    if (rc == KEEL_ICC_OK) {
-        struct epoll_event ev = {.events = EPOLLIN};
-        ev.data.fd = e->bell_in;
-        struct epoll_event lv = {.events = EPOLLIN | EPOLLRDHUP};
-        lv.data.fd = e->link;
-        if (epoll_ctl(c->ep, EPOLL_CTL_ADD, e->bell_in, &ev) != 0 ||
-            epoll_ctl(c->ep, EPOLL_CTL_ADD, e->link, &lv) != 0) {
-            rc = KEEL_ICC_ERR_IO;
-        }
-    }
     if (rc != KEEL_ICC_OK) {
-        if (c->ep >= 0)
-            close(c->ep);
-        free(c->scratch);
-        munmap(c->map, c->map_len);
-        free(c);
+        free_partial(c);
         return rc;
     }
     c->mem = e->mem;
@@ -311,7 +141,40 @@ keel_icc_err keel_icc_open(keel_icc_end *e, const keel_icc_open_opts *opts, keel
     c->bell_out = e->bell_out;
     c->link = e->link;
     c->spin_ns = opts ? opts->spin_ns : 0;
-    end_clear(e);
+    keel_icc_end_clear(e);
+    *out = c;
+    return KEEL_ICC_OK;
+}
+
+keel_icc_err keel_icc_open_uart(void *mem, size_t size, keel_icc_side side, int bell_fd,
+                                const keel_icc_open_opts *opts, keel_icc **out)
+{
+    *out = NULL;
+    if (!mem || bell_fd < 0) {
+        return KEEL_ICC_ERR_ARG;
+    }
+    int fl = fcntl(bell_fd, F_GETFL);
+    if (fl < 0 || fcntl(bell_fd, F_SETFL, fl | O_NONBLOCK) != 0) {
+        return KEEL_ICC_ERR_IO;
+    }
+    keel_icc *c = calloc(1, sizeof *c);
+    if (!c) {
+        return KEEL_ICC_ERR_IO;
+    }
+    c->ep = -1;
+    c->map = mem;
+    c->map_len = size;
+    keel_icc_err rc = attach(c, side, bell_fd, bell_fd);
+    if (rc != KEEL_ICC_OK) {
+        free_partial(c);
+        return rc;
+    }
+    c->uart = true;
+    c->mem = -1;
+    c->bell_in = bell_fd;
+    c->bell_out = -1;
+    c->link = bell_fd; /* the same socket: its hang-up is the peer's death */
+    c->spin_ns = opts ? opts->spin_ns : 0;
     *out = c;
     return KEEL_ICC_OK;
 }
@@ -325,13 +188,16 @@ void keel_icc_close(keel_icc *c)
         c->stash_head = it->next;
         free(it);
     }
-    munmap(c->map, c->map_len);
+    if (c->own_map)
+        munmap(c->map, c->map_len);
     free(c->scratch);
-    close_fd(&c->ep);
-    close_fd(&c->mem);
-    close_fd(&c->bell_in);
-    close_fd(&c->bell_out);
-    close_fd(&c->link);
+    keel_icc_close_fd(&c->ep);
+    keel_icc_close_fd(&c->mem);
+    if (c->link == c->bell_in)
+        c->link = -1; /* a UART doorbell is its own link */
+    keel_icc_close_fd(&c->bell_in);
+    keel_icc_close_fd(&c->bell_out);
+    keel_icc_close_fd(&c->link);
     free(c);
 }
 
@@ -352,10 +218,10 @@ bool keel_icc_peer_gone(keel_icc *c)
 
 keel_icc_err keel_icc_set_link(keel_icc *c, int link_fd)
 {
-    if (link_fd < 0)
+    if (link_fd < 0 || c->uart)
         return KEEL_ICC_ERR_ARG;
     epoll_ctl(c->ep, EPOLL_CTL_DEL, c->link, NULL);
-    close_fd(&c->link);
+    keel_icc_close_fd(&c->link);
     c->link = link_fd;
     struct epoll_event lv = {.events = EPOLLIN | EPOLLRDHUP};
     lv.data.fd = link_fd;
@@ -366,19 +232,33 @@ keel_icc_err keel_icc_set_link(keel_icc *c, int link_fd)
     return KEEL_ICC_OK;
 }
 
-static void ring_bell(int fd)
+/* Rings the peer: 8 bytes into its eventfd, or one byte down the UART. EAGAIN means the
+ * counter (or the socket buffer) is already full: the peer is being woken anyway. */
+static void ring_peer(keel_icc *c)
 {
     uint64_t one = 1;
-    /* EAGAIN means the counter is already enormous: the peer is being woken anyway. */
-    ssize_t n = write(fd, &one, sizeof one);
+    ssize_t n = c->uart ? send(c->bell_in, "", 1, MSG_NOSIGNAL | MSG_DONTWAIT)
+                        : write(c->bell_out, &one, sizeof one);
     (void)n;
+}
+
+/* Keeps our own fd readable (an eventfd can be rung by its owner; a UART cannot). */
+static void ring_self(keel_icc *c)
+{
+    uint64_t one = 1;
+    if (!c->uart) {
+        ssize_t n = write(c->bell_in, &one, sizeof one);
+        (void)n;
+    }
 }
 
 static void drain_bell(keel_icc *c)
 {
-    uint64_t v;
-    ssize_t n = read(c->bell_in, &v, sizeof v);
-    (void)n;
+    uint8_t v[64];
+    ssize_t n = read(c->bell_in, v, c->uart ? sizeof v : sizeof(uint64_t));
+    if (n == 0 && c->uart) {
+        c->gone = true; /* the far end of the character device closed */
+    }
 }
 
 static int64_t now_ns(void)
@@ -435,12 +315,14 @@ static keel_icc_err sleep_on_bell(keel_icc *c, int64_t deadline)
             return KEEL_ICC_ERR_IO;
         if (n > 0 && link_dead(c, p[1].revents))
             c->gone = true;
-        if (n > 0 && (p[0].revents & POLLIN)) {
-            drain_bell(c);
-            return KEEL_ICC_OK;
-        }
+        bool rung = n > 0 && (p[0].revents & POLLIN);
+        if (rung)
+            drain_bell(c); /* may find the end of a UART's stream */
+        /* Gone wins over a ring: the caller re-checks the ring before it reports the loss. */
         if (c->gone)
             return KEEL_ICC_ERR_PEER_GONE;
+        if (rung)
+            return KEEL_ICC_OK;
     }
 }
 
@@ -490,7 +372,7 @@ static keel_icc_err send_frame(keel_icc *c, uint16_t type, uint16_t flags, uint3
         bool bell;
         keel_icc_err rc = keel_icc_ring_send(&c->r, type, flags, corr, data, len, NULL, &bell);
         if (bell)
-            ring_bell(c->bell_out);
+            ring_peer(c);
         if (rc != KEEL_ICC_ERR_WOULD_BLOCK)
             return rc;
         if (check_gone(c))
@@ -508,7 +390,7 @@ static keel_icc_err send_frame(keel_icc *c, uint16_t type, uint16_t flags, uint3
         rc = sleep_on_bell(c, deadline);
         /* The bell is shared with incoming data: keep the fd readable for an event loop. */
         if (keel_icc_ring_readable(&c->r))
-            ring_bell(c->bell_in);
+            ring_self(c);
         if (rc != KEEL_ICC_OK)
             return rc;
     }
@@ -537,7 +419,7 @@ static keel_icc_err ring_take(keel_icc *c, keel_icc_msg *msg, void *buf, size_t 
         bool bell;
         keel_icc_err rc = keel_icc_ring_recv(&c->r, msg, buf, cap, &bell);
         if (bell)
-            ring_bell(c->bell_out);
+            ring_peer(c);
         if (rc != KEEL_ICC_ERR_WOULD_BLOCK)
             return rc;
         if (!wait) {
@@ -598,8 +480,8 @@ static keel_icc_err stash_push(keel_icc *c, const keel_icc_msg *msg, const void 
 keel_icc_err keel_icc_request(keel_icc *c, uint16_t type, const void *req, size_t req_len,
                               keel_icc_msg *resp, void *buf, size_t cap, int timeout_ms)
 {
-    if (!c || !resp || (cap && !buf))
-        return KEEL_ICC_ERR_ARG;
+    if (!c || !resp || (cap && !buf) || timeout_ms == 0)
+        return KEEL_ICC_ERR_ARG; /* a request waits for its reply */
     int64_t deadline = deadline_of(timeout_ms);
     uint32_t corr = ++c->next_corr ? c->next_corr : ++c->next_corr;
     keel_icc_err rc = send_frame(c, type, KEEL_ICC_F_REQUEST, corr, req, req_len, timeout_ms);
@@ -616,14 +498,19 @@ keel_icc_err keel_icc_request(keel_icc *c, uint16_t type, const void *req, size_
         if (mine && m.len <= cap) {
             *resp = m;
             memcpy(buf, c->scratch, m.len);
-            return KEEL_ICC_OK;
+            break;
         }
         /* Anything else (or a reply too big for buf) waits for keel_icc_recv, in order. */
         if ((rc = stash_push(c, &m, c->scratch)) != KEEL_ICC_OK)
             return rc;
         if (mine) {
             *resp = m;
-            return KEEL_ICC_ERR_BUF_SMALL;
+            rc = KEEL_ICC_ERR_BUF_SMALL;
+            break;
         }
     }
+    /* Messages set aside are not in the ring any more: keep the fd readable for them. */
+    if (c->stash_head)
+        ring_self(c);
+    return rc;
 }

@@ -214,8 +214,8 @@ static keel_image_err parse_trailer(const uint8_t *t, uint32_t len, struct trail
 /* Shared by verify and inspect: streams the image through `read`, fills info; checks the
  * signature only when keys is non-NULL. */
 static keel_image_err check_image(keel_image_read_fn read, void *ctx, uint32_t max_size,
-                                  const keel_image_keys *keys, bool exact, keel_image_info *info,
-                                  keel_image_error *err)
+                                  bool skip_hash, const keel_image_keys *keys, bool exact,
+                                  keel_image_info *info, keel_image_error *err)
 {
     if (!ki_crypto_ready()) {
         return ki_fail(err, KEEL_IMAGE_ERR_CRYPTO, "libsodium failed to initialise");
@@ -243,19 +243,22 @@ static keel_image_err check_image(keel_image_read_fn read, void *ctx, uint32_t m
                        "image: header says %u payload bytes, only room for %u in all", psize,
                        max_size);
     }
-    crypto_hash_sha256_state st;
-    crypto_hash_sha256_init(&st);
-    crypto_hash_sha256_update(&st, block, KEEL_IMAGE_HEADER_SIZE);
-    uint32_t off = KEEL_IMAGE_HEADER_SIZE, end = KEEL_IMAGE_HEADER_SIZE + psize;
-    while (off < end) {
-        uint32_t n = end - off < sizeof block ? end - off : (uint32_t)sizeof block;
-        if (read(ctx, off, block, n) != 0) {
-            return ki_fail(err, KEEL_IMAGE_ERR_IO, "image: cannot read payload at %u", off);
+    uint32_t end = KEEL_IMAGE_HEADER_SIZE + psize;
+    if (!skip_hash) {
+        crypto_hash_sha256_state st;
+        crypto_hash_sha256_init(&st);
+        crypto_hash_sha256_update(&st, block, KEEL_IMAGE_HEADER_SIZE);
+        uint32_t off = KEEL_IMAGE_HEADER_SIZE;
+        while (off < end) {
+            uint32_t n = end - off < sizeof block ? end - off : (uint32_t)sizeof block;
+            if (read(ctx, off, block, n) != 0) {
+                return ki_fail(err, KEEL_IMAGE_ERR_IO, "image: cannot read payload at %u", off);
+            }
+            crypto_hash_sha256_update(&st, block, n);
+            off += n;
         }
-        crypto_hash_sha256_update(&st, block, n);
-        off += n;
+        crypto_hash_sha256_final(&st, info->hash);
     }
-    crypto_hash_sha256_final(&st, info->hash);
 
     uint8_t trailer[TRAILER_MAX];
     if (read(ctx, end, trailer, 4) != 0) {
@@ -287,6 +290,9 @@ static keel_image_err check_image(keel_image_read_fn read, void *ctx, uint32_t m
     }
     info->image_size = end + tlen;
     memcpy(info->key_id, tr.key_id, KEEL_IMAGE_KEY_ID_SIZE);
+    if (skip_hash) {
+        memcpy(info->hash, tr.hash, KEEL_IMAGE_HASH_SIZE);
+    }
     if (sodium_memcmp(tr.hash, info->hash, KEEL_IMAGE_HASH_SIZE) != 0) {
         return ki_fail(err, KEEL_IMAGE_ERR_HASH, "image: SHA-256 of header and payload does not match");
     }
@@ -312,7 +318,17 @@ keel_image_err keel_image_verify_reader(keel_image_read_fn read, void *ctx, uint
     if (!read || !keys) {
         return ki_fail(err, KEEL_IMAGE_ERR_ARG, "no reader or no keys");
     }
-    return check_image(read, ctx, max_size, keys, false, info, err);
+    return check_image(read, ctx, max_size, false, keys, false, info, err);
+}
+
+keel_image_err keel_image_verify_signature_reader(keel_image_read_fn read, void *ctx,
+                                                  uint32_t max_size, const keel_image_keys *keys,
+                                                  keel_image_info *info, keel_image_error *err)
+{
+    if (!read || !keys) {
+        return ki_fail(err, KEEL_IMAGE_ERR_ARG, "no reader or no keys");
+    }
+    return check_image(read, ctx, max_size, true, keys, false, info, err);
 }
 
 struct membuf {
@@ -340,7 +356,7 @@ keel_image_err keel_image_verify(const uint8_t *buf, size_t len, const keel_imag
         return ki_fail(err, KEEL_IMAGE_ERR_TOO_BIG, "image: %zu bytes", len);
     }
     struct membuf m = {buf, len};
-    return check_image(mem_read, &m, (uint32_t)len, keys, true, info, err);
+    return check_image(mem_read, &m, (uint32_t)len, false, keys, true, info, err);
 }
 
 keel_image_err keel_image_inspect(const uint8_t *buf, size_t len, keel_image_info *info,
@@ -350,7 +366,7 @@ keel_image_err keel_image_inspect(const uint8_t *buf, size_t len, keel_image_inf
         return ki_fail(err, KEEL_IMAGE_ERR_ARG, "no image");
     }
     struct membuf m = {buf, len};
-    return check_image(mem_read, &m, (uint32_t)len, NULL, true, info, err);
+    return check_image(mem_read, &m, (uint32_t)len, false, NULL, true, info, err);
 }
 
 bool keel_image_version_parse(const char *s, keel_image_version *out)

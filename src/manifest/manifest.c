@@ -175,6 +175,16 @@ static keel_manifest_err want_string(const char *file, const cJSON *root, const 
     return KEEL_MANIFEST_OK;
 }
 
+static const keel_manifest_cap *find_cap(const char *key)
+{
+    for (size_t i = 0; i < keel_manifest_caps_count; i++) {
+        if (strcmp(keel_manifest_caps_table[i].key, key) == 0) {
+            return &keel_manifest_caps_table[i];
+        }
+    }
+    return NULL;
+}
+
 static keel_manifest_err parse_caps(const char *file, const cJSON *caps, keel_manifest *m,
                                     keel_manifest_error *err)
 {
@@ -182,29 +192,83 @@ static keel_manifest_err parse_caps(const char *file, const cJSON *caps, keel_ma
         return keel_manifest_fail(err, KEEL_MANIFEST_ERR_TYPE,
                                   "%s: \"capabilities\": must be an object", file);
     }
-    keel_manifest_err rc = check_unique(file, "capabilities.", caps, err);
-    if (rc)
-        return rc;
+    /* Unknown keys first: then at most one of each known key can come before a repeat, so the
+     * repeat check stays linear however long a hostile object is. */
     for (const cJSON *it = caps->child; it; it = it->next) {
-        const keel_manifest_cap *cap = NULL;
-        for (size_t i = 0; i < keel_manifest_caps_count; i++) {
-            if (strcmp(keel_manifest_caps_table[i].key, it->string) == 0) {
-                cap = &keel_manifest_caps_table[i];
-            }
-        }
-        if (!cap) {
+        if (!find_cap(it->string)) {
             return keel_manifest_fail(err, KEEL_MANIFEST_ERR_UNKNOWN,
                                       "%s: capabilities: unknown capability \"%.40s\"", file,
                                       it->string);
         }
-        rc = cap->parse(file, it, &m->caps, err);
+    }
+    keel_manifest_err rc = check_unique(file, "capabilities.", caps, err);
+    if (rc)
+        return rc;
+    for (const cJSON *it = caps->child; it; it = it->next) {
+        rc = find_cap(it->string)->parse(file, it, &m->caps, err);
         if (rc)
             return rc;
     }
     return KEEL_MANIFEST_OK;
 }
 
-static const char *const top_keys[] = {"schema", "id", "name", "version", "kind", "capabilities"};
+static const char *const top_keys[] = {"schema", "id",   "name",         "version", "kind",
+                                       "capabilities", "exec", "args", "heartbeat_ms", "restart"};
+
+/* "exec", "args", "heartbeat_ms", "restart": how the supervisor runs an app. */
+static keel_manifest_err parse_run(const char *file, const cJSON *root, keel_manifest *m,
+                                   keel_manifest_error *err)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, "exec");
+    if (it) {
+        if (!cJSON_IsString(it)) {
+            return keel_manifest_fail(err, KEEL_MANIFEST_ERR_TYPE, "%s: \"exec\": must be a string",
+                                      file);
+        }
+        const char *s = it->valuestring;
+        if (s[0] == '\0' || s[0] == '/' || strstr(s, "..") || strlen(s) >= KEEL_MANIFEST_EXEC_MAX) {
+            return keel_manifest_fail(err, KEEL_MANIFEST_ERR_VALUE,
+                                      "%s: \"exec\": must be a relative path inside the package "
+                                      "(no \"..\", under %d characters)",
+                                      file, KEEL_MANIFEST_EXEC_MAX);
+        }
+        memcpy(m->exec, s, strlen(s) + 1);
+    }
+    it = cJSON_GetObjectItemCaseSensitive(root, "args");
+    if (it) {
+        keel_manifest_err rc =
+            keel_manifest_string_list(file, "args", it, &m->args[0][0], KEEL_MANIFEST_ARG_MAX,
+                                      KEEL_MANIFEST_MAX_ARGS, &m->n_args, err);
+        if (rc)
+            return rc;
+    }
+    it = cJSON_GetObjectItemCaseSensitive(root, "heartbeat_ms");
+    if (it) {
+        if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble > 3600000 ||
+            it->valuedouble != (double)(uint32_t)it->valuedouble) {
+            return keel_manifest_fail(err, KEEL_MANIFEST_ERR_VALUE,
+                                      "%s: \"heartbeat_ms\": must be an integer 0..3600000", file);
+        }
+        m->heartbeat_ms = (uint32_t)it->valuedouble;
+    }
+    it = cJSON_GetObjectItemCaseSensitive(root, "restart");
+    if (it) {
+        const char *s = cJSON_IsString(it) ? it->valuestring : "";
+        if (strcmp(s, "on-failure") == 0) {
+            m->restart = KEEL_MANIFEST_RESTART_ON_FAILURE;
+        } else if (strcmp(s, "always") == 0) {
+            m->restart = KEEL_MANIFEST_RESTART_ALWAYS;
+        } else if (strcmp(s, "never") == 0) {
+            m->restart = KEEL_MANIFEST_RESTART_NEVER;
+        } else {
+            return keel_manifest_fail(err, KEEL_MANIFEST_ERR_VALUE,
+                                      "%s: \"restart\": must be \"on-failure\", \"always\" or "
+                                      "\"never\"",
+                                      file);
+        }
+    }
+    return KEEL_MANIFEST_OK;
+}
 
 static keel_manifest_err parse_tree(const char *file, const cJSON *root, keel_manifest *m,
                                     keel_manifest_error *err)
@@ -212,9 +276,6 @@ static keel_manifest_err parse_tree(const char *file, const cJSON *root, keel_ma
     if (!cJSON_IsObject(root)) {
         return keel_manifest_fail(err, KEEL_MANIFEST_ERR_TYPE, "%s: must be a JSON object", file);
     }
-    keel_manifest_err rc = check_unique(file, "", root, err);
-    if (rc)
-        return rc;
     for (const cJSON *it = root->child; it; it = it->next) {
         bool known = false;
         for (size_t i = 0; i < sizeof top_keys / sizeof top_keys[0]; i++) {
@@ -225,6 +286,9 @@ static keel_manifest_err parse_tree(const char *file, const cJSON *root, keel_ma
                                       file, it->string);
         }
     }
+    keel_manifest_err rc = check_unique(file, "", root, err); /* linear: only known keys left */
+    if (rc)
+        return rc;
 
     const cJSON *schema = cJSON_GetObjectItemCaseSensitive(root, "schema");
     if (!schema) {
@@ -285,6 +349,8 @@ static keel_manifest_err parse_tree(const char *file, const cJSON *root, keel_ma
         if ((rc = parse_caps(file, caps, m, err)))
             return rc;
     }
+    if ((rc = parse_run(file, root, m, err)))
+        return rc;
     for (size_t i = 0; i < m->caps.n_partners; i++) {
         if (keel_manifest_uuid_equal(&m->caps.partners[i], &m->id)) {
             return keel_manifest_fail(err, KEEL_MANIFEST_ERR_VALUE,

@@ -20,6 +20,12 @@ typedef struct keel_manifest_cap {
 extern const keel_manifest_cap keel_manifest_caps_table[];
 extern const size_t keel_manifest_caps_count;
 
+/* A JSON array of strings into a fixed table of `max` rows of `width` bytes; `where` names it
+ * in messages ("capabilities.serial"). */
+keel_manifest_err keel_manifest_string_list(const char *file, const char *where,
+                                            const cJSON *value, char *table, size_t width,
+                                            size_t max, size_t *count, keel_manifest_error *err);
+
 /* printf-style error helper shared by the parser files; returns `code`. */
 __attribute__((format(printf, 3, 4))) keel_manifest_err
 keel_manifest_fail(keel_manifest_error *err, keel_manifest_err code, const char *fmt, ...);

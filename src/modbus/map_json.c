@@ -171,30 +171,52 @@ static keel_modbus_err load(const char *path, const cJSON *root, keel_modbus_map
     return KEEL_MODBUS_OK;
 }
 
-keel_modbus_err keel_modbus_map_load(const char *path, keel_modbus_map *map, uint8_t *unit,
-                                     char *msg, size_t cap)
+static keel_modbus_err from_tree(const char *name, keel_config_err ce, cJSON *root,
+                                 const keel_config_error *err, keel_modbus_map *map,
+                                 uint8_t *unit, char *msg, size_t cap)
 {
-    if (!path || !map || !unit || !msg || cap == 0) {
-        return KEEL_MODBUS_ERR_ARG;
-    }
-    msg[0] = 0;
-    memset(map, 0, sizeof *map);
-    cJSON *root;
-    keel_config_error err;
-    keel_config_err ce = keel_config_load(path, &root, &err);
     if (ce != KEEL_CONFIG_OK) {
-        snprintf(msg, cap, "%s", err.msg);
+        snprintf(msg, cap, "%s", err->msg);
         return ce == KEEL_CONFIG_ERR_IO ? KEEL_MODBUS_ERR_IO : KEEL_MODBUS_ERR_FRAME;
     }
     keel_modbus_err e = KEEL_MODBUS_ERR_FRAME;
     if (!cJSON_IsObject(root)) {
-        snprintf(msg, cap, "%s: the map must be a JSON object", path);
+        snprintf(msg, cap, "%s: the map must be a JSON object", name);
     } else {
-        e = load(path, root, map, unit, msg, cap);
+        e = load(name, root, map, unit, msg, cap);
     }
     cJSON_Delete(root);
     if (e != KEEL_MODBUS_OK) {
         keel_modbus_map_free(map);
     }
     return e;
+}
+
+keel_modbus_err keel_modbus_map_load(const char *path, keel_modbus_map *map, uint8_t *unit,
+                                     char *msg, size_t msg_cap)
+{
+    if (!path || !map || !unit || !msg || msg_cap == 0) {
+        return KEEL_MODBUS_ERR_ARG;
+    }
+    msg[0] = 0;
+    memset(map, 0, sizeof *map);
+    cJSON *root = NULL;
+    keel_config_error err;
+    keel_config_err ce = keel_config_load(path, &root, &err);
+    return from_tree(path, ce, root, &err, map, unit, msg, msg_cap);
+}
+
+keel_modbus_err keel_modbus_map_parse(const char *name, const char *text, size_t len,
+                                      keel_modbus_map *map, uint8_t *unit, char *msg,
+                                      size_t msg_cap)
+{
+    if (!name || !text || !map || !unit || !msg || msg_cap == 0) {
+        return KEEL_MODBUS_ERR_ARG;
+    }
+    msg[0] = 0;
+    memset(map, 0, sizeof *map);
+    cJSON *root = NULL;
+    keel_config_error err;
+    keel_config_err ce = keel_config_parse(name, text, len, &root, &err);
+    return from_tree(name, ce, root, &err, map, unit, msg, msg_cap);
 }

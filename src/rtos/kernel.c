@@ -10,6 +10,8 @@
 #include "rtos_private.h"
 
 struct keel_rtos_kernel keel_rtos_k;
+/* The idle thread's stack guard (its stack is the port's: the host's, or the port's own). */
+static uint32_t idle_guard[KR_STACK_GUARD_BYTES / 4u];
 
 static const char *const err_names[KEEL_RTOS_ERR_COUNT] = {
     [KEEL_RTOS_OK] = "KEEL_RTOS_OK",
@@ -35,15 +37,18 @@ const char *keel_rtos_err_name(keel_rtos_err e)
 void keel_rtos_init(void)
 {
     memset(&keel_rtos_k, 0, sizeof keel_rtos_k);
-    for (unsigned p = 0; p < KEEL_RTOS_PRIORITIES; p++) {
-        kr_list_init(&keel_rtos_k.ready[p]);
-    }
     kr_list_init(&keel_rtos_k.timeouts);
     kr_list_init(&keel_rtos_k.threads);
     keel_rtos_thread *idle = &keel_rtos_k.idle;
     idle->name = "idle";
     idle->priority = idle->base_priority = KEEL_RTOS_PRIORITIES;
     idle->state = KEEL_RTOS_THREAD_READY;
+    idle->rnext = idle->rprev = idle;
+    for (unsigned i = 0; i < sizeof idle_guard / sizeof idle_guard[0]; i++) {
+        idle_guard[i] = KR_PAINT_WORD;
+    }
+    idle->stack = (uint8_t *)idle_guard;
+    keel_rtos_k.ready[KR_IDLE_INDEX] = idle;
     kr_list_init(&idle->owned_mutexes);
     keel_rtos_k.current = keel_rtos_k.next = idle;
     keel_port_init();
@@ -140,7 +145,7 @@ keel_rtos_err kr_wait(struct keel_rtos_list *q, uint32_t timeout, keel_port_irq_
         timeout_insert(&t->timeout);
     }
     kr_reschedule();
-    keel_port_unlock(s); /* the switch happens here; we resume once woken */
+    keel_port_unlock_switch(s); /* the switch happens here; we resume once woken */
     return (keel_rtos_err)t->wait_status;
 }
 
@@ -207,14 +212,13 @@ void kr_set_priority(keel_rtos_thread *t, uint8_t prio)
 
 static void default_overflow(keel_rtos_thread *t);
 
-void kr_check_stack(keel_rtos_thread *t)
+/* Slow path of the guard check in kr_reschedule(): report, then retire the thread. */
+void kr_stack_overflow(keel_rtos_thread *t)
 {
-    if (t->stack == NULL || t->state >= KEEL_RTOS_THREAD_COMPLETED) {
-        return;
-    }
-    const uint32_t *g = (const uint32_t *)(void *)t->stack;
-    const uint32_t paint = 0x01010101u * KR_STACK_PAINT;
-    if (g[0] == paint && g[1] == paint && g[2] == paint && g[3] == paint) {
+    if (t == &keel_rtos_k.idle || t->state >= KEEL_RTOS_THREAD_COMPLETED) {
+        if (t == &keel_rtos_k.idle) {
+            keel_port_fatal("idle thread guard overwritten", "idle");
+        }
         return;
     }
     keel_rtos_overflow_handler h = keel_rtos_k.overflow ? keel_rtos_k.overflow : default_overflow;
@@ -232,9 +236,7 @@ void kr_check_stack(keel_rtos_thread *t)
     if (kr_list_linked(&t->all)) {
         kr_list_remove(&t->all);
     }
-    uint32_t map = keel_rtos_k.ready_map;
-    keel_rtos_k.next =
-        map ? kr_thread_of(keel_rtos_k.ready[__builtin_ctz(map)].next) : &keel_rtos_k.idle;
+    keel_rtos_k.next = keel_rtos_k.ready[kr_first(keel_rtos_k.ready_map)];
 }
 
 static void default_overflow(keel_rtos_thread *t)
@@ -292,7 +294,7 @@ void kr_thread_exit(void)
     t->state = KEEL_RTOS_THREAD_COMPLETED;
     kr_list_remove(&t->all);
     kr_reschedule();
-    keel_port_unlock(s);
+    keel_port_unlock_switch(s);
     keel_port_fatal("a completed thread ran again", t->name);
 }
 
@@ -313,11 +315,10 @@ void keel_rtos_thread_relinquish(void)
     keel_port_service_cost();
     keel_port_irq_t s = keel_port_lock();
     keel_rtos_thread *t = keel_rtos_k.current;
-    struct keel_rtos_list *l = t != &keel_rtos_k.idle ? &keel_rtos_k.ready[t->priority] : NULL;
-    if (l != NULL && l->next != l->prev) {
-        /* Rotate: the head (us) goes to the tail. */
-        kr_list_remove(&t->node);
-        kr_list_append(l, &t->node);
+    keel_rtos_thread *n = t->rnext; /* the idle thread's ring is itself alone */
+    if (n != t) {
+        /* We are the head of our ring: the next one becomes head, we become the tail. */
+        keel_rtos_k.ready[t->priority] = n;
         t->slice_left = t->time_slice;
         kr_reschedule();
     }
@@ -346,7 +347,7 @@ keel_rtos_err keel_rtos_thread_suspend(keel_rtos_thread *t)
     default:
         e = KEEL_RTOS_ERR_STATE;
     }
-    keel_port_unlock(s);
+    keel_port_unlock_switch(s); /* a thread suspending itself stops here */
     return e;
 }
 
@@ -508,10 +509,8 @@ void keel_rtos_tick_announce(uint32_t ticks)
             cur->slice_left -= ticks;
         } else {
             cur->slice_left = cur->time_slice;
-            struct keel_rtos_list *l = &keel_rtos_k.ready[cur->priority];
-            if (l->next == &cur->node && l->next != l->prev) {
-                kr_list_remove(&cur->node);
-                kr_list_append(l, &cur->node);
+            if (keel_rtos_k.ready[cur->priority] == cur) {
+                keel_rtos_k.ready[cur->priority] = cur->rnext; /* to the back of its ring */
             }
         }
     }

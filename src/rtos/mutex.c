@@ -98,6 +98,10 @@ keel_rtos_err keel_rtos_mutex_unlock(keel_rtos_mutex *m)
     keel_port_service_cost();
     keel_port_irq_t s = keel_port_lock();
     keel_rtos_thread *self = keel_rtos_k.current;
+    if (keel_port_in_isr()) {
+        keel_port_unlock(s); /* an interrupt owns nothing, whatever thread it interrupted */
+        return KEEL_RTOS_ERR_ISR;
+    }
     if (m->owner != self || self == &keel_rtos_k.idle) {
         keel_port_unlock(s);
         return KEEL_RTOS_ERR_NOT_OWNER;

@@ -24,13 +24,14 @@ keel_rtos_err keel_rtos_block_pool_create(keel_rtos_block_pool *p, uint32_t bloc
     }
     size_t bs = ALIGN_UP((size_t)block_size, sizeof(void *));
     size_t n = size / bs;
-    if (n == 0 || n > UINT32_MAX) {
+    if (n == 0 || n * bs > UINT32_MAX) {
         return KEEL_RTOS_ERR_INVALID;
     }
     kr_list_init(&p->waiters);
     p->block_size = (uint32_t)bs;
     p->start = memory;
-    p->end = p->start + n * bs;
+    p->span = (uint32_t)(n * bs);
+    p->align_mask = (bs & (bs - 1u)) == 0 ? (uint32_t)bs - 1u : 0u;
     p->total = p->available = (uint32_t)n;
     p->free_list = NULL;
     for (size_t i = n; i-- > 0;) {
@@ -79,9 +80,10 @@ keel_rtos_err keel_rtos_block_alloc(keel_rtos_block_pool *p, void **block, uint3
 keel_rtos_err keel_rtos_block_free(keel_rtos_block_pool *p, void *block)
 {
     keel_port_service_cost();
-    uint8_t *b = block;
-    if (p == NULL || b < p->start || b >= p->end ||
-        (size_t)(b - p->start) % p->block_size != 0) {
+    /* The block must be one of ours: inside the pool and on a block boundary. */
+    uintptr_t off = (uintptr_t)block - (uintptr_t)p->start;
+    if (off >= p->span ||
+        (p->align_mask != 0 ? (off & p->align_mask) : off % p->block_size) != 0) {
         return KEEL_RTOS_ERR_INVALID;
     }
     keel_port_irq_t s = keel_port_lock();

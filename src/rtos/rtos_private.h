@@ -4,6 +4,8 @@
  * The port contract (each port's keel_port.h supplies these, mostly inline):
  *   keel_port_irq_t keel_port_lock(void)        enter a critical section (nests)
  *   void keel_port_unlock(keel_port_irq_t)      leave it; a pending switch happens here
+ *   void keel_port_unlock_switch(keel_port_irq_t)  leave it, and do not return before a
+ *                                               pending switch has happened (blocking paths)
  *   bool keel_port_in_isr(void)                 interrupt context?
  *   void keel_port_pend_switch(void)            switch to keel_rtos_k.next when possible
  *   void keel_port_service_cost(void)           charge a kernel service's time (sim only)
@@ -33,12 +35,16 @@
 #define KR_STACK_PAINT 0xa5u
 #define KR_STACK_GUARD_BYTES 16u
 
+/* ready[p] is the head of a ring of the ready threads of priority p (the running thread is
+ * the head of its ring), NULL if none; ready[32] is always the idle thread, so the most
+ * urgent ready thread is ready[kr_first(ready_map)] with kr_first(0) == 32. */
+#define KR_IDLE_INDEX 32u
 struct keel_rtos_kernel {
     keel_rtos_thread *current;
     keel_rtos_thread *next;
     uint32_t ready_map; /* bit p set: ready[p] not empty */
     uint32_t switch_count;
-    struct keel_rtos_list ready[KEEL_RTOS_PRIORITIES];
+    keel_rtos_thread *ready[KR_IDLE_INDEX + 1u];
     struct keel_rtos_list timeouts; /* sorted by deadline, FIFO among equals */
     struct keel_rtos_list threads;
     uint64_t ticks;
@@ -88,37 +94,69 @@ static inline keel_rtos_thread *kr_thread_of(struct keel_rtos_list *n)
     return KR_CONTAINER(n, keel_rtos_thread, node);
 }
 
-/* Ready lists. */
+/* Index of the lowest set bit, 32 for none. */
+static inline uint32_t kr_first(uint32_t map)
+{
+#if defined(__arm__) && !defined(__linux__)
+    uint32_t r;
+    __asm("rbit %0, %1\n\tclz %0, %0" : "=r"(r) : "r"(map)); /* clz(0) == 32 */
+    return r;
+#else
+    return map ? (uint32_t)__builtin_ctz(map) : KR_IDLE_INDEX;
+#endif
+}
+
+/* Ready rings. */
 static inline void kr_ready_insert(keel_rtos_thread *t)
 {
-    kr_list_append(&keel_rtos_k.ready[t->priority], &t->node);
-    keel_rtos_k.ready_map |= 1u << t->priority;
+    keel_rtos_thread **h = &keel_rtos_k.ready[t->priority];
+    keel_rtos_thread *head = *h;
+    if (head == NULL) {
+        *h = t;
+        t->rnext = t->rprev = t;
+        keel_rtos_k.ready_map |= 1u << t->priority;
+    } else {
+        t->rnext = head;
+        t->rprev = head->rprev;
+        head->rprev->rnext = t;
+        head->rprev = t;
+    }
 }
 static inline void kr_ready_insert_head(keel_rtos_thread *t)
 {
-    kr_list_insert_before(keel_rtos_k.ready[t->priority].next, &t->node);
-    keel_rtos_k.ready_map |= 1u << t->priority;
+    kr_ready_insert(t);
+    keel_rtos_k.ready[t->priority] = t;
 }
 static inline void kr_ready_remove(keel_rtos_thread *t)
 {
-    kr_list_remove(&t->node);
-    if (kr_list_empty(&keel_rtos_k.ready[t->priority])) {
+    if (t->rnext == t) {
+        keel_rtos_k.ready[t->priority] = NULL;
         keel_rtos_k.ready_map &= ~(1u << t->priority);
+    } else {
+        t->rprev->rnext = t->rnext;
+        t->rnext->rprev = t->rprev;
+        if (keel_rtos_k.ready[t->priority] == t) {
+            keel_rtos_k.ready[t->priority] = t->rnext;
+        }
     }
 }
 
-void kr_check_stack(keel_rtos_thread *t);
+#define KR_PAINT_WORD (0x01010101u * KR_STACK_PAINT)
+void kr_stack_overflow(keel_rtos_thread *t);
 
 /* Picks the thread to run and asks the port to switch if it changed. Inside a critical
- * section. The outgoing thread's stack guard is checked here, the last moment it is known. */
+ * section. The outgoing thread's stack guard (its lowest and highest guard words) is checked
+ * here, the last moment it is known; the idle thread has a painted guard of its own. */
 static inline void kr_reschedule(void)
 {
-    uint32_t map = keel_rtos_k.ready_map;
-    keel_rtos_thread *next =
-        map ? kr_thread_of(keel_rtos_k.ready[__builtin_ctz(map)].next) : &keel_rtos_k.idle;
+    keel_rtos_thread *next = keel_rtos_k.ready[kr_first(keel_rtos_k.ready_map)];
+    keel_rtos_thread *cur = keel_rtos_k.current;
     keel_rtos_k.next = next;
-    if (next != keel_rtos_k.current) {
-        kr_check_stack(keel_rtos_k.current);
+    if (next != cur) {
+        const uint32_t *g = (const uint32_t *)(void *)cur->stack;
+        if (__builtin_expect(g[0] != KR_PAINT_WORD || g[3] != KR_PAINT_WORD, 0)) {
+            kr_stack_overflow(cur);
+        }
         keel_port_pend_switch();
     }
 }
@@ -138,23 +176,5 @@ void kr_mutex_recompute(keel_rtos_thread *owner);
 /* Changes t's effective priority, moving it in its ready or wait list (kernel.c). */
 void kr_set_priority(keel_rtos_thread *t, uint8_t prio);
 void kr_thread_exit(void);
-
-/* Fast word copy for messages (newlib-nano's memcpy copies bytes). */
-static inline void kr_copy(void *dst, const void *src, uint32_t n)
-{
-    if ((((uintptr_t)dst | (uintptr_t)src | n) & 3u) == 0) {
-        uint32_t *d = dst;
-        const uint32_t *s = src;
-        for (uint32_t i = 0; i < n / 4u; i++) {
-            d[i] = s[i];
-        }
-    } else {
-        uint8_t *d = dst;
-        const uint8_t *s = src;
-        for (uint32_t i = 0; i < n; i++) {
-            d[i] = s[i];
-        }
-    }
-}
 
 #endif

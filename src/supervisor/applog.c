@@ -24,8 +24,8 @@ void sv_applog_line(const sv_daemon *d, sv_app *a, const char *src, const char *
     size_t n = 0;
     for (size_t i = 0; i < len && n < sizeof clean - 1; i++) {
         unsigned char c = (unsigned char)line[i];
-        if (c == '\n' && i == len - 1) {
-            break;
+        if ((c == '\n' || c == '\r') && i >= len - 2) {
+            continue; /* line endings, also a serial console's CR LF */
         }
         clean[n++] = (c >= 0x20 && c < 0x7f) || c == '\t' ? (char)c : '?';
     }

@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "package.h"
 #include "supervisor.h"
 
 #define SV_HUNG_GRACE_MS 500
@@ -151,13 +152,12 @@ sv_err sv_app_start(sv_daemon *d, sv_app *a, char *msg, size_t msglen)
         snprintf(msg, msglen, "%s is already %s", a->m.name, sv_state_name(a->state));
         return SV_ERR_STATE;
     }
-    if (a->m.realtime) {
-        snprintf(msg, msglen, "%s: real-time components are not loaded by this keeld yet",
-                 a->m.name);
-        a->state = SV_FAILED;
-        return SV_ERR_CONFIG;
+    if (!a->swept) {
+        /* leftovers of a previous keeld would count against NPROC; after a reap the uid was
+         * swept already */
+        sv_sandbox_kill_uid(d, a);
+        a->swept = true;
     }
-    sv_sandbox_kill_uid(d, a); /* leftovers from a previous run would count against NPROC */
     sv_cgroup_remove(a);
     sv_cgroup_create(d, a);
     int sp[2], op[2];
@@ -192,7 +192,7 @@ sv_err sv_app_start(sv_daemon *d, sv_app *a, char *msg, size_t msglen)
     sv_loop_watch(d, a->out, SV_EV_OUT, (uint32_t)idx);
     a->state = SV_RUNNING;
     a->started_ms = a->beat_ms = sv_now_ms();
-    a->hung = a->confirmed = a->have_crash = a->forged = false;
+    a->hung = a->confirmed = a->have_crash = a->forged = a->ready = false;
     a->stop_reason = NULL;
     a->ring_cap = 0;
     a->partial_len = 0;
@@ -237,11 +237,43 @@ static void drain(sv_daemon *d, sv_app *a)
     }
 }
 
+static void rm_tree(const char *dir);
+
+/* A failed trial: the previous version goes back in place and starts; the failed one is kept
+ * as <name>.failed for its crash reports' symbols. */
+static void revert(sv_daemon *d, sv_app *a, const char *why)
+{
+    char dst[PATH_MAX + 64], prev[PATH_MAX + 64], failed[PATH_MAX + 64], msg[256];
+    char bad[32];
+    snprintf(bad, sizeof bad, "%s", a->m.version);
+    (void)sv_fmt(dst, sizeof dst, "%s/%s", d->cfg.store_dir, a->m.name);
+    (void)sv_fmt(prev, sizeof prev, "%s.prev", dst);
+    (void)sv_fmt(failed, sizeof failed, "%s.failed", dst);
+    a->trial = a->revert = false;
+    a->state = SV_STOPPED; /* the process is gone */
+    rm_tree(failed);
+    if (rename(dst, failed) < 0 || rename(prev, dst) < 0) {
+        keeld_line(d, a, "REVERT FAILED after %s: %s", why, strerror(errno));
+        a->state = SV_FAILED;
+        return;
+    }
+    if (sv_app_add(d, dst, NULL, msg, sizeof msg) != SV_OK) {
+        keeld_line(d, a, "REVERT FAILED after %s: %s", why, msg);
+        a->state = SV_FAILED;
+        return;
+    }
+    keeld_line(d, a, "trial of %s failed (%s): reverted to %s", bad, why, a->m.version);
+    a->backoff_ms = d->cfg.backoff_initial_ms;
+    a->deadline_ms = sv_now_ms();
+    a->state = SV_BACKOFF; /* starts at the next tick */
+}
+
 void sv_app_reaped(sv_daemon *d, sv_app *a, int wstatus)
 {
     int64_t now = sv_now_ms();
     drain(d, a);
     sv_sandbox_kill_uid(d, a);
+    a->swept = true;
     bool oom = sv_cgroup_oom(a);
     sv_cgroup_remove(a);
     close_fd(d, &a->sock, true);
@@ -251,6 +283,10 @@ void sv_app_reaped(sv_daemon *d, sv_app *a, int wstatus)
     a->ring_cap = 0;
 
     bool clean = WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0;
+    if (a->revert) {
+        revert(d, a, "no health confirmation in time");
+        return;
+    }
     if (a->state == SV_STOPPING && !a->hung) {
         /* asked to stop: ending by SIGTERM, SIGKILL (grace passed) or exit is expected */
         bool expected = clean || (WIFSIGNALED(wstatus) && (WTERMSIG(wstatus) == SIGTERM ||
@@ -285,6 +321,14 @@ void sv_app_reaped(sv_daemon *d, sv_app *a, int wstatus)
         a->crashes++;
         uint32_t seq = sv_crash_write(d, a, wstatus, reason);
         keeld_line(d, a, "%s; crash report %u", reason, seq);
+        sv_cloud_crash(d, a, seq, wstatus, reason);
+        if (a->trial && (a->revert || ++a->trial_crashes >= d->cfg.trial_crashes)) {
+            char why[64];
+            snprintf(why, sizeof why, "%s", a->revert ? "no health confirmation in time"
+                                                      : "crashed during its trial");
+            revert(d, a, why);
+            return;
+        }
         if (a->m.restart == SV_RESTART_NEVER) {
             a->state = SV_FAILED;
             return;
@@ -320,6 +364,11 @@ void sv_apps_tick(sv_daemon *d, int64_t now)
                     kill(a->pid, SIGKILL);
                     a->deadline_ms = INT64_MAX;
                 }
+            } else if (a->trial && !a->confirmed && !a->revert &&
+                       now - a->started_ms > (int64_t)d->cfg.trial_ms) {
+                keeld_line(d, a, "trial: no health confirmation within %u ms", d->cfg.trial_ms);
+                a->revert = true;
+                sv_app_stop(d, a, "trial failed");
             } else if (a->m.heartbeat_ms && now - a->beat_ms > (int64_t)a->m.heartbeat_ms) {
                 keeld_line(d, a, "heartbeat missed (%lld ms silent): SIGABRT",
                            (long long)(now - a->beat_ms));
@@ -351,6 +400,10 @@ int64_t sv_apps_next_deadline(const sv_daemon *d)
             t = a->deadline_ms;
         } else if (a->state == SV_RUNNING && a->m.heartbeat_ms) {
             t = a->beat_ms + a->m.heartbeat_ms + 1;
+        }
+        if (a->state == SV_RUNNING && a->trial && !a->confirmed && !a->revert) {
+            int64_t tt = a->started_ms + d->cfg.trial_ms + 1;
+            t = tt < t ? tt : t;
         }
         if (t < next) {
             next = t;
@@ -411,31 +464,54 @@ static void rm_tree(const char *dir)
     (void)nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-sv_err sv_app_install(sv_daemon *d, const char *src_dir, char *msg, size_t msglen)
+sv_err sv_app_install(sv_daemon *d, const char *src, char *msg, size_t msglen)
 {
+    char stage[PATH_MAX + 16];
+    snprintf(stage, sizeof stage, "%s/.stage", d->cfg.store_dir);
+    rm_tree(stage);
+    if (mkdir(stage, 0755) < 0) {
+        snprintf(msg, msglen, "%s: %s", stage, strerror(errno));
+        return SV_ERR_IO;
+    }
+    struct stat st;
+    if (stat(src, &st) < 0) {
+        snprintf(msg, msglen, "%s: %s", src, strerror(errno));
+        return SV_ERR_IO;
+    }
+    sv_err e;
+    if (S_ISREG(st.st_mode)) {
+        /* a signed package image: verified, then unpacked */
+        e = sv_package_open_image(d, src, stage, msg, msglen);
+    } else if (!d->cfg.allow_unsigned) {
+        snprintf(msg, msglen, "%s: unsigned package directory refused: install a signed package "
+                 "(keel app pack), or set \"allow_unsigned\" in a development device config", src);
+        e = SV_ERR_CONFIG;
+    } else {
+        g_copy_src = src;
+        g_copy_dst = stage;
+        e = nftw(src, copy_entry, 16, FTW_PHYS) == 0 ? SV_OK : SV_ERR_IO;
+        if (e) {
+            snprintf(msg, msglen, "copying %s: %s", src, strerror(errno));
+        }
+    }
     sv_manifest m;
-    sv_err e = sv_manifest_load(src_dir, &m, msg, msglen);
+    if (e == SV_OK) {
+        e = sv_manifest_load(stage, &m, msg, msglen);
+    }
     if (e) {
+        rm_tree(stage);
         return e;
     }
     sv_app *old = sv_app_find(d, m.name);
     if (old && (old->state == SV_RUNNING || old->state == SV_STOPPING)) {
+        rm_tree(stage);
         snprintf(msg, msglen, "%s is running: keel app stop %s, then install", m.name, m.name);
         return SV_ERR_STATE;
     }
-    char dst[PATH_MAX + 64], stage[PATH_MAX + 64], prev[PATH_MAX + 64];
-    snprintf(dst, sizeof dst, "%s/%s", d->cfg.store_dir, m.name);
-    (void)sv_fmt(stage, sizeof stage, "%s.new", dst);
+    char dst[PATH_MAX + 64], prev[PATH_MAX + 64];
+    (void)sv_fmt(dst, sizeof dst, "%s/%s", d->cfg.store_dir, m.name);
     (void)sv_fmt(prev, sizeof prev, "%s.prev", dst);
-    rm_tree(stage);
-    g_copy_src = src_dir;
-    g_copy_dst = stage;
-    if (nftw(src_dir, copy_entry, 16, FTW_PHYS) != 0) {
-        snprintf(msg, msglen, "copying %s to %s failed: %s", src_dir, stage, strerror(errno));
-        rm_tree(stage);
-        return SV_ERR_IO;
-    }
-    /* the previous version stays as <name>.prev (what a revert goes back to) */
+    /* the previous version stays as <name>.prev: what a failed trial reverts to */
     rm_tree(prev);
     if (access(dst, F_OK) == 0 && rename(dst, prev) < 0) {
         snprintf(msg, msglen, "%s: %s", dst, strerror(errno));
@@ -451,6 +527,10 @@ sv_err sv_app_install(sv_daemon *d, const char *src_dir, char *msg, size_t msgle
         return e;
     }
     a->backoff_ms = d->cfg.backoff_initial_ms;
-    snprintf(msg, msglen, "installed %s %s", m.name, m.version);
+    a->trial = access(prev, F_OK) == 0; /* an update: on trial until it confirms health */
+    a->trial_crashes = 0;
+    a->revert = false;
+    snprintf(msg, msglen, "installed %s %s%s%s", m.name, m.version, a->trial ? ", on trial" : "",
+             S_ISREG(st.st_mode) ? " (signature verified)" : " (unsigned, development)");
     return SV_OK;
 }

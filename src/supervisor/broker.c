@@ -20,6 +20,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "keel/cloud.h"
 #include "supervisor.h"
 
 static void answer(sv_app *a, const keel_wire_hdr *req, keel_app_status st, const void *data,
@@ -251,6 +252,37 @@ static keel_app_status do_desired(sv_daemon *d, sv_app *a, char *buf, size_t cap
     return KEEL_APP_OK;
 }
 
+/* Through the cloud link: OK once the message is durable in its outbox. */
+static keel_app_status cloud_telemetry(sv_daemon *d, sv_app *a, const char *p, size_t len)
+{
+    char props[96];
+    snprintf(props, sizeof props, "app=%s", a->m.name); /* names are [a-z0-9_-]: URL-safe */
+    keel_cloud_err e = keel_cloud_send_telemetry(d->cloud, p, len, props, NULL);
+    return e == KEEL_CLOUD_OK ? KEEL_APP_OK : KEEL_APP_ERR_IO;
+}
+
+static keel_app_status cloud_report(sv_daemon *d, const char *p, size_t len)
+{
+    char json[KEEL_APP_MAX_PAYLOAD + 1];
+    memcpy(json, p, len);
+    json[len] = '\0';
+    if (memchr(p, 0, len)) {
+        return KEEL_APP_ERR_INVALID_ARG;
+    }
+    keel_cloud_err e = keel_cloud_report(d->cloud, json, NULL);
+    return e == KEEL_CLOUD_OK ? KEEL_APP_OK : KEEL_APP_ERR_INVALID_ARG;
+}
+
+static keel_app_status cloud_desired(sv_daemon *d, char *out, size_t cap, size_t *len)
+{
+    int64_t version;
+    if (keel_cloud_desired(d->cloud, out, cap, &version) != KEEL_CLOUD_OK) {
+        return KEEL_APP_ERR_NO_SPACE;
+    }
+    *len = strlen(out);
+    return KEEL_APP_OK;
+}
+
 bool sv_broker_handle(sv_daemon *d, sv_app *a)
 {
     static uint8_t buf[KEEL_WIRE_MAX_MSG + 1];
@@ -301,6 +333,7 @@ bool sv_broker_handle(sv_daemon *d, sv_app *a)
     size_t outlen = 0;
     switch (h.op) {
     case KEEL_WIRE_HELLO:
+        a->ready = true;
         outlen = strlen(a->m.name);
         memcpy(out, a->m.name, outlen);
         break;
@@ -311,16 +344,26 @@ bool sv_broker_handle(sv_daemon *d, sv_app *a)
         break;
     case KEEL_WIRE_CONFIRM:
         a->confirmed = true;
+        if (a->trial) {
+            a->trial = false;
+            sv_applog_line(d, a, "keeld", "trial passed: health confirmed", 30);
+            sv_logf("%s: version %s confirmed healthy; trial over", a->m.name, a->m.version);
+        }
         break;
     case KEEL_WIRE_TELEMETRY:
-        st = a->m.cloud_telemetry ? outbox(d, a, "telemetry", p, len) : KEEL_APP_ERR_DENIED;
+        st = !a->m.cloud_telemetry ? KEEL_APP_ERR_DENIED
+             : d->cloud            ? cloud_telemetry(d, a, p, len)
+                                   : outbox(d, a, "telemetry", p, len);
         break;
     case KEEL_WIRE_REPORT:
-        st = a->m.cloud_properties ? outbox(d, a, "reported", p, len) : KEEL_APP_ERR_DENIED;
+        st = !a->m.cloud_properties ? KEEL_APP_ERR_DENIED
+             : d->cloud             ? cloud_report(d, p, len)
+                                    : outbox(d, a, "reported", p, len);
         break;
     case KEEL_WIRE_DESIRED:
-        st = a->m.cloud_properties ? do_desired(d, a, out, sizeof out, &outlen)
-                                   : KEEL_APP_ERR_DENIED;
+        st = !a->m.cloud_properties ? KEEL_APP_ERR_DENIED
+             : d->cloud             ? cloud_desired(d, out, sizeof out, &outlen)
+                                    : do_desired(d, a, out, sizeof out, &outlen);
         break;
     case KEEL_WIRE_METHOD_ANSWER:
         /* no method call is pending until the cloud link delivers one */

@@ -117,6 +117,29 @@ sv_err sv_config_load(sv_config *c, const char *path, char *msg, size_t msglen)
     if (!e) {
         e = get_u32(root, "trial_ms", 1, 86400000, &c->trial_ms, &err);
     }
+    if (!e && keel_config_get_bool(root, "allow_unsigned", false, &c->allow_unsigned, &err)) {
+        e = SV_ERR_CONFIG;
+    }
+    const cJSON *cloud = cJSON_GetObjectItemCaseSensitive(root, "cloud");
+    if (!e && cloud) {
+        /* kept: the cloud link's config points into it for keeld's lifetime */
+        c->cloud_json = cJSON_Duplicate(cloud, 1);
+    }
+    const cJSON *keys = cJSON_GetObjectItemCaseSensitive(root, "trusted_keys");
+    if (!e && keys) {
+        const cJSON *k;
+        c->ntrusted = 0;
+        bool ok = cJSON_IsArray(keys);
+        cJSON_ArrayForEach(k, keys)
+        {
+            ok = ok && cJSON_IsString(k) && c->ntrusted < 4 &&
+                 sv_fmt(c->trusted_keys[c->ntrusted++], PATH_MAX, "%s", k->valuestring);
+        }
+        if (!ok) {
+            snprintf(err.msg, sizeof err.msg, "\"trusted_keys\": at most 4 paths of .pub files");
+            e = SV_ERR_CONFIG;
+        }
+    }
     if (e) {
         snprintf(msg, msglen, "%s: %s", path, err.msg);
     }

@@ -206,7 +206,7 @@ int sv_crash_list(const sv_daemon *d, const char *name, int count, int fd)
     if (!dp) {
         return 0;
     }
-    uint32_t seqs[1024];
+    uint32_t seqs[1024] = {0};
     size_t n = 0;
     struct dirent *e;
     while ((e = readdir(dp)) && n < sizeof seqs / sizeof seqs[0]) {

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ctl.h"
@@ -82,9 +83,10 @@ static void dispatch(sv_daemon *d, int fd, char **argv, int argc)
         say(fd, "OK\n");
         for (int i = 0; i < d->napps; i++) {
             const sv_app *a = &d->apps[i];
-            say(fd, "%s %s %s %d %u %u %lld\n", a->m.name, a->m.version, sv_state_name(a->state),
-                (int)a->pid, a->restarts, a->crashes,
-                a->state == SV_RUNNING ? (long long)(now - a->started_ms) : 0LL);
+            say(fd, "%s %s %s %d %u %u %lld %d\n", a->m.name, a->m.version,
+                sv_state_name(a->state), (int)a->pid, a->restarts, a->crashes,
+                a->state == SV_RUNNING ? (long long)(now - a->started_ms) : 0LL,
+                a->state == SV_RUNNING && a->ready);
         }
     } else if (strcmp(verb, "status") == 0) {
         char caps[1024];
@@ -149,13 +151,19 @@ static void dispatch(sv_daemon *d, int fd, char **argv, int argc)
             return;
         }
         unsigned long type = strtoul(argv[2], NULL, 10);
-        unsigned long long v = strtoull(argv[3], NULL, 10);
+        /* "now": keeld's CLOCK_MONOTONIC in ns, so the app can time the delivery */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        unsigned long long v = strcmp(argv[3], "now") == 0
+                                   ? (unsigned long long)ts.tv_sec * 1000000000ull +
+                                         (unsigned long long)ts.tv_nsec
+                                   : strtoull(argv[3], NULL, 10);
         if (type == 0 || type >= KEEL_APP_NOTIFY_TYPE_COUNT) {
             say(fd, "ERR usage TYPE is 1..%d\n", KEEL_APP_NOTIFY_TYPE_COUNT - 1);
             return;
         }
         if (sv_notify(d, a, (uint16_t)type, v)) {
-            say(fd, "OK\nqueued\n");
+            say(fd, "OK\nqueued seq %u\n", a->notify_seq);
         } else {
             say(fd, "ERR fail not delivered (no ring registered, ring full or forged)\n");
         }

@@ -6,7 +6,8 @@
  *
  * codes: usage, notfound, state, io, verify, fail. Verbs: list, status, start NAME,
  * stop NAME, restart NAME, crashes NAME [N], logs NAME [N], install DIR,
- * notify NAME TYPE ARG. */
+ * notify NAME TYPE ARG (ARG "now": keeld's CLOCK_MONOTONIC ns, for latency).
+ * list prints: name version state pid restarts crashes uptime_ms ready(0/1). */
 #ifndef KEEL_SUPERVISOR_CTL_H
 #define KEEL_SUPERVISOR_CTL_H
 

@@ -15,6 +15,7 @@
 
 #include <seccomp.h>
 
+#include "keel/cloud.h"
 #include "supervisor.h"
 
 static const char usage[] =
@@ -93,6 +94,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "keeld: %s\n", msg);
         return 5;
     }
+    for (int i = 0; i < d.cfg.ntrusted; i++) {
+        keel_image_error kerr;
+        if (keel_image_pubkey_load(d.cfg.trusted_keys[i], &d.keys[d.nkeys], &kerr) !=
+            KEEL_IMAGE_OK) {
+            fprintf(stderr, "keeld: trusted key: %s\n", kerr.msg);
+            return 5;
+        }
+        d.nkeys++;
+    }
     if (mkdirs(&d.cfg) < 0) {
         return 3;
     }
@@ -131,6 +141,10 @@ int main(int argc, char **argv)
         sv_logf("sandbox: %s", line);
     }
 
+    if (sv_cloud_open(&d) < 0) {
+        sv_logf("cloud: link not started; telemetry goes to %s/outbox", d.cfg.state_dir);
+    }
+    sv_cloud_service(&d);
     sv_apps_scan(&d);
     if (start) {
         for (int i = 0; i < d.napps; i++) {
@@ -139,9 +153,14 @@ int main(int argc, char **argv)
             }
         }
     }
+    sv_logf("packages: %zu trusted key(s)%s", d.nkeys,
+            d.cfg.allow_unsigned ? "; UNSIGNED package directories accepted (development)" : "");
     sv_logf("ready: %d apps, control socket %s", d.napps, d.cfg.socket_path);
     int rc = sv_loop_run(&d);
     (void)unlink(d.cfg.socket_path);
+    if (d.cloud) {
+        keel_cloud_close(d.cloud);
+    }
     if (d.seccomp) {
         seccomp_release((scmp_filter_ctx)d.seccomp);
     }

@@ -132,6 +132,11 @@ int sv_loop_run(sv_daemon *d)
             next = quit_deadline;
         }
         int timeout = next == INT64_MAX ? -1 : next <= now ? 0 : (int)(next - now);
+        if (d->cloud && (timeout < 0 || timeout > d->cloud_next_ms)) {
+            /* the link's own timer (reconnect, keepalive), and at most 100 ms in case its
+             * socket changed under epoll */
+            timeout = d->cloud_next_ms < 0 ? 0 : d->cloud_next_ms > 100 ? 100 : d->cloud_next_ms;
+        }
         struct epoll_event evs[16];
         int n = epoll_wait(d->epfd, evs, 16, timeout);
         if (n < 0) {
@@ -141,9 +146,13 @@ int sv_loop_run(sv_daemon *d)
             sv_logf("epoll_wait: %s", strerror(errno));
             return 1;
         }
+        sv_cloud_service(d);
         for (int i = 0; i < n; i++) {
             uint32_t kind = (uint32_t)(evs[i].data.u64 >> 32);
             uint32_t idx = (uint32_t)evs[i].data.u64;
+            if (kind == SV_EV_CLOUD) {
+                continue; /* serviced below, once per turn */
+            }
             if (kind == SV_EV_SIGNAL) {
                 on_signal(d);
             } else if (kind == SV_EV_CTL) {

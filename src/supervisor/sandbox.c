@@ -141,6 +141,11 @@ void *sv_seccomp_build(void)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
                               SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_NEWUSER, CLONE_NEWUSER));
     }
+    /* clone3 passes its flags in memory a filter cannot read: refuse it as "not implemented",
+     * and the C library falls back to clone, whose flags the rule above sees */
+    if (rc == 0) {
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+    }
     if (rc != 0) {
         seccomp_release(ctx);
         return NULL;

@@ -15,6 +15,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "keel/image.h"
+
+struct cJSON;
 #include "keel/status.h"
 #include "wire.h"
 
@@ -23,7 +26,7 @@
 #define SV_LOG_LINES 32     /* recent lines kept in memory per app, quoted by crash reports */
 #define SV_LOG_LINE_MAX 200
 #define SV_MAX_ARGS 8
-#define SV_MAX_PARTNERS 8
+#define SV_MAX_PARTNERS 16
 #define SV_MAX_HOSTS 4
 
 typedef enum sv_err {
@@ -51,6 +54,10 @@ typedef struct sv_config {
     uint32_t stop_grace_ms;   /* SIGTERM, then SIGKILL after this */
     uint32_t trial_crashes;   /* crashes during an update trial that revert it */
     uint32_t trial_ms;        /* a new version must confirm health within this */
+    char trusted_keys[4][PATH_MAX]; /* public keys (.pub) packages must be signed with */
+    int ntrusted;
+    bool allow_unsigned;      /* development only: install package directories unsigned */
+    struct cJSON *cloud_json; /* the "cloud" section (keel_cloud_config_from_json), or NULL */
 } sv_config;
 
 /* Defaults, then the file's keys (docs/config.md, "keeld device config"). */
@@ -127,6 +134,10 @@ typedef struct sv_app {
     int64_t started_ms, beat_ms, deadline_ms; /* deadline: restart (BACKOFF) or kill (hung, STOPPING) */
     bool hung;                /* heartbeat missed, SIGABRT sent */
     bool confirmed;           /* confirmed health since start */
+    bool ready;               /* the app said HELLO (keel_app_open) since start */
+    bool swept;               /* no process of the app's uid is left (true after a reap) */
+    bool trial;               /* a new version on trial: <store>/<name>.prev is the fallback */
+    bool revert;              /* the trial failed: revert once the process is gone */
     bool forged;              /* the ring was found forged; notifications stopped */
     const char *stop_reason;  /* for the crash report when keeld killed it */
     /* crash record from libkeel, if one came before the exit */
@@ -152,6 +163,10 @@ typedef struct sv_daemon {
     bool quit;
     char cg_instance[64]; /* keel-<pid>: this keeld's cgroup subtree */
     void *seccomp;        /* the filter every app gets (scmp_filter_ctx), built once */
+    keel_image_pubkey keys[4]; /* loaded from cfg.trusted_keys */
+    size_t nkeys;
+    struct keel_cloud *cloud;  /* the cloud link, NULL when the config has none */
+    int cloud_next_ms;         /* when the link next wants a step */
 } sv_daemon;
 
 /* Monotonic milliseconds. */
@@ -178,6 +193,12 @@ void sv_cgroup_create(const sv_daemon *d, sv_app *a);
 void sv_cgroup_remove(sv_app *a);
 /* True if the memory cgroup reports the limit was hit (for the crash reason). */
 bool sv_cgroup_oom(const sv_app *a);
+
+/* cloud.c: the cloud link keeld embeds (include/keel/cloud.h) */
+int sv_cloud_open(sv_daemon *d);
+void sv_cloud_service(sv_daemon *d);
+/* Sends a summary of crash report seq to the cloud (best effort: queued durably). */
+void sv_cloud_crash(sv_daemon *d, const sv_app *a, uint32_t seq, int wstatus, const char *reason);
 
 /* crash.c: writes a report for an app that ended; returns its sequence number. */
 uint32_t sv_crash_write(const sv_daemon *d, sv_app *a, int wstatus, const char *reason);
@@ -218,6 +239,7 @@ void sv_ctl_serve(sv_daemon *d, int conn);
 #define SV_EV_CTL 2u
 #define SV_EV_SOCK 3u
 #define SV_EV_OUT 4u
+#define SV_EV_CLOUD 5u
 int sv_loop_watch(sv_daemon *d, int fd, uint32_t kind, uint32_t index);
 void sv_loop_unwatch(sv_daemon *d, int fd);
 int sv_loop_run(sv_daemon *d);

@@ -41,7 +41,7 @@ const char *keel_update_err_name(keel_update_err e)
         "KEEL_UPDATE_ERR_UNKNOWN_KEY", "KEEL_UPDATE_ERR_SIGNATURE", "KEEL_UPDATE_ERR_EXPIRED",
         "KEEL_UPDATE_ERR_TARGET",   "KEEL_UPDATE_ERR_ROLLBACK", "KEEL_UPDATE_ERR_TOO_BIG",
         "KEEL_UPDATE_ERR_CHUNK",    "KEEL_UPDATE_ERR_IMAGE",    "KEEL_UPDATE_ERR_NO_IMAGE",
-        "KEEL_UPDATE_ERR_FETCH",    "KEEL_UPDATE_ERR_UP_TO_DATE",
+        "KEEL_UPDATE_ERR_FETCH",    "KEEL_UPDATE_ERR_UP_TO_DATE", "KEEL_UPDATE_ERR_CANCELLED",
     };
     _Static_assert(sizeof names / sizeof names[0] == KEEL_UPDATE_ERR_COUNT, "a name per error");
     return (unsigned)e < KEEL_UPDATE_ERR_COUNT ? names[e] : "KEEL_UPDATE_ERR_UNKNOWN";
@@ -249,11 +249,15 @@ static int slot_read(void *ctx, uint32_t off, void *buf, uint32_t len)
 
 /* Verifies the image in a slot: signature, component, counter at or above the floor. */
 keel_update_err ku_verify_slot(keel_update_agent *a, int slot, uint32_t max_size,
-                                   keel_image_info *info, keel_update_error *err)
+                               bool bytes_authenticated, keel_image_info *info,
+                               keel_update_error *err)
 {
     struct slot_reader r = {a->st, slot ? KEEL_UPDATE_SLOT_B : KEEL_UPDATE_SLOT_A};
     keel_image_error ie;
-    keel_image_err e = keel_image_verify_reader(slot_read, &r, max_size, &a->cfg.keys, info, &ie);
+    keel_image_err e =
+        bytes_authenticated
+            ? keel_image_verify_signature_reader(slot_read, &r, max_size, &a->cfg.keys, info, &ie)
+            : keel_image_verify_reader(slot_read, &r, max_size, &a->cfg.keys, info, &ie);
     if (e != KEEL_IMAGE_OK) {
         return ku_fail(err,
                        e == KEEL_IMAGE_ERR_UNKNOWN_KEY ? KEEL_UPDATE_ERR_UNKNOWN_KEY
@@ -287,7 +291,7 @@ keel_update_err keel_update_boot(keel_update_agent *a, uint64_t now_ms, keel_upd
         int trial = 1 - a->rec.active;
         ku_record next = a->rec;
         if (a->rec.trial_boots < a->cfg.max_trial_boots &&
-            ku_verify_slot(a, trial, slot_size, &out->image, NULL) == KEEL_UPDATE_OK) {
+            ku_verify_slot(a, trial, slot_size, false, &out->image, NULL) == KEEL_UPDATE_OK) {
             next.trial_boots++;
             if ((e = ku_commit(a, &next, err)) != KEEL_UPDATE_OK) {
                 return e;
@@ -306,7 +310,7 @@ keel_update_err keel_update_boot(keel_update_agent *a, uint64_t now_ms, keel_upd
     if (!out->trial) {
         out->slot = a->rec.active;
         keel_update_error e1, e2;
-        e = ku_verify_slot(a, out->slot, slot_size, &out->image, &e1);
+        e = ku_verify_slot(a, out->slot, slot_size, false, &out->image, &e1);
         if (e == KEEL_UPDATE_ERR_STORAGE) {
             return ku_fail(err, e, "storage failed reading slot %c", 'A' + out->slot);
         }
@@ -316,7 +320,7 @@ keel_update_err keel_update_boot(keel_update_agent *a, uint64_t now_ms, keel_upd
              * being downloaded into is never a candidate. */
             int other = 1 - out->slot;
             if (a->rec.state == KEEL_UPDATE_DOWNLOADING ||
-                ku_verify_slot(a, other, slot_size, &out->image, &e2) != KEEL_UPDATE_OK) {
+                ku_verify_slot(a, other, slot_size, false, &out->image, &e2) != KEEL_UPDATE_OK) {
                 return ku_fail(err, KEEL_UPDATE_ERR_NO_IMAGE, "no bootable image: %s", e1.msg);
             }
             ku_record next = a->rec;
@@ -332,6 +336,7 @@ keel_update_err keel_update_boot(keel_update_agent *a, uint64_t now_ms, keel_upd
     a->running_slot = out->slot;
     a->running_trial = out->trial;
     a->running_version = out->image.header.version;
+    a->running_image = out->image;
     a->reboot_pending = false;
     a->boot_ms = now_ms;
     if (out->trial) {
@@ -522,11 +527,13 @@ keel_update_err keel_update_install(keel_update_agent *a, keel_update_error *err
         return ku_fail(err, KEEL_UPDATE_ERR_STATE, "chunk %u of %u is still missing", req.index,
                        a->man.chunk_count);
     }
-    /* The chunks were checked one by one; check the whole again as it sits in the slot (it is
-     * what will boot) and against the image's own signature and header. */
+    /* Every byte was checked against the signed manifest as its chunk landed; what is left is
+     * the image's own header and signature (read back from the slot: header and trailer only).
+     * The bootloader hashes the slot in full before it runs it, so a slot that decayed since
+     * is caught there and the trial reverts. */
     int slot = 1 - a->rec.active;
     keel_image_info info;
-    keel_update_err e = ku_verify_slot(a, slot, a->man.image_size, &info, err);
+    keel_update_err e = ku_verify_slot(a, slot, a->man.image_size, true, &info, err);
     if (e == KEEL_UPDATE_OK && (info.image_size != a->man.image_size ||
                                 info.header.security_counter != a->man.security_counter ||
                                 keel_image_version_cmp(&info.header.version, &a->man.version))) {
@@ -567,19 +574,17 @@ keel_update_err keel_update_confirm(keel_update_agent *a, keel_update_error *err
     if (!a->running_trial || a->rec.state != KEEL_UPDATE_TRIAL || a->reboot_pending) {
         return ku_fail(err, KEEL_UPDATE_ERR_STATE, "not running an image on trial");
     }
-    keel_image_info info;
-    keel_update_err e = ku_verify_slot(a, a->running_slot, a->st->size[KEEL_UPDATE_SLOT_A], &info, err);
-    if (e != KEEL_UPDATE_OK) {
-        return e;
-    }
+    /* keel_update_boot verified this image before it ran: its counter is known. */
+    const keel_image_info *info = &a->running_image;
     ku_record next = a->rec;
     next.state = KEEL_UPDATE_IDLE;
     next.active = (uint8_t)a->running_slot;
     next.trial_boots = 0;
-    if (info.header.security_counter > next.floor) {
-        next.floor = info.header.security_counter;
+    if (info->header.security_counter > next.floor) {
+        next.floor = info->header.security_counter;
     }
-    if ((e = ku_commit(a, &next, err)) != KEEL_UPDATE_OK) {
+    keel_update_err e = ku_commit(a, &next, err);
+    if (e != KEEL_UPDATE_OK) {
         return e;
     }
     a->running_trial = false;

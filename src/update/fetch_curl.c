@@ -43,6 +43,17 @@ static size_t on_body(char *data, size_t size, size_t n, void *ctx)
     return len;
 }
 
+/* libcurl calls this often during a transfer; non-zero aborts it. */
+static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    volatile const int *cancel = ctx;
+    return cancel && *cancel;
+}
+
+static bool cancelled(const keel_update_fetch_opts *o) { return o->cancel && *o->cancel; }
+
 static void pause_ms(uint32_t ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -62,6 +73,9 @@ static long get(CURL *c, const char *url, const char *range, struct sink *s,
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, (void *)o->cancel);
     if (o->ca_file) {
         curl_easy_setopt(c, CURLOPT_CAINFO, o->ca_file);
     }
@@ -87,6 +101,10 @@ static keel_update_err fetch_manifest(CURL *c, const char *url, const keel_updat
         s.overflow = false;
         st->requests++;
         long code = get(c, url, NULL, &s, o);
+        if (cancelled(o)) {
+            free(s.buf);
+            return ku_fail(err, KEEL_UPDATE_ERR_CANCELLED, "cancelled");
+        }
         if (s.overflow) {
             free(s.buf);
             return ku_fail(err, KEEL_UPDATE_ERR_TOO_BIG, "%s: more than %zu bytes", url, cap);
@@ -162,6 +180,10 @@ keel_update_err keel_update_fetch(keel_update_agent *a, const char *manifest_url
             size_t before = s.have;
             st->requests++;
             long code = get(c, image_url, range, &s, &o);
+            if (cancelled(&o)) {
+                e = ku_fail(err, KEEL_UPDATE_ERR_CANCELLED, "cancelled at chunk %u", req.index);
+                goto out;
+            }
             if (s.overflow) {
                 e = ku_fail(err, KEEL_UPDATE_ERR_TOO_BIG,
                             "%s: chunk %u: the server sent more than the %u bytes asked for",

@@ -174,7 +174,9 @@ keel_update_err keel_update_push_commit(keel_update_agent *a, keel_update_error 
     if (memcmp(h, a->rec.manifest_hash, sizeof h) != 0) {
         e = ku_fail(err, KEEL_UPDATE_ERR_IMAGE, "SHA-256 of the received image does not match");
     } else {
-        e = ku_verify_slot(a, slot, len, &info, err);
+        /* The announced SHA-256 only says the transfer is complete and intact; it is not signed, so
+         * the image is verified in full against its own signature. */
+        e = ku_verify_slot(a, slot, len, false, &info, err);
     }
     if (e == KEEL_UPDATE_ERR_STORAGE) {
         return e;

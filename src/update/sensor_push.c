@@ -11,6 +11,7 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "update_priv.h"
 
@@ -21,8 +22,18 @@ struct pusher {
     const keel_update_sensor_link *l;
     uint16_t base;
     unsigned silent, max_silent;
+    uint32_t backoff_ms;
     keel_update_sensor_stats *st;
 };
+
+/* After an unanswered request: a sensor that restarts needs time, not a burst of requests. */
+static void back_off(const struct pusher *p)
+{
+    uint32_t ms = keel_update_backoff_ms(p->silent, p->backoff_ms, 1000, randombytes_random());
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
 
 /* Runs one request until it is answered; -1 after too many silences, else its result. */
 static int call_regs(struct pusher *p, bool write, uint16_t reg, uint16_t n, uint16_t *regs)
@@ -39,6 +50,7 @@ static int call_regs(struct pusher *p, bool write, uint16_t reg, uint16_t n, uin
         if (++p->silent >= p->max_silent) {
             return -1;
         }
+        back_off(p);
     }
 }
 
@@ -55,7 +67,8 @@ keel_update_err keel_update_sensor_push(const keel_update_sensor_link *link, con
     keel_update_sensor_opts o = opts ? *opts : (keel_update_sensor_opts){0};
     keel_update_sensor_stats local;
     struct pusher p = {link, o.base ? o.base : KEEL_UPDATE_SENSOR_BASE, 0,
-                       o.max_silent ? o.max_silent : DEFAULT_SILENT, stats ? stats : &local};
+                       o.max_silent ? o.max_silent : DEFAULT_SILENT,
+                       o.backoff_ms ? o.backoff_ms : 20, stats ? stats : &local};
     memset(p.st, 0, sizeof *p.st);
     uint16_t per = o.regs_per_write && o.regs_per_write <= DEFAULT_REGS ? o.regs_per_write
                                                                         : DEFAULT_REGS;
@@ -154,6 +167,7 @@ keel_update_err keel_update_sensor_push(const keel_update_sensor_link *link, con
                 data[i] = (uint16_t)((image[b] << 8) | (b + 1 < len ? image[b + 1] : 0xff));
             }
             p.st->requests++;
+            p.st->bytes_sent += 2u * n; /* on the wire, answered or not */
             r = link->write_file(link->ctx, file, record, (uint16_t)n, data);
             if (r < 0) {
                 p.st->unanswered++;
@@ -161,6 +175,7 @@ keel_update_err keel_update_sensor_push(const keel_update_sensor_link *link, con
                     return ku_fail(err, KEEL_UPDATE_ERR_FETCH, "the sensor fell silent at byte %u",
                                    next);
                 }
+                back_off(&p);
                 silent = true;
                 break;
             }
@@ -170,7 +185,6 @@ keel_update_err keel_update_sensor_push(const keel_update_sensor_link *link, con
                 silent = true;
                 break;
             }
-            p.st->bytes_sent += 2u * n;
             next += 2u * n;
             if (o.progress) {
                 o.progress(o.progress_ctx, next < len ? next : (uint32_t)len, (uint32_t)len);

@@ -111,6 +111,12 @@ keel_update_err keel_update_file_storage_open(const char *dir, uint32_t slot_siz
             return ku_fail(err, KEEL_UPDATE_ERR_STORAGE, "%s: %s", path, strerror(e));
         }
     }
+    /* The files' names must survive a power cut too, not only their contents. */
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        (void)fsync(dfd);
+        close(dfd);
+    }
     out->ctx = fs;
     out->read = fs_read;
     out->write = fs_write;

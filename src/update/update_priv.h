@@ -48,6 +48,7 @@ struct keel_update_agent {
     bool running_trial;
     bool reboot_pending;
     keel_image_version running_version;
+    keel_image_info running_image; /* as keel_update_boot verified it */
     uint64_t boot_ms;
     keel_image_version trial_version;
     uint8_t *push_buf;        /* push mode: the erase block being filled */
@@ -63,9 +64,12 @@ int ku_store_bytes(const keel_update_storage *s, keel_update_area area, uint32_t
                    const uint8_t *data, uint32_t len);
 /* Stores `next` as the new record and adopts it; on failure the agent keeps the old one. */
 keel_update_err ku_commit(keel_update_agent *a, ku_record *next, keel_update_error *err);
-/* Verifies a slot's image: signature, component, counter at or above the floor. */
+/* Verifies a slot's image: signature, component, counter at or above the floor; the full
+ * SHA-256 pass unless `bytes_authenticated` (every byte was checked against a signed
+ * manifest as it landed). */
 keel_update_err ku_verify_slot(keel_update_agent *a, int slot, uint32_t max_size,
-                               keel_image_info *info, keel_update_error *err);
+                               bool bytes_authenticated, keel_image_info *info,
+                               keel_update_error *err);
 
 keel_update_err ku_fail(keel_update_error *err, keel_update_err e, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -10,6 +10,8 @@
 
 #include "cli.h"
 #include "ctl.h"
+#include "keel/image.h"
+#include "package.h"
 
 /* Parses --socket and returns the index of the first operand, or -1 on a usage error. */
 static int common_opts(int argc, char **argv, const char **sock)
@@ -130,7 +132,7 @@ static int app_install(int argc, char **argv)
     const char *sock;
     int i = common_opts(argc, argv, &sock);
     if (i < 0 || argc - i != 1) {
-        return keel_cli_fail(KEEL_EXIT_USAGE, "app install", "expected one package directory");
+        return keel_cli_fail(KEEL_EXIT_USAGE, "app install", "expected one package");
     }
     char abs[PATH_MAX];
     if (!realpath(argv[i], abs)) {
@@ -144,6 +146,67 @@ static int app_install(int argc, char **argv)
     snprintf(req, sizeof req, "install %s", abs);
     fprintf(stderr, "installing %s ...\n", abs);
     return request("app install", sock, req, 60000);
+}
+
+/* pack: archive a package directory and sign it into a package image. */
+static int app_pack(int argc, char **argv)
+{
+    static const struct option opts[] = {{"key", required_argument, NULL, 'k'},
+                                         {"counter", required_argument, NULL, 'n'},
+                                         {NULL, 0, NULL, 0}};
+    const char *key = NULL;
+    unsigned long counter = 0;
+    optind = 1;
+    int o;
+    while ((o = getopt_long(argc, argv, "k:n:", opts, NULL)) != -1) {
+        if (o == 'k') {
+            key = optarg;
+        } else if (o == 'n') {
+            counter = strtoul(optarg, NULL, 10);
+        } else {
+            return KEEL_EXIT_USAGE;
+        }
+    }
+    if (!key || argc - optind != 2) {
+        return keel_cli_fail(KEEL_EXIT_USAGE, "app pack", "expected --key KEY.sec DIR OUT");
+    }
+    const char *dir = argv[optind], *outp = argv[optind + 1];
+    char msg[512];
+    sv_manifest m;
+    sv_err e = sv_manifest_load(dir, &m, msg, sizeof msg);
+    if (e) {
+        return keel_cli_fail(e == SV_ERR_IO ? KEEL_EXIT_IO : KEEL_EXIT_VERIFY, "app pack", "%s",
+                             msg);
+    }
+    keel_image_seckey sec;
+    keel_image_error ierr;
+    if (keel_image_seckey_load(key, &sec, &ierr) != KEEL_IMAGE_OK) {
+        return keel_cli_fail(KEEL_EXIT_IO, "app pack", "%s", ierr.msg);
+    }
+    uint8_t *payload;
+    size_t plen;
+    if (sv_package_build(dir, &payload, &plen, msg, sizeof msg) != SV_OK) {
+        return keel_cli_fail(KEEL_EXIT_IO, "app pack", "%s", msg);
+    }
+    keel_image_header h = {.security_counter = (uint32_t)counter, .payload_size = (uint32_t)plen};
+    if (!keel_image_uuid_parse(m.id, h.component) ||
+        !keel_image_version_parse(m.version, &h.version)) {
+        free(payload);
+        return keel_cli_fail(KEEL_EXIT_VERIFY, "app pack", "%s: id or version unusable", dir);
+    }
+    size_t cap = keel_image_size((uint32_t)plen), n = 0;
+    uint8_t *img = malloc(cap);
+    keel_image_err ie = img ? keel_image_sign(&h, payload, &sec, img, cap, &n) : KEEL_IMAGE_ERR_IO;
+    free(payload);
+    if (ie == KEEL_IMAGE_OK) {
+        ie = keel_image_write_file(outp, img, n, &ierr);
+    }
+    free(img);
+    if (ie != KEEL_IMAGE_OK) {
+        return keel_cli_fail(KEEL_EXIT_IO, "app pack", "%s", keel_image_err_name(ie));
+    }
+    printf("%s: %s %s (%s), %zu bytes, signed\n", outp, m.name, m.version, m.id, n);
+    return KEEL_EXIT_OK;
 }
 
 static int app_start(int argc, char **argv)
@@ -175,11 +238,21 @@ static const struct keel_cli_verb app_verbs[] = {
      "usage: keel app status [--socket PATH]\n\n"
      "Which protections this kernel lets keeld switch on, and which are off.\n\n" SOCKET_OPT,
      app_status},
-    {"install", "install a package directory",
-     "usage: keel app install [--socket PATH] DIR\n\n"
-     "Copies the package (app_manifest.json and the app's files) into keeld's store; the\n"
-     "previous version is kept for a revert. The app must be stopped. Start it with\n"
-     "keel app start NAME. Exit 5 if the manifest is invalid.\n\n" SOCKET_OPT,
+    {"pack", "archive and sign a package directory into a package image",
+     "usage: keel app pack --key KEY.sec [--counter N] DIR OUT\n\n"
+     "DIR holds app_manifest.json and the app's files. OUT is a signed Keel image\n"
+     "(docs/updates.md) whose component and version are the manifest's id and version.\n"
+     "Make a key with keel image keygen; devices trust its .pub (device config\n"
+     "\"trusted_keys\").\n\n"
+     "example: keel app pack --key release.sec build/envmon envmon-1.2.0.kpkg\n",
+     app_pack},
+    {"install", "install a signed package image (or, in development, a directory)",
+     "usage: keel app install [--socket PATH] PACKAGE\n\n"
+     "keeld verifies the image's signature against its trusted keys, checks the manifest\n"
+     "inside names the same component and version, and unpacks it into its store; the\n"
+     "previous version is kept for a revert. The app must be stopped; start it with\n"
+     "keel app start NAME. A directory is accepted only by a keeld whose device config sets\n"
+     "\"allow_unsigned\". Exit 5 if the package does not verify.\n\n" SOCKET_OPT,
      app_install},
     {"start", "start an app", "usage: keel app start [--socket PATH] NAME\n\n" SOCKET_OPT,
      app_start},

@@ -1,1 +1,1 @@
-set(KEEL_CLI_LIBS_app keel_supervisor_client)
+set(KEEL_CLI_LIBS_app keel_supervisor_client keel_supervisor keel_image)

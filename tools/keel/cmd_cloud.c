@@ -18,27 +18,46 @@
 #include "keel/cloud.h"
 #include "keel/config.h"
 
-#define CONN_USAGE                                                                             \
-    "Connection (all verbs):\n"                                                                \
-    "  --config FILE   operator config: {\"host\",\"port\",\"prefix\",\"ca\",\"cert\",\"key\"}\n" \
-    "  --host HOST     broker host (default localhost)\n"                                      \
-    "  --port N        broker TLS port (default 8883)\n"                                       \
-    "  --prefix P      topic prefix (default keel)\n"                                          \
-    "  --ca FILE       CA bundle that verifies the broker (required)\n"                        \
-    "  --cert FILE     operator client certificate\n"                                          \
+#define CONN_USAGE                                                                                 \
+    "Connection (all verbs):\n"                                                                    \
+    "  --config FILE   operator config: {\"host\",\"port\",\"prefix\",\"ca\",\"cert\",\"key\"}\n"  \
+    "  --host HOST     broker host (default localhost)\n"                                          \
+    "  --port N        broker TLS port (default 8883)\n"                                           \
+    "  --prefix P      topic prefix (default keel)\n"                                              \
+    "  --ca FILE       CA bundle that verifies the broker (required)\n"                            \
+    "  --cert FILE     operator client certificate\n"                                              \
     "  --key FILE      its key\n"
 
-enum { OPT_CONFIG = 256, OPT_HOST, OPT_PORT, OPT_PREFIX, OPT_CA, OPT_CERT, OPT_KEY,
-       OPT_DEVICE, OPT_TIMEOUT, OPT_COUNT, OPT_MANIFEST, OPT_GROUP, OPT_SHA };
+enum {
+    OPT_CONFIG = 256,
+    OPT_HOST,
+    OPT_PORT,
+    OPT_PREFIX,
+    OPT_CA,
+    OPT_CERT,
+    OPT_KEY,
+    OPT_DEVICE,
+    OPT_TIMEOUT,
+    OPT_COUNT,
+    OPT_MANIFEST,
+    OPT_GROUP,
+    OPT_SHA
+};
 
-static const struct option conn_opts[] = {
-    {"config", required_argument, 0, OPT_CONFIG}, {"host", required_argument, 0, OPT_HOST},
-    {"port", required_argument, 0, OPT_PORT},     {"prefix", required_argument, 0, OPT_PREFIX},
-    {"ca", required_argument, 0, OPT_CA},         {"cert", required_argument, 0, OPT_CERT},
-    {"key", required_argument, 0, OPT_KEY},       {"device", required_argument, 0, OPT_DEVICE},
-    {"timeout", required_argument, 0, OPT_TIMEOUT}, {"count", required_argument, 0, OPT_COUNT},
-    {"manifest", required_argument, 0, OPT_MANIFEST}, {"group", required_argument, 0, OPT_GROUP},
-    {"sha256", required_argument, 0, OPT_SHA},    {0, 0, 0, 0}};
+static const struct option conn_opts[] = {{"config", required_argument, 0, OPT_CONFIG},
+                                          {"host", required_argument, 0, OPT_HOST},
+                                          {"port", required_argument, 0, OPT_PORT},
+                                          {"prefix", required_argument, 0, OPT_PREFIX},
+                                          {"ca", required_argument, 0, OPT_CA},
+                                          {"cert", required_argument, 0, OPT_CERT},
+                                          {"key", required_argument, 0, OPT_KEY},
+                                          {"device", required_argument, 0, OPT_DEVICE},
+                                          {"timeout", required_argument, 0, OPT_TIMEOUT},
+                                          {"count", required_argument, 0, OPT_COUNT},
+                                          {"manifest", required_argument, 0, OPT_MANIFEST},
+                                          {"group", required_argument, 0, OPT_GROUP},
+                                          {"sha256", required_argument, 0, OPT_SHA},
+                                          {0, 0, 0, 0}};
 
 typedef struct opts {
     const char *config, *host, *prefix, *ca, *cert, *key;
@@ -58,20 +77,47 @@ static int parse_opts(int argc, char **argv, opts *o, const char *verb)
     int c;
     while ((c = getopt_long(argc, argv, "", conn_opts, NULL)) != -1) {
         switch (c) {
-        case OPT_CONFIG: o->config = optarg; break;
-        case OPT_HOST: o->host = optarg; break;
-        case OPT_PORT: o->port = strtol(optarg, NULL, 10); break;
-        case OPT_PREFIX: o->prefix = optarg; break;
-        case OPT_CA: o->ca = optarg; break;
-        case OPT_CERT: o->cert = optarg; break;
-        case OPT_KEY: o->key = optarg; break;
-        case OPT_DEVICE: o->device = optarg; break;
-        case OPT_TIMEOUT: o->timeout_s = atof(optarg); break;
-        case OPT_COUNT: o->count = atoll(optarg); break;
-        case OPT_MANIFEST: o->manifest = optarg; break;
-        case OPT_GROUP: o->group = optarg; break;
-        case OPT_SHA: o->sha256 = optarg; break;
-        default: return keel_cli_fail(KEEL_EXIT_USAGE, verb, "bad option (see --help)");
+        case OPT_CONFIG:
+            o->config = optarg;
+            break;
+        case OPT_HOST:
+            o->host = optarg;
+            break;
+        case OPT_PORT:
+            o->port = strtol(optarg, NULL, 10);
+            break;
+        case OPT_PREFIX:
+            o->prefix = optarg;
+            break;
+        case OPT_CA:
+            o->ca = optarg;
+            break;
+        case OPT_CERT:
+            o->cert = optarg;
+            break;
+        case OPT_KEY:
+            o->key = optarg;
+            break;
+        case OPT_DEVICE:
+            o->device = optarg;
+            break;
+        case OPT_TIMEOUT:
+            o->timeout_s = atof(optarg);
+            break;
+        case OPT_COUNT:
+            o->count = atoll(optarg);
+            break;
+        case OPT_MANIFEST:
+            o->manifest = optarg;
+            break;
+        case OPT_GROUP:
+            o->group = optarg;
+            break;
+        case OPT_SHA:
+            o->sha256 = optarg;
+            break;
+        default:
+            return keel_cli_fail(KEEL_EXIT_USAGE, verb, "bad option (see --help)");
         }
     }
     if (o->config) {
@@ -119,8 +165,8 @@ static int connect_op(opts *o, const char *verb, keel_cloud_op_fn fn, void *user
     char err[320];
     keel_cloud_err e = keel_cloud_op_open(&cfg, fn, user, op, err, sizeof err);
     if (e != KEEL_CLOUD_OK) {
-        return keel_cli_fail(e == KEEL_CLOUD_ERR_TLS ? KEEL_EXIT_VERIFY : KEEL_EXIT_IO, verb,
-                             "%s", err);
+        return keel_cli_fail(e == KEEL_CLOUD_ERR_TLS ? KEEL_EXIT_VERIFY : KEEL_EXIT_IO, verb, "%s",
+                             err);
     }
     return KEEL_EXIT_OK;
 }
@@ -178,11 +224,23 @@ static void on_watch(void *user, const keel_cloud_msg *m, const char *topic, con
     const char *kind;
     uint64_t id = 0;
     switch (m->kind) {
-    case KEEL_CLOUD_MSG_TELEMETRY: kind = "telemetry"; id = m->mid; break;
-    case KEEL_CLOUD_MSG_REPORTED: kind = "reported"; id = strtoull(m->rid, NULL, 10); break;
-    case KEEL_CLOUD_MSG_METHOD_RESPONSE: kind = "method-response"; break;
-    case KEEL_CLOUD_MSG_DESIRED: kind = "desired"; break;
-    default: kind = NULL; break;
+    case KEEL_CLOUD_MSG_TELEMETRY:
+        kind = "telemetry";
+        id = m->mid;
+        break;
+    case KEEL_CLOUD_MSG_REPORTED:
+        kind = "reported";
+        id = strtoull(m->rid, NULL, 10);
+        break;
+    case KEEL_CLOUD_MSG_METHOD_RESPONSE:
+        kind = "method-response";
+        break;
+    case KEEL_CLOUD_MSG_DESIRED:
+        kind = "desired";
+        break;
+    default:
+        kind = NULL;
+        break;
     }
     if (!kind) {
         printf("? %s %.*s\n", topic, (int)(len > 4096 ? 4096 : len), (const char *)payload);
@@ -212,10 +270,9 @@ static int cloud_watch(int argc, char **argv)
     watch_state *w = calloc(1, sizeof *w);
     keel_cloud_op *op = NULL;
     rc = w ? connect_op(&o, "cloud watch", on_watch, w, &op) : KEEL_EXIT_FAIL;
-    if (rc == KEEL_EXIT_OK &&
-        keel_cloud_op_watch(op, o.device ? o.device : "+",
-                            KEEL_CLOUD_WATCH_TELEMETRY | KEEL_CLOUD_WATCH_REPORTED) !=
-            KEEL_CLOUD_OK) {
+    if (rc == KEEL_EXIT_OK && keel_cloud_op_watch(op, o.device ? o.device : "+",
+                                                  KEEL_CLOUD_WATCH_TELEMETRY |
+                                                      KEEL_CLOUD_WATCH_REPORTED) != KEEL_CLOUD_OK) {
         rc = keel_cli_fail(KEEL_EXIT_REMOTE, "cloud watch", "the broker refused the subscription");
     }
     if (rc == KEEL_EXIT_OK) {
@@ -373,15 +430,13 @@ static int cloud_call(int argc, char **argv)
         const char *payload = optind + 1 < argc ? argv[optind + 1] : "{}";
         int status = 0;
         static char resp[KEEL_CLOUD_MAX_MESSAGE + 1];
-        keel_cloud_err e = keel_cloud_op_call(op, o.device, method, payload,
-                                              (int)(o.timeout_s * 1000), &status, resp,
-                                              sizeof resp);
+        keel_cloud_err e = keel_cloud_op_call(
+            op, o.device, method, payload, (int)(o.timeout_s * 1000), &status, resp, sizeof resp);
         if (e == KEEL_CLOUD_ERR_ARG) {
             rc = keel_cli_fail(KEEL_EXIT_USAGE, "cloud call", "bad device id or method name");
         } else if (e != KEEL_CLOUD_OK) {
             rc = keel_cli_fail(KEEL_EXIT_TIMEOUT, "cloud call",
-                               "%s did not answer %s within %.0f s", o.device, method,
-                               o.timeout_s);
+                               "%s did not answer %s within %.0f s", o.device, method, o.timeout_s);
         } else {
             printf("%d %s\n", status, resp);
             rc = status >= 400 ? KEEL_EXIT_REMOTE : KEEL_EXIT_OK;

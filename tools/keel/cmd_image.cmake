@@ -1,1 +1,1 @@
-set(KEEL_CLI_LIBS_image keel_image)
+set(KEEL_CLI_LIBS_image keel_image keel_update_sensor_modbus)

@@ -1,1 +1,1 @@
-set(KEEL_CLI_LIBS_modbus keel_modbus_host)
+set(KEEL_CLI_LIBS_modbus keel_modbus_host keel_rs485 keel_sim_modbus_dev keel_rtos)

@@ -40,8 +40,18 @@ KEEL_NODISCARD keel_icc_err keel_icc_rt_recv(keel_icc_rt *c, keel_icc_msg *msg, 
 KEEL_NODISCARD keel_icc_err keel_icc_rt_try_recv(keel_icc_rt *c, keel_icc_msg *msg, void *buf,
                                                  size_t cap);
 
-/* The doorbell on a CMSDK APB UART (mps2-an386 under QEMU): the connected core writes a byte
- * to the UART's character device to ring us (RX interrupt); we write a byte to ring it. */
-void keel_icc_rt_uart_bell_init(keel_icc_rt_bell *bell, uintptr_t uart_base, unsigned rx_irq);
+/* The doorbell on a CMSDK APB UART (mps2-an386 under QEMU, which has no mailbox): the
+ * connected core writes a byte to the UART's character device to ring us (RX interrupt); we
+ * write a byte to ring it. Bare metal: the wait sleeps in WFI. With the RTOS, see
+ * icc_rt_rtos.h (the interrupt gives a semaphore a thread waits on). */
+typedef struct keel_icc_rt_uart {
+    uintptr_t base;
+    volatile uint32_t rung;
+    void (*wake)(void *arg); /* called from the RX interrupt, after rung is set */
+    void *wake_arg;
+} keel_icc_rt_uart;
+
+void keel_icc_rt_uart_bell_init(keel_icc_rt_uart *u, keel_icc_rt_bell *bell, uintptr_t uart_base,
+                                unsigned rx_irq);
 
 #endif

@@ -29,11 +29,14 @@ static __attribute__((noinline)) void big_local(void)
 {
     volatile uint8_t here;
     size_t n = (size_t)((uintptr_t)&here - ((uintptr_t)mem.stack + 8u));
+    if (n < 64u || n > STACK) {
+        return;
+    }
     volatile uint8_t buf[n];
     for (size_t i = 0; i < n; i++) {
         buf[i] = (uint8_t)i;
     }
-    sink = buf[n / 2];
+    sink = buf[0];
 }
 
 static void victim_entry(void *arg)

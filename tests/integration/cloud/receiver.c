@@ -120,8 +120,7 @@ bool rx_wait_last(receiver *r, uint64_t want, const kf_proc *driver, int timeout
     }
     if (r->last < want) {
         fprintf(stderr, "receiver: got up to %llu of %llu (dups %llu)\n",
-                (unsigned long long)r->last, (unsigned long long)want,
-                (unsigned long long)r->dups);
+                (unsigned long long)r->last, (unsigned long long)want, (unsigned long long)r->dups);
     }
     return r->last >= want;
 }

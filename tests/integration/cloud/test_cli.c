@@ -132,8 +132,8 @@ static void test_cli_watch_counts_telemetry(void **state)
     logpath(log, sizeof log, "watch");
     static char bin[400];
     snprintf(bin, sizeof bin, "%s/bin/keel", kf_build_dir());
-    char *argv[] = {bin,     "cloud", "watch", "--device", "dev2", "--count",
-                    "10",    "--timeout", "30", "--config", conn, NULL};
+    char *argv[] = {bin,  "cloud",     "watch", "--device", "dev2", "--count",
+                    "10", "--timeout", "30",    "--config", conn,   NULL};
     static kf_proc w;
     assert_int_equal(kf_spawn(&w, "keel-watch", argv, log), 0);
     assert_int_equal(kf_wait_log(&w, "watching dev2", 10000), 0);
@@ -160,10 +160,10 @@ static void test_cli_deploy_group_sets_manifest_url(void **state)
                           "https://updates.example/r/1.4.0/manifest.json", NULL),
                      0);
     assert_non_null(strstr(slurp(log), "2 device(s), 0 failed"));
-    assert_int_equal(
-        kf_wait_log(&device, "\"update\":{\"manifest_url\":\"https://updates.example/r/1.4.0/",
-                    10000),
-        0);
+    assert_int_equal(kf_wait_log(&device,
+                                 "\"update\":{\"manifest_url\":\"https://updates.example/r/1.4.0/",
+                                 10000),
+                     0);
     logpath(log, sizeof log, "deploybad");
     assert_int_equal(keel(log, "deploy", "--device", "dev1", "--manifest", "ftp://x", NULL), 2);
 }

@@ -19,8 +19,8 @@ static kb_broker broker;
 
 typedef struct hub {
     keel_cloud_op *op;
-    char get_rid[64];       /* last twin GET's request id */
-    int method_status;      /* answer to our call, 0 until it comes */
+    char get_rid[64];  /* last twin GET's request id */
+    int method_status; /* answer to our call, 0 until it comes */
     char method_rid[64];
     uint64_t telemetry_last;
     int reported;
@@ -67,7 +67,6 @@ static int group_teardown(void **state)
     return 0;
 }
 
-
 static void pump(hub *h, int rounds)
 {
     for (int i = 0; i < rounds; i++) {
@@ -84,8 +83,7 @@ static void test_iothub_twin_get_patches_method_telemetry(void **state)
     cfg.scheme = KEEL_CLOUD_SCHEME_IOTHUB;
     hub h = {0};
     char err[256];
-    assert_int_equal(keel_cloud_op_open(&cfg, on_hub, &h, &h.op, err, sizeof err),
-                     KEEL_CLOUD_OK);
+    assert_int_equal(keel_cloud_op_open(&cfg, on_hub, &h, &h.op, err, sizeof err), KEEL_CLOUD_OK);
     assert_int_equal(keel_cloud_op_subscribe(h.op, "$iothub/twin/GET/#"), KEEL_CLOUD_OK);
     assert_int_equal(keel_cloud_op_subscribe(h.op, "$iothub/methods/res/#"), KEEL_CLOUD_OK);
     assert_int_equal(keel_cloud_op_subscribe(h.op, "devices/devhub/messages/events/#"),
@@ -119,22 +117,41 @@ static void test_iothub_twin_get_patches_method_telemetry(void **state)
     /* A patch merges; an older one is ignored with a log line. */
     const char *p6 = "{\"y\":2,\"$version\":6}";
     assert_int_equal(keel_cloud_op_publish(h.op,
-                                           "$iothub/twin/PATCH/properties/desired/?$version=6",
-                                           p6, strlen(p6), 0, false),
+                                           "$iothub/twin/PATCH/properties/desired/?$version=6", p6,
+                                           strlen(p6), 0, false),
                      KEEL_CLOUD_OK);
     assert_int_equal(kf_wait_log(&d, "desired 6 {\"x\":1,\"y\":2,\"$version\":6}", 10000), 0);
     const char *p4 = "{\"x\":99,\"$version\":4}";
     assert_int_equal(keel_cloud_op_publish(h.op,
-                                           "$iothub/twin/PATCH/properties/desired/?$version=4",
-                                           p4, strlen(p4), 0, false),
+                                           "$iothub/twin/PATCH/properties/desired/?$version=4", p4,
+                                           strlen(p4), 0, false),
                      KEEL_CLOUD_OK);
     assert_int_equal(kf_wait_log(&d, "desired v4 ignored: v6 is cached", 10000), 0);
 
+    /* A gap (v7 never came): the device asks for the whole twin rather than merge v8. */
+    h.get_rid[0] = '\0';
+    const char *p8 = "{\"z\":3,\"$version\":8}";
+    assert_int_equal(keel_cloud_op_publish(h.op,
+                                           "$iothub/twin/PATCH/properties/desired/?$version=8", p8,
+                                           strlen(p8), 0, false),
+                     KEEL_CLOUD_OK);
+    for (int i = 0; i < 500 && !h.get_rid[0]; i++) {
+        pump(&h, 1);
+    }
+    assert_true(h.get_rid[0] != '\0');
+    snprintf(topic, sizeof topic, "$iothub/twin/res/200/?$rid=%s", h.get_rid);
+    const char *twin8 =
+        "{\"desired\":{\"x\":1,\"y\":2,\"w\":7,\"z\":3,\"$version\":8},\"reported\":{}}";
+    assert_int_equal(keel_cloud_op_publish(h.op, topic, twin8, strlen(twin8), 0, false),
+                     KEEL_CLOUD_OK);
+    assert_int_equal(
+        kf_wait_log(&d, "desired 8 {\"x\":1,\"y\":2,\"w\":7,\"z\":3,\"$version\":8}", 10000), 0);
+
     /* A direct method and its response. */
     snprintf(h.method_rid, sizeof h.method_rid, "77");
-    assert_int_equal(keel_cloud_op_publish(h.op, "$iothub/methods/POST/ping/?$rid=77", "{}", 2, 0,
-                                           false),
-                     KEEL_CLOUD_OK);
+    assert_int_equal(
+        keel_cloud_op_publish(h.op, "$iothub/methods/POST/ping/?$rid=77", "{}", 2, 0, false),
+        KEEL_CLOUD_OK);
     for (int i = 0; i < 500 && !h.method_status; i++) {
         pump(&h, 1);
     }
@@ -162,9 +179,8 @@ static void test_iothub_hostile_input_rejected_with_log_line(void **state)
     /* Not JSON. */
     assert_int_equal(keel_cloud_op_publish(r.op, "keel/dev1/twin/desired", "{oops", 5, 1, false),
                      KEEL_CLOUD_OK);
-    assert_int_equal(kf_wait_log(&d, "desired properties rejected: KEEL_CLOUD_ERR_MALFORMED",
-                                 10000),
-                     0);
+    assert_int_equal(
+        kf_wait_log(&d, "desired properties rejected: KEEL_CLOUD_ERR_MALFORMED", 10000), 0);
     /* Over the 256 KiB cap. */
     size_t n = KEEL_CLOUD_MAX_MESSAGE + 10;
     char *big = malloc(n);
@@ -172,9 +188,9 @@ static void test_iothub_hostile_input_rejected_with_log_line(void **state)
     memset(big, ' ', n);
     big[0] = '{';
     big[n - 1] = '}';
-    assert_int_equal(keel_cloud_op_publish(r.op, "keel/dev1/methods/POST/x/?$rid=1", big, n, 1,
-                                           false),
-                     KEEL_CLOUD_OK);
+    assert_int_equal(
+        keel_cloud_op_publish(r.op, "keel/dev1/methods/POST/x/?$rid=1", big, n, 1, false),
+        KEEL_CLOUD_OK);
     free(big);
     assert_int_equal(kf_wait_log(&d, "over the 262144-byte cap", 10000), 0);
     /* A method topic with no request id. */

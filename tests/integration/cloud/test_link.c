@@ -117,8 +117,8 @@ typedef struct seen {
     int own;   /* messages on dev2's own topics */
 } seen;
 
-static void count_seen(void *user, const keel_cloud_msg *m, const char *topic,
-                       const void *payload, size_t len)
+static void count_seen(void *user, const keel_cloud_msg *m, const char *topic, const void *payload,
+                       size_t len)
 {
     (void)m, (void)payload, (void)len;
     seen *s = user;
@@ -127,6 +127,28 @@ static void count_seen(void *user, const keel_cloud_msg *m, const char *topic,
     } else if (strncmp(topic, "keel/dev2/", 10) == 0) {
         s->own++;
     }
+}
+
+static void test_link_command_sent_while_offline_arrives_on_reconnect(void **state)
+{
+    (void)state;
+    /* dev1 has a session (earlier tests); clean session false keeps its subscriptions. */
+    char cfg[300];
+    assert_int_equal(kb_device_config(&broker, "dev1", NULL, cfg, sizeof cfg), 0);
+    static kf_proc d;
+    assert_int_equal(driver_start(&d, cfg, NULL, NULL), 0);
+    assert_int_equal(kf_wait_log(&d, "connected", 10000), 0);
+    kf_stop(&d, 3000);
+    receiver r = {0};
+    assert_int_equal(rx_open(&r, &broker, "dev1", NULL), 0);
+    assert_int_equal(
+        keel_cloud_op_publish(r.op, "keel/dev1/methods/POST/queued/?$rid=q1", "{}", 2, 1, false),
+        KEEL_CLOUD_OK);
+    static kf_proc d2;
+    assert_int_equal(driver_start(&d2, cfg, NULL, NULL), 0);
+    assert_int_equal(kf_wait_log(&d2, "method queued q1", 10000), 0);
+    kf_stop(&d2, 3000);
+    rx_close(&r);
 }
 
 static void test_link_acl_keeps_device_out_of_other_devices_topics(void **state)
@@ -145,8 +167,9 @@ static void test_link_acl_keeps_device_out_of_other_devices_topics(void **state)
     assert_int_equal(e, KEEL_CLOUD_OK);
     /* mosquitto grants the SUBACK and then checks read access per message: the test is that
      * nothing of dev1's is delivered. */
-    (void)keel_cloud_op_subscribe(dev2, "keel/dev1/#");
-    (void)keel_cloud_op_subscribe(dev2, "keel/+/messages/events/#");
+    keel_cloud_err granted[2] = {keel_cloud_op_subscribe(dev2, "keel/dev1/#"),
+                                 keel_cloud_op_subscribe(dev2, "keel/+/messages/events/#")};
+    (void)granted;
     assert_int_equal(keel_cloud_op_subscribe(dev2, "keel/dev2/#"), KEEL_CLOUD_OK);
 
     /* dev1 is running and sending; a desired document dev2 tries to plant for dev1 never
@@ -154,13 +177,12 @@ static void test_link_acl_keeps_device_out_of_other_devices_topics(void **state)
     char dcfg[300];
     assert_int_equal(kb_device_config(&broker, "dev1", NULL, dcfg, sizeof dcfg), 0);
     static kf_proc d;
-    assert_int_equal(driver_start(&d, dcfg, NULL, "--count", "1000000", "--rate", "50", NULL),
-                     0);
+    assert_int_equal(driver_start(&d, dcfg, NULL, "--count", "1000000", "--rate", "50", NULL), 0);
     assert_int_equal(kf_wait_log(&d, "connected", 10000), 0);
     const char *forged = "{\"forged\":true,\"$version\":999999}";
-    assert_int_equal(keel_cloud_op_publish(dev2, "keel/dev1/twin/desired", forged,
-                                           strlen(forged), 1, true),
-                     KEEL_CLOUD_OK);
+    assert_int_equal(
+        keel_cloud_op_publish(dev2, "keel/dev1/twin/desired", forged, strlen(forged), 1, true),
+        KEEL_CLOUD_OK);
     receiver r = {0};
     assert_int_equal(rx_open(&r, &broker, "dev1", NULL), 0);
     int64_t v = 0;
@@ -175,9 +197,9 @@ static void test_link_acl_keeps_device_out_of_other_devices_topics(void **state)
     /* ... and then the operator writes to dev2: once dev2 has that, everything the broker
      * would have given it from dev1 earlier would be in too. */
     const char *ping = "{\"ping\":1}";
-    assert_int_equal(keel_cloud_op_publish(r.op, "keel/dev2/twin/desired", ping, strlen(ping), 1,
-                                           false),
-                     KEEL_CLOUD_OK);
+    assert_int_equal(
+        keel_cloud_op_publish(r.op, "keel/dev2/twin/desired", ping, strlen(ping), 1, false),
+        KEEL_CLOUD_OK);
     for (int i = 0; i < 200 && s.own == 0; i++) {
         assert_int_equal(keel_cloud_op_step(dev2, 50), KEEL_CLOUD_OK);
     }
@@ -249,14 +271,68 @@ static void test_link_wrong_certificates_refused_clearly(void **state)
     assert_null(op);
 }
 
+static int copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb");
+    char tmp[400];
+    snprintf(tmp, sizeof tmp, "%s.tmp", to);
+    FILE *out = fopen(tmp, "wb");
+    if (!in || !out) {
+        if (in) {
+            fclose(in);
+        }
+        if (out) {
+            fclose(out);
+        }
+        return -1;
+    }
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0) {
+        fwrite(buf, 1, n, out);
+    }
+    fclose(in);
+    fclose(out);
+    return rename(tmp, to); /* atomic, as an update agent would replace it */
+}
+
+static void test_link_ca_bundle_replaced_on_disk_used_at_next_attempt(void **state)
+{
+    (void)state;
+    /* The device starts with a CA bundle that does not verify this broker ... */
+    char other[300], bundle[300], right[300], cfg[400];
+    kb_path(&broker, "otherca/ca.pem", other, sizeof other);
+    kb_path(&broker, "bundle.pem", bundle, sizeof bundle);
+    kb_path(&broker, "ca.pem", right, sizeof right);
+    assert_int_equal(copy_file(other, bundle), 0);
+    snprintf(cfg, sizeof cfg, "%s/bundle.json", broker.dir);
+    FILE *f = fopen(cfg, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "{\"cloud\": {\"host\": \"127.0.0.1\", \"port\": %u, \"device_id\": \"dev1\","
+            " \"ca\": \"%s\", \"cert\": \"%s/dev1.pem\", \"key\": \"%s/dev1.key\","
+            " \"outbox\": \"%s/bundle.db\", \"backoff_min_ms\": 50, \"backoff_max_ms\": 200}}\n",
+            broker.port, bundle, broker.dir, broker.dir, broker.dir);
+    fclose(f);
+    static kf_proc d;
+    assert_int_equal(driver_start(&d, cfg, NULL, NULL), 0);
+    assert_int_equal(kf_wait_log(&d, "certificate verify failed", 10000), 0);
+    /* ... then the bundle is updated on disk: the next attempt uses it, no restart. */
+    assert_int_equal(copy_file(right, bundle), 0);
+    assert_int_equal(kf_wait_log(&d, "connected", 10000), 0);
+    kf_stop(&d, 3000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_link_telemetry_arrives_in_order_once),
         cmocka_unit_test(test_link_desired_reaches_device_and_ack_returns),
         cmocka_unit_test(test_link_method_call_gets_response),
+        cmocka_unit_test(test_link_command_sent_while_offline_arrives_on_reconnect),
         cmocka_unit_test(test_link_acl_keeps_device_out_of_other_devices_topics),
         cmocka_unit_test(test_link_wrong_certificates_refused_clearly),
+        cmocka_unit_test(test_link_ca_bundle_replaced_on_disk_used_at_next_attempt),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -50,9 +50,8 @@ static void test_outage_broker_restart_loses_nothing(void **state)
     char cfg[300];
     assert_int_equal(kb_device_config(&broker, "devout", NULL, cfg, sizeof cfg), 0);
     static kf_proc d;
-    assert_int_equal(driver_start(&d, cfg, NULL, "--count", "1500", "--rate", "300", "--batch",
-                                  "5", NULL),
-                     0);
+    assert_int_equal(
+        driver_start(&d, cfg, NULL, "--count", "1500", "--rate", "300", "--batch", "5", NULL), 0);
     assert_true(rx_wait_last(&r, 200, &d, 20000));
     rx_close(&r);
 
@@ -88,9 +87,8 @@ static void test_outage_sigkill_link_process_loses_nothing(void **state)
     static kf_proc d;
     static char log[400];
     snprintf(log, sizeof log, "%s.kill.log", cfg);
-    assert_int_equal(driver_start(&d, cfg, log, "--count", "3000", "--rate", "1000", "--batch",
-                                  "10", NULL),
-                     0);
+    assert_int_equal(
+        driver_start(&d, cfg, log, "--count", "3000", "--rate", "1000", "--batch", "10", NULL), 0);
     assert_true(rx_wait_last(&r, 300, &d, 20000));
     /* Mid-stream: messages accepted, some sent and unacknowledged, some not sent yet. */
     assert_int_equal(kf_signal(&d, SIGKILL), 0);
@@ -99,9 +97,8 @@ static void test_outage_sigkill_link_process_loses_nothing(void **state)
     assert_true(accepted < total);
 
     static kf_proc d2;
-    assert_int_equal(driver_start(&d2, cfg, log, "--count", "3000", "--rate", "1000", "--batch",
-                                  "10", NULL),
-                     0);
+    assert_int_equal(
+        driver_start(&d2, cfg, log, "--count", "3000", "--rate", "1000", "--batch", "10", NULL), 0);
     bool ok = rx_wait_last(&r, total, &d2, 60000);
     if (!ok) {
         kf_dump_log(&d2, 20);
@@ -109,8 +106,7 @@ static void test_outage_sigkill_link_process_loses_nothing(void **state)
     assert_true(ok);
     check_clean(&r);
     fprintf(stderr, "sigkill at %llu accepted: %llu messages, %llu redeliveries dropped\n",
-            (unsigned long long)accepted, (unsigned long long)r.last,
-            (unsigned long long)r.dups);
+            (unsigned long long)accepted, (unsigned long long)r.last, (unsigned long long)r.dups);
     kf_stop(&d2, 3000);
     rx_close(&r);
 }

@@ -15,6 +15,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -57,15 +58,19 @@ static size_t make(uint8_t *p, uint32_t i)
     return n;
 }
 
-static keel_icc *start_sim(kf_proc *sim, const char *name)
+static void pair(keel_icc_end *ea, keel_icc_end *eb)
 {
     keel_manifest hl = manifest("11111111-2222-3333-4444-555555555555", "app",
                                 "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee");
     keel_manifest rt = manifest("aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee", "rt",
                                 "11111111-2222-3333-4444-555555555555");
-    keel_icc_end ea, eb;
     keel_icc_config cfg = {.ring_bytes = 256 * 1024, .max_msg = 1024};
-    assert_int_equal(keel_icc_pair(&hl, &rt, &cfg, &ea, &eb, NULL), KEEL_ICC_OK);
+    assert_int_equal(keel_icc_pair(&hl, &rt, &cfg, ea, eb, NULL), KEEL_ICC_OK);
+}
+
+/* Starts the sim firmware and hands it `eb` (as keeld would); closes our copy of eb. */
+static void spawn_sim(kf_proc *sim, const char *name, keel_icc_end *eb)
+{
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
     assert_int_equal(fcntl(sv[0], F_SETFD, FD_CLOEXEC), 0);
@@ -75,13 +80,20 @@ static keel_icc *start_sim(kf_proc *sim, const char *name)
     char *argv[] = {exe, fd, NULL};
     assert_int_equal(kf_spawn(sim, name, argv, NULL), 0);
     close(sv[1]);
-    assert_int_equal(keel_icc_end_send(sv[0], &eb), KEEL_ICC_OK);
+    assert_int_equal(keel_icc_end_send(sv[0], eb), KEEL_ICC_OK);
     close(sv[0]);
-    keel_icc_end_close(&eb);
+    keel_icc_end_close(eb);
+    assert_int_equal(kf_wait_log(sim, "icc_echo: attached", 20000), 0);
+}
+
+static keel_icc *start_sim(kf_proc *sim, const char *name)
+{
+    keel_icc_end ea, eb;
+    pair(&ea, &eb);
+    spawn_sim(sim, name, &eb);
     keel_icc *c;
     keel_icc_open_opts opts = {.spin_ns = 20000};
     assert_int_equal(keel_icc_open(&ea, &opts, &c), KEEL_ICC_OK);
-    assert_int_equal(kf_wait_log(sim, "icc_echo: attached", 20000), 0);
     return c;
 }
 
@@ -159,11 +171,82 @@ static void test_sim_stops_when_connected_core_goes(void **state)
     assert_int_equal(kf_wait_log(&sim, "KEEL_ICC_ERR_PEER_GONE after 1", 1000), 0);
 }
 
+static keel_icc_end end_dup(const keel_icc_end *e)
+{
+    keel_icc_end d = *e;
+    d.mem = fcntl(e->mem, F_DUPFD_CLOEXEC, 0);
+    d.bell_in = fcntl(e->bell_in, F_DUPFD_CLOEXEC, 0);
+    d.bell_out = fcntl(e->bell_out, F_DUPFD_CLOEXEC, 0);
+    d.link = -1;
+    return d;
+}
+
+/* The sim is killed (SIGKILL) mid-stream and restarted on the same region: every echo after
+ * the restart continues the sequence, no message is echoed twice, and at most the one message
+ * the dead sim had taken but not yet answered is missing. */
+static void test_sim_killed_and_restarted_resumes(void **state)
+{
+    (void)state;
+    enum { TOTAL = 200000, KILL_AT = 50000 };
+    static kf_proc sim;
+    keel_icc_end ea, eb;
+    pair(&ea, &eb);
+    keel_icc_end keep = end_dup(&eb); /* the supervisor keeps the region to restart the core */
+    spawn_sim(&sim, "rt-sim-1", &eb);
+    keel_icc *c;
+    assert_int_equal(keel_icc_open(&ea, NULL, &c), KEEL_ICC_OK);
+    uint8_t out[64], in[64];
+    uint32_t sent = 0, got = 0, next_value = 0, gaps = 0, next_seq = 1;
+    bool restarted = false;
+    int64_t deadline = now_ms() + 120000;
+    while (next_value < TOTAL) {
+        while (sent < TOTAL && sent - next_value < 4096 &&
+               keel_icc_send(c, T_DATA, out, make(out, sent), 0) == KEEL_ICC_OK) {
+            sent++;
+        }
+        keel_icc_msg m;
+        keel_icc_err rc = keel_icc_recv(c, &m, in, sizeof in, 1000);
+        if (rc == KEEL_ICC_OK) {
+            uint32_t v;
+            memcpy(&v, in, 4);
+            if (m.seq != next_seq || v < next_value || v > next_value + 1) {
+                fail_msg("echo seq %u value %u: expected seq %u value %u", m.seq, v, next_seq,
+                         next_value);
+            }
+            gaps += v - next_value;
+            next_value = v + 1;
+            next_seq++;
+            got++;
+            if (got == KILL_AT && !restarted) {
+                assert_int_equal(kf_signal(&sim, SIGKILL), 0);
+            }
+        } else if (rc == KEEL_ICC_ERR_PEER_GONE && !restarted) {
+            (void)kf_wait_exit(&sim, 10000);
+            keel_icc_end mine = {.link = -1};
+            assert_int_equal(keel_icc_relink(&mine, &keep), KEEL_ICC_OK);
+            assert_int_equal(keel_icc_set_link(c, mine.link), KEEL_ICC_OK);
+            spawn_sim(&sim, "rt-sim-2", &keep);
+            restarted = true;
+        } else if (rc != KEEL_ICC_ERR_TIMEOUT) {
+            fail_msg("recv: %s", keel_icc_err_name(rc));
+        }
+        if (now_ms() > deadline)
+            fail_msg("stalled at %u echoes", got);
+    }
+    assert_true(restarted);
+    assert_true(gaps <= 1);
+    assert_int_equal(keel_icc_send(c, T_QUIT, NULL, 0, 5000), KEEL_ICC_OK);
+    int st = kf_wait_exit(&sim, 30000);
+    assert_true(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    keel_icc_close(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_million_messages_no_loss_reorder_or_duplicate),
         cmocka_unit_test(test_sim_stops_when_connected_core_goes),
+        cmocka_unit_test(test_sim_killed_and_restarted_resumes),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     kf_cleanup();

@@ -18,10 +18,43 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "keel/image.h"
+#include "nginx_site.h"
 #include "world.h"
 
 static sv_world W;
 static char out[65536];
+static char keydir[256]; /* dev.pub/dev.sec (trusted by keeld), rogue.pub/rogue.sec (not) */
+static kf_proc mosq, nginx;
+static uint16_t mqtt_port, http_port;
+
+/* A plain-MQTT mosquitto on loopback for the apps' tunnels (the cloud link has its own TLS
+ * broker fixture; an app's tunnel carries whatever the app speaks). */
+static int start_servers(void)
+{
+    const char *dir = kf_tmpdir("sv-servers");
+    char conf[400], site[400], p[500];
+    mqtt_port = kf_free_port();
+    snprintf(conf, sizeof conf, "%s/mosquitto.conf", dir);
+    FILE *f = fopen(conf, "w");
+    if (!f) {
+        return -1;
+    }
+    fprintf(f, "listener %u 127.0.0.1\nallow_anonymous true\nuser root\n", mqtt_port);
+    fclose(f);
+    char *argv[] = {"/usr/sbin/mosquitto", "-c", conf, NULL};
+    if (kf_spawn(&mosq, "mosquitto", argv, NULL) != 0 || kf_wait_tcp(&mosq, mqtt_port, 10000)) {
+        return -1;
+    }
+    snprintf(site, sizeof site, "%s/site", dir);
+    snprintf(p, sizeof p, "%s/hello.txt", site);
+    if (mkdir(site, 0755) < 0 || !(f = fopen(p, "w"))) {
+        return -1;
+    }
+    fputs("served by nginx", f);
+    fclose(f);
+    return nginx_site_start(&nginx, dir, site, &http_port);
+}
 
 #define NEED_ROOT()                                                                              \
     do {                                                                                         \
@@ -41,9 +74,31 @@ static void assert_keeld_up(void)
 static int setup(void **state)
 {
     (void)state;
-    if (sv_world_init(&W, "supervisor",
-                      "\"max_crash_reports\": 3, \"backoff_initial_ms\": 10, "
-                      "\"backoff_max_ms\": 400, \"stop_grace_ms\": 1000") < 0) {
+    snprintf(keydir, sizeof keydir, "%s", kf_tmpdir("sv-keys"));
+    static const char *const names[] = {"dev", "rogue"};
+    for (int i = 0; i < 2; i++) {
+        keel_image_pubkey pub;
+        keel_image_seckey sec;
+        char pp[400], sp[400];
+        keel_image_error err;
+        snprintf(pp, sizeof pp, "%s/%s.pub", keydir, names[i]);
+        snprintf(sp, sizeof sp, "%s/%s.sec", keydir, names[i]);
+        if (keel_image_keygen(&pub, &sec) != KEEL_IMAGE_OK ||
+            keel_image_key_save(pp, sp, &pub, &sec, &err) != KEEL_IMAGE_OK) {
+            return -1;
+        }
+    }
+    char extra[1024];
+    snprintf(extra, sizeof extra,
+             "\"max_crash_reports\": 3, \"backoff_initial_ms\": 10, \"backoff_max_ms\": 400, "
+             "\"stop_grace_ms\": 1000, \"trusted_keys\": [\"%s/dev.pub\"]",
+             keydir);
+    if (start_servers() < 0) {
+        return -1;
+    }
+    size_t el = strlen(extra);
+    snprintf(extra + el, sizeof extra - el, ", \"broker\": \"127.0.0.1:%u\"", mqtt_port);
+    if (sv_world_init(&W, "supervisor", extra) < 0) {
         return -1;
     }
     const char *st = sv_world_store(&W);
@@ -52,9 +107,18 @@ static int setup(void **state)
              "\"args\": [\"peek\", \"%s/data/other/boots\", \"/data/../other/boots\", "
              "\"/etc/shadow\", \"/proc/1/environ\", \"%s/device.json\"], \"restart\": \"never\"",
              W.state, W.root);
+    char tun[600], tundeny[600];
+    snprintf(tun, sizeof tun,
+             "\"args\": [\"tunnel\", \"127.0.0.1:%u\", \"127.0.0.2:%u\"], \"restart\": \"never\", "
+             "\"capabilities\": {\"cloud\": {\"mqtt\": true, \"http\": [\"127.0.0.1\"]}}",
+             http_port, http_port);
+    snprintf(tundeny, sizeof tundeny,
+             "\"args\": [\"tunnel\", \"127.0.0.1:%u\"], \"restart\": \"never\"", http_port);
     struct {
         const char *name, *exe, *json;
     } pkgs[] = {
+        {"tunneler", "sv_evil", tun},
+        {"walled", "sv_evil", tundeny},
         {"sample", "sv_sample", "\"heartbeat_ms\": 2000, \"capabilities\": {\"cloud\": "
                                 "{\"telemetry\": true}}"},
         {"other", "sv_sample", ""},
@@ -62,9 +126,9 @@ static int setup(void **state)
         {"aborter", "sv_evil", "\"args\": [\"abort\"], \"restart\": \"never\""},
         {"looper", "sv_evil", "\"args\": [\"loop\"], \"heartbeat_ms\": 300, \"restart\": "
                               "\"never\""},
-        {"forker", "sv_evil", "\"args\": [\"forkbomb\"], \"limits\": {\"processes\": 6}, "
+        {"forker", "sv_evil", "\"args\": [\"forkbomb\"], \"capabilities\": {\"limits\": {\"processes\": 6}}, "
                               "\"restart\": \"never\""},
-        {"hog", "sv_evil", "\"args\": [\"memhog\"], \"limits\": {\"memory_mb\": 32}, "
+        {"hog", "sv_evil", "\"args\": [\"memhog\"], \"capabilities\": {\"limits\": {\"memory_mb\": 32}}, "
                            "\"restart\": \"never\""},
         {"netter", "sv_evil", "\"args\": [\"socket\"], \"restart\": \"never\""},
         {"peeker", "sv_evil", peek},
@@ -74,6 +138,24 @@ static int setup(void **state)
     };
     for (size_t i = 0; i < sizeof pkgs / sizeof pkgs[0]; i++) {
         if (sv_world_package(st, pkgs[i].name, pkgs[i].exe, pkgs[i].json) < 0) {
+            return -1;
+        }
+    }
+    /* real-time firmware: the Cortex-M build under QEMU, loaded by a script in its package */
+    char fw[600], cmd[2000];
+    snprintf(fw, sizeof fw, "%s/build/fw/firmware/tests/hello/fw_hello.elf", kf_source_dir());
+    if (access(fw, R_OK) == 0) {
+        snprintf(cmd, sizeof cmd,
+                 "mkdir -p %s/rtcore/bin && cp %s %s/rtcore/fw.elf && printf '%%s\\n' "
+                 "'#!/bin/sh' 'exec qemu-system-arm -M mps2-an386 -nographic -monitor none "
+                 "-serial stdio -kernel /app/fw.elf -semihosting-config enable=on,target=native' "
+                 "> %s/rtcore/bin/run && chmod 755 %s/rtcore/bin/run && printf '%%s' "
+                 "'{\"schema\":1,\"id\":\"00000000-0000-4000-8000-000000000777\",\"name\":"
+                 "\"rtcore\",\"version\":\"1.0.0\",\"kind\":\"rt\",\"exec\":\"bin/run\","
+                 "\"restart\":\"never\",\"capabilities\":{\"limits\":{\"memory_mb\":2048}}}' "
+                 "> %s/rtcore/app_manifest.json",
+                 st, fw, st, st, st, st);
+        if (system(cmd) != 0) {
             return -1;
         }
     }
@@ -357,18 +439,167 @@ static void test_stop_start_install_via_control_socket(void **state)
     snprintf(pkgs, sizeof pkgs, "%s/incoming", W.root);
     assert_int_equal(mkdir(pkgs, 0755), 0);
     assert_int_equal(sv_world_package(pkgs, "newbie", "sv_sample", ""), 0);
-    char req[700];
+    char req[900], cmd[2048];
+
+    /* unsigned: refused by a production keeld */
     snprintf(req, sizeof req, "install %s/newbie", pkgs);
+    assert_int_equal(sv_world_ctl(&W, req, out, sizeof out), 1);
+    assert_non_null(strstr(out, "ERR verify"));
+    assert_non_null(strstr(out, "unsigned"));
+
+    /* signed with the trusted key: installed and runs */
+    snprintf(cmd, sizeof cmd, "%s/bin/keel app pack --key %s/dev.sec %s/newbie %s/newbie.kpkg",
+             kf_build_dir(), keydir, pkgs, pkgs);
+    assert_int_equal(system(cmd), 0);
+    snprintf(req, sizeof req, "install %s/newbie.kpkg", pkgs);
     assert_int_equal(sv_world_ctl(&W, req, out, sizeof out), 0);
+    assert_non_null(strstr(out, "signature verified"));
     assert_int_equal(sv_world_ctl(&W, "start newbie", out, sizeof out), 0);
     assert_true(sv_world_wait(&W, "logs newbie 50", "sample: started", 5000));
 
-    /* a package whose manifest is wrong is refused, with where it is wrong */
-    assert_int_equal(sv_world_package(pkgs, "broken", "sv_sample", "\"kind\": \"toaster\""), 0);
-    snprintf(req, sizeof req, "install %s/broken", pkgs);
+    /* tampered: one byte of the payload flipped */
+    char path[700];
+    snprintf(path, sizeof path, "%s/newbie.kpkg", pkgs);
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 200, SEEK_SET), 0);
+    int c = fgetc(f);
+    assert_int_equal(fseek(f, 200, SEEK_SET), 0);
+    fputc(c ^ 0x40, f);
+    fclose(f);
+    assert_int_equal(sv_world_ctl(&W, "stop newbie", out, sizeof out), 0);
+    assert_true(sv_world_wait(&W, "list", "newbie 1.0.0 stopped", 5000));
     assert_int_equal(sv_world_ctl(&W, req, out, sizeof out), 1);
     assert_non_null(strstr(out, "ERR verify"));
-    assert_non_null(strstr(out, "\"kind\""));
+    assert_non_null(strstr(out, "KEEL_IMAGE_ERR_HASH"));
+
+    /* signed, but by a key the device does not trust */
+    snprintf(cmd, sizeof cmd, "%s/bin/keel app pack --key %s/rogue.sec %s/newbie %s/rogue.kpkg",
+             kf_build_dir(), keydir, pkgs, pkgs);
+    assert_int_equal(system(cmd), 0);
+    snprintf(req, sizeof req, "install %s/rogue.kpkg", pkgs);
+    assert_int_equal(sv_world_ctl(&W, req, out, sizeof out), 1);
+    assert_non_null(strstr(out, "KEEL_IMAGE_ERR_UNKNOWN_KEY"));
+    /* the refused installs changed nothing: the verified version is still there */
+    assert_int_equal(sv_world_ctl(&W, "start newbie", out, sizeof out), 0);
+    assert_true(sv_world_wait(&W, "logs newbie 50", "boot 2", 5000));
+
+    /* a package whose manifest is wrong is refused, with where it is wrong */
+    assert_int_equal(sv_world_package(pkgs, "broken", "sv_sample", "\"restart\": \"toaster\""), 0);
+    snprintf(cmd, sizeof cmd,
+             "%s/bin/keel app pack --key %s/dev.sec %s/broken %s/broken.kpkg 2>/dev/null",
+             kf_build_dir(), keydir, pkgs, pkgs);
+    assert_int_equal(WEXITSTATUS(system(cmd)), 5); /* keel app pack checks it first */
+    assert_keeld_up();
+}
+
+static void test_app_mqtt_and_http_tunnelled_when_manifest_allows(void **state)
+{
+    (void)state;
+    NEED_ROOT();
+    assert_true(sv_world_wait(&W, "logs tunneler 50", "evil: done", 10000));
+    sv_world_ctl(&W, "logs tunneler 50", out, sizeof out);
+    assert_non_null(strstr(out, "tunnel: mqtt open -> KEEL_APP_OK"));
+    assert_non_null(strstr(out, "tunnel: mqtt publish sent"));
+    assert_non_null(strstr(out, "-> KEEL_APP_OK"));
+    assert_non_null(strstr(out, "http status \"HTTP/1.1 200 OK\" body \"served by nginx\""));
+    /* a host the manifest does not list */
+    assert_non_null(strstr(out, "http open 127.0.0.2:"));
+    assert_non_null(strstr(out, "-> KEEL_APP_ERR_DENIED"));
+    /* the message reached the real broker: a subscriber gets the retained publish */
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "mosquitto_sub -h 127.0.0.1 -p %u -t keel/tunnel -C 1 -W 5",
+             mqtt_port);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char line[128] = "";
+    char *got = fgets(line, sizeof line, p);
+    pclose(p);
+    assert_non_null(got);
+    assert_string_equal(line, "hello from the sandbox\n");
+}
+
+static void test_app_tunnels_refused_without_capability(void **state)
+{
+    (void)state;
+    NEED_ROOT();
+    assert_true(sv_world_wait(&W, "logs walled 50", "evil: done", 10000));
+    sv_world_ctl(&W, "logs walled 50", out, sizeof out);
+    assert_non_null(strstr(out, "tunnel: mqtt open -> KEEL_APP_ERR_DENIED"));
+    assert_non_null(strstr(out, "-> KEEL_APP_ERR_DENIED"));
+    assert_null(strstr(out, "-> KEEL_APP_OK"));
+    assert_null(strstr(out, "http status"));
+}
+
+static void test_realtime_firmware_runs_under_qemu_in_the_sandbox(void **state)
+{
+    (void)state;
+    NEED_ROOT();
+    char fw[600];
+    snprintf(fw, sizeof fw, "%s/build/fw/firmware/tests/hello/fw_hello.elf", kf_source_dir());
+    if (access(fw, R_OK) != 0) {
+        print_message("skipped: %s missing (make fw)\n", fw);
+        skip();
+    }
+    /* the firmware's UART is the component's log; its exit status is supervised */
+    assert_true(sv_world_wait(&W, "logs rtcore 50", "out: keel: mps2-an386 booted", 20000));
+    assert_true(sv_world_wait(&W, "logs rtcore 50", "out: PASS", 5000));
+    assert_true(sv_world_wait(&W, "logs rtcore 50", "exited with status 0", 5000));
+    assert_true(sv_world_wait(&W, "list", "rtcore 1.0.0 stopped", 2000));
+}
+
+/* Builds and signs a package with the trusted key; returns the image path. */
+static const char *signed_package(const char *name, const char *exe, const char *version,
+                                  const char *json)
+{
+    static char img[700];
+    char dir[512], cmd[2048];
+    snprintf(dir, sizeof dir, "%s/pkg-%s-%s", W.root, name, version);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    assert_int_equal(sv_world_package_version(dir, name, exe, version, json), 0);
+    snprintf(img, sizeof img, "%s.kpkg", dir);
+    snprintf(cmd, sizeof cmd, "%s/bin/keel app pack --key %s/dev.sec %s/%s %s >/dev/null",
+             kf_build_dir(), keydir, dir, name, img);
+    assert_int_equal(system(cmd), 0);
+    return img;
+}
+
+static void test_update_that_crash_loops_reverts_to_previous_version(void **state)
+{
+    (void)state;
+    NEED_ROOT();
+    char req[800];
+    snprintf(req, sizeof req, "install %s", signed_package("trialapp", "sv_sample", "1.0.0", ""));
+    assert_int_equal(sv_world_ctl(&W, req, out, sizeof out), 0);
+    assert_null(strstr(out, "on trial")); /* a first install has nothing to fall back to */
+    assert_int_equal(sv_world_ctl(&W, "start trialapp", out, sizeof out), 0);
+    assert_true(sv_world_wait(&W, "logs trialapp 50", "sample: started", 5000));
+    assert_int_equal(sv_world_ctl(&W, "stop trialapp", out, sizeof out), 0);
+    assert_true(sv_world_wait(&W, "list", "trialapp 1.0.0 stopped", 5000));
+
+    /* version 2 dereferences NULL at start */
+    snprintf(req, sizeof req, "install %s",
+             signed_package("trialapp", "sv_evil", "2.0.0", "\"args\": [\"null\"]"));
+    assert_int_equal(sv_world_ctl(&W, req, out, sizeof out), 0);
+    assert_non_null(strstr(out, "on trial"));
+    assert_int_equal(sv_world_ctl(&W, "start trialapp", out, sizeof out), 0);
+    /* three crashes (device config trial_crashes, default 3), then 1.0.0 runs again */
+    assert_true(sv_world_wait(&W, "logs trialapp 80", "trial of 2.0.0 failed", 10000));
+    assert_true(sv_world_wait(&W, "logs trialapp 80", "reverted to 1.0.0", 1000));
+    assert_true(sv_world_wait(&W, "list", "trialapp 1.0.0 running", 5000));
+    assert_true(sv_world_wait(&W, "logs trialapp 80", "sample: started, boot 2", 5000));
+    assert_int_equal(sv_world_ctl(&W, "crashes trialapp 1", out, sizeof out), 0);
+    assert_non_null(strstr(out, "version: 2.0.0"));
+    assert_non_null(strstr(out, "crash_null_deref"));
+
+    /* a good update confirms its health and stays */
+    assert_int_equal(sv_world_ctl(&W, "stop trialapp", out, sizeof out), 0);
+    assert_true(sv_world_wait(&W, "list", "trialapp 1.0.0 stopped", 5000));
+    snprintf(req, sizeof req, "install %s", signed_package("trialapp", "sv_sample", "3.0.0", ""));
+    assert_int_equal(sv_world_ctl(&W, req, out, sizeof out), 0);
+    assert_int_equal(sv_world_ctl(&W, "start trialapp", out, sizeof out), 0);
+    assert_true(sv_world_wait(&W, "logs trialapp 80", "trial passed: health confirmed", 5000));
+    assert_true(sv_world_wait(&W, "list", "trialapp 3.0.0 running", 2000));
     assert_keeld_up();
 }
 
@@ -425,6 +656,10 @@ int main(void)
         cmocka_unit_test(test_bad_pointers_and_lengths_are_status_codes),
         cmocka_unit_test(test_stop_start_install_via_control_socket),
         cmocka_unit_test(test_keel_app_command),
+        cmocka_unit_test(test_realtime_firmware_runs_under_qemu_in_the_sandbox),
+        cmocka_unit_test(test_app_mqtt_and_http_tunnelled_when_manifest_allows),
+        cmocka_unit_test(test_app_tunnels_refused_without_capability),
+        cmocka_unit_test(test_update_that_crash_loops_reverts_to_previous_version),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

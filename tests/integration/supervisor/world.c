@@ -68,6 +68,12 @@ const char *sv_world_store(sv_world *w)
 
 int sv_world_package(const char *dir, const char *name, const char *exe, const char *json)
 {
+    return sv_world_package_version(dir, name, exe, "1.0.0", json);
+}
+
+int sv_world_package_version(const char *dir, const char *name, const char *exe,
+                             const char *version, const char *json)
+{
     char p[1024], src[1024];
     snprintf(p, sizeof p, "%s/%s", dir, name);
     if (mkdir(p, 0755) < 0 && errno != EEXIST) {
@@ -88,9 +94,9 @@ int sv_world_package(const char *dir, const char *name, const char *exe, const c
         return -1;
     }
     fprintf(f,
-            "{\"id\": \"00000000-0000-4000-8000-%012x\", \"name\": \"%s\", \"version\": "
-            "\"1.0.0\", \"exec\": \"bin/%s\"%s%s}\n",
-            (unsigned)(strlen(name) * 7919u + (unsigned char)name[0]), name, exe,
+            "{\"schema\": 1, \"kind\": \"app\", \"id\": \"00000000-0000-4000-8000-%012x\", "
+            "\"name\": \"%s\", \"version\": \"%s\", \"exec\": \"bin/%s\"%s%s}\n",
+            (unsigned)(strlen(name) * 7919u + (unsigned char)name[0]), name, version, exe,
             json && *json ? ", " : "", json ? json : "");
     return fclose(f);
 }

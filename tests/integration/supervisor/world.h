@@ -23,6 +23,9 @@ int sv_world_init(sv_world *w, const char *tag, const char *extra_config);
 /* Writes a package into dir/<name> with the app binary `exe` (sv_sample or sv_evil, from the
  * build tree) and the manifest members `json` (everything but id, name, version, exec). */
 int sv_world_package(const char *dir, const char *name, const char *exe, const char *json);
+/* The same with a version other than 1.0.0. */
+int sv_world_package_version(const char *dir, const char *name, const char *exe,
+                             const char *version, const char *json);
 /* The store directory (packages keeld loads at start). */
 const char *sv_world_store(sv_world *w);
 /* Starts keeld and waits for its control socket. */

@@ -5,6 +5,12 @@
 
 int nginx_site_start(kf_proc *p, const char *work, const char *root, uint16_t *port)
 {
+    return nginx_site_start_tls(p, work, root, NULL, NULL, port);
+}
+
+int nginx_site_start_tls(kf_proc *p, const char *work, const char *root, const char *cert,
+                         const char *key, uint16_t *port)
+{
     *port = kf_free_port();
     char conf[700];
     snprintf(conf, sizeof conf, "%s/nginx.conf", work);
@@ -17,8 +23,12 @@ int nginx_site_start(kf_proc *p, const char *work, const char *root, uint16_t *p
             "error_log %s/error.log;\nevents { worker_connections 64; }\n"
             "http {\n  access_log %s/access.log;\n  sendfile on;\n  client_body_temp_path %s;\n"
             "  proxy_temp_path %s;\n  fastcgi_temp_path %s;\n  uwsgi_temp_path %s;\n"
-            "  scgi_temp_path %s;\n  server {\n    listen 127.0.0.1:%u;\n    root %s;\n  }\n}\n",
-            work, work, work, work, work, work, work, work, *port, root);
+            "  scgi_temp_path %s;\n  server {\n    listen 127.0.0.1:%u%s;\n    root %s;\n",
+            work, work, work, work, work, work, work, work, *port, cert ? " ssl" : "", root);
+    if (cert) {
+        fprintf(f, "    ssl_certificate %s;\n    ssl_certificate_key %s;\n", cert, key);
+    }
+    fprintf(f, "  }\n}\n");
     if (fclose(f) != 0) {
         return -1;
     }

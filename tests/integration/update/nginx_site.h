@@ -9,5 +9,8 @@
 
 /* Writes WORK/nginx.conf serving ROOT and starts nginx; returns 0 with *port set. */
 int nginx_site_start(kf_proc *p, const char *work, const char *root, uint16_t *port);
+/* The same over HTTPS with a certificate and key in PEM files. */
+int nginx_site_start_tls(kf_proc *p, const char *work, const char *root, const char *cert,
+                         const char *key, uint16_t *port);
 
 #endif

@@ -8,6 +8,8 @@
  * - attacks over HTTP: a tampered image, a truncated image, an expired and a rolled-back
  *   manifest are refused with their own error and the device keeps running v1.
  *
+ * - HTTPS: the same over TLS, trusting only the CA the device is given.
+ *
  * argv[1] is the update_device program.
  */
 #include <arpa/inet.h>
@@ -41,8 +43,9 @@
 static const char *device_exe;
 static char work[512], keypub[600], site[600];
 static keel_image_seckey sec;
-static uint16_t nginx_port;
-static kf_proc nginx;
+static uint16_t nginx_port, tls_port;
+static kf_proc nginx, nginx_tls;
+static char cert[700];
 static size_t v2_image_len;
 
 /* ---- releases ---- */
@@ -240,6 +243,24 @@ static int setup(void **state)
         fail_msg("nginx did not start");
     }
     relay_start();
+
+    /* HTTPS: a throwaway certificate for 127.0.0.1, made with the openssl command. */
+    char key[700];
+    snprintf(cert, sizeof cert, "%s/cert.pem", work);
+    snprintf(key, sizeof key, "%s/key.pem", work);
+    char *gen[] = {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                   "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+                   "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", NULL};
+    static kf_proc ossl;
+    assert_int_equal(kf_spawn(&ossl, "openssl", gen, NULL), 0);
+    int st = kf_wait_exit(&ossl, 30000);
+    assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    char tlswork[700];
+    snprintf(tlswork, sizeof tlswork, "%s/tls", work);
+    mkdir(tlswork, 0755);
+    if (nginx_site_start_tls(&nginx_tls, tlswork, site, cert, key, &tls_port) != 0) {
+        fail_msg("nginx (TLS) did not start");
+    }
     return 0;
 }
 
@@ -247,20 +268,25 @@ static int teardown(void **state)
 {
     (void)state;
     kf_stop(&nginx, 2000);
+    kf_stop(&nginx_tls, 2000);
     return 0;
 }
 
 /* Runs the device once; returns its exit status and leaves its output in `out`. */
-static int device(const char *dir, const char *release, uint16_t port, unsigned long long die_at,
-                  char *out, size_t cap)
+static const char *extra_arg; /* one more device option for the next run, or NULL */
+
+static int device_ca(const char *dir, const char *release, uint16_t port,
+                     unsigned long long die_at, const char *ca, char *out, size_t cap)
 {
     char url[300], die[32], log[700];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/%s/manifest.kman", port, release);
+    snprintf(url, sizeof url, "%s://127.0.0.1:%u/%s/manifest.kman", port == tls_port ? "https" : "http",
+             port, release);
     snprintf(die, sizeof die, "%llu", die_at);
     snprintf(log, sizeof log, "%s/device.log", work);
     unlink(log);
     char *argv[] = {(char *)device_exe, "--dir", (char *)dir, "--key", keypub, "--component",
-                    COMPONENT, "--hardware", HW, "--url", url, "--die-after-ops", die, NULL};
+                    COMPONENT, "--hardware", HW, "--url", url, "--die-after-ops", die,
+                    ca ? "--ca" : (char *)extra_arg, ca ? (char *)ca : NULL, NULL};
     static kf_proc p; /* the fixture keeps a pointer to it */
     assert_int_equal(kf_spawn(&p, "device", argv, log), 0);
     int status = kf_wait_exit(&p, 60000);
@@ -272,6 +298,12 @@ static int device(const char *dir, const char *release, uint16_t port, unsigned 
         fclose(f);
     }
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static int device(const char *dir, const char *release, uint16_t port, unsigned long long die_at,
+                  char *out, size_t cap)
+{
+    return device_ca(dir, release, port, die_at, NULL, out, cap);
 }
 
 static void provision(const char *dir)
@@ -380,6 +412,39 @@ static void test_update_http_rollback_refused(void **state)
     refused("old", "KEEL_UPDATE_ERR_ROLLBACK");
 }
 
+static void test_update_https_with_device_ca_installs(void **state)
+{
+    (void)state;
+    char dir[700], out[4096];
+    snprintf(dir, sizeof dir, "%s/dev-https", work);
+    provision(dir);
+    /* Without the CA the server's certificate is not trusted: nothing is fetched. */
+    assert_int_equal(device_ca(dir, "v2", tls_port, 0, NULL, out, sizeof out), 1);
+    assert_non_null(strstr(out, "KEEL_UPDATE_ERR_FETCH"));
+    assert_int_equal(device_ca(dir, "v2", tls_port, 0, cert, out, sizeof out), 0);
+    assert_non_null(strstr(out, "installed 2.0.0"));
+    assert_int_equal(device_ca(dir, "v2", tls_port, 0, cert, out, sizeof out), 0);
+    assert_non_null(strstr(out, "confirmed 2.0.0"));
+}
+
+static void test_update_http_cancel_keeps_chunks_and_resumes(void **state)
+{
+    (void)state;
+    char dir[700], out[4096];
+    snprintf(dir, sizeof dir, "%s/dev-cancel", work);
+    provision(dir);
+    extra_arg = "--cancel-after=3";
+    assert_int_equal(device(dir, "v2", nginx_port, 0, out, sizeof out), 0);
+    extra_arg = NULL;
+    assert_non_null(strstr(out, "cancelled with 3 of 19 chunks"));
+    unsigned long long first = field(out, "received ");
+    assert_int_equal(device(dir, "v2", nginx_port, 0, out, sizeof out), 0);
+    assert_non_null(strstr(out, "installed 2.0.0"));
+    /* At most the chunk in flight when the flag rose is fetched again. */
+    unsigned long long total = first + field(out, "received ");
+    assert_true(total >= v2_image_len && total <= v2_image_len + CHUNK);
+}
+
 static void test_update_http_missing_manifest_fetch_error(void **state)
 {
     (void)state;
@@ -401,6 +466,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_update_http_expired_manifest_refused),
         cmocka_unit_test(test_update_http_rollback_refused),
         cmocka_unit_test(test_update_http_missing_manifest_fetch_error),
+        cmocka_unit_test(test_update_https_with_device_ca_installs),
+        cmocka_unit_test(test_update_http_cancel_keeps_chunks_and_resumes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -3,7 +3,7 @@
  *
  *   update_device --dir D --provision IMAGE --slot-size N
  *   update_device --dir D --key K.pub --component UUID --hardware HW --url MANIFEST_URL
- *                 [--die-after-ops N] [--no-confirm]
+ *                 [--die-after-ops N] [--no-confirm] [--ca CA.pem] [--cancel-after CHUNKS]
  *
  * A run boots (the agent's boot decision), confirms if it runs on trial, otherwise downloads
  * and installs what the manifest names, and exits; the next run is the restart. With
@@ -25,6 +25,18 @@
 static keel_update_storage inner, outer;
 static unsigned long long ops, die_at;
 static keel_update_fetch_stats stats;
+static volatile int cancel_flag;
+static unsigned cancel_after; /* chunks; 0: never */
+
+static void count_chunks(void *ctx, uint32_t done, uint32_t total)
+{
+    (void)ctx, (void)total;
+    static unsigned stored;
+    if (cancel_after && ++stored >= cancel_after) {
+        cancel_flag = 1;
+    }
+    (void)done;
+}
 
 static void maybe_die(void)
 {
@@ -74,8 +86,10 @@ int main(int argc, char **argv)
         {"slot-size", required_argument, NULL, 's'}, {"key", required_argument, NULL, 'k'},
         {"component", required_argument, NULL, 'c'}, {"hardware", required_argument, NULL, 'w'},
         {"url", required_argument, NULL, 'u'},       {"die-after-ops", required_argument, NULL, 'x'},
-        {"no-confirm", no_argument, NULL, 'n'},      {0}};
+        {"no-confirm", no_argument, NULL, 'n'},      {"ca", required_argument, NULL, 'a'},
+        {"cancel-after", required_argument, NULL, 'C'}, {0}};
     const char *dir = NULL, *prov = NULL, *key = NULL, *comp = NULL, *hw = "", *url = NULL;
+    const char *ca = NULL;
     unsigned long slot = 1u << 20;
     bool confirm = true;
     int c;
@@ -90,6 +104,8 @@ int main(int argc, char **argv)
         case 'u': url = optarg; break;
         case 'x': die_at = strtoull(optarg, NULL, 0); break;
         case 'n': confirm = false; break;
+        case 'a': ca = optarg; break;
+        case 'C': cancel_after = (unsigned)strtoul(optarg, NULL, 0); break;
         default: return 2;
         }
     }
@@ -149,12 +165,18 @@ int main(int argc, char **argv)
             }
         }
     } else if (url) {
-        keel_update_fetch_opts fo = {.backoff_base_ms = 2, .backoff_max_ms = 50};
+        keel_update_fetch_opts fo = {.backoff_base_ms = 2, .backoff_max_ms = 50, .ca_file = ca,
+                                     .max_attempts = 3, .cancel = &cancel_flag,
+                                     .progress = count_chunks};
         e = keel_update_fetch(a, url, &fo, &stats, &err);
         printf("received %llu stored %llu requests %u retries %u\n",
                (unsigned long long)stats.bytes_received, (unsigned long long)stats.bytes_stored,
                stats.requests, stats.retries);
-        if (e == KEEL_UPDATE_ERR_UP_TO_DATE) {
+        if (e == KEEL_UPDATE_ERR_CANCELLED) {
+            keel_update_status st;
+            keel_update_get_status(a, &st);
+            printf("cancelled with %u of %u chunks\n", st.chunks_done, st.chunks_total);
+        } else if (e == KEEL_UPDATE_ERR_UP_TO_DATE) {
             printf("up to date %u.%u.%u\n", v->major, v->minor, v->patch);
         } else if (e == KEEL_UPDATE_OK && (e = keel_update_install(a, &err)) == KEEL_UPDATE_OK) {
             keel_update_status st;

@@ -6,6 +6,8 @@ Exits 0 when every check passed; prints the first failure otherwise.
 import sys
 
 from pymodbus.client import ModbusSerialClient, ModbusTcpClient
+from pymodbus.diag_message import ReturnBusMessageCountRequest, ReturnQueryDataRequest
+from pymodbus.file_message import FileRecord, ReadFileRecordRequest, WriteFileRecordRequest
 from pymodbus.mei_message import ReadDeviceInformationRequest
 
 if sys.argv[1] == "tcp":
@@ -62,5 +64,25 @@ rr = ok(client.execute(ReadDeviceInformationRequest(read_code=1, object_id=0, un
         "FC43/14")
 check("FC43 vendor", rr.information.get(0), b"Keel")
 check("FC43 product code", rr.information.get(1), b"KS-THP")
+# FC 21 then FC 20: file records (the sensor firmware update path).
+data = bytes([0x12, 0x34, 0xAB, 0xCD, 0x00, 0x01])
+rec = FileRecord(reference_type=6, file_number=1, record_number=5, record_data=data)
+ok(client.execute(WriteFileRecordRequest(records=[rec], unit=U)), "FC21")
+rr = ok(client.execute(ReadFileRecordRequest(
+    records=[FileRecord(reference_type=6, file_number=1, record_number=5, record_length=3)],
+    unit=U)), "FC20")
+check("FC20 after FC21", rr.records[0].record_data, data)
+rr = client.execute(ReadFileRecordRequest(
+    records=[FileRecord(reference_type=6, file_number=9, record_number=0, record_length=1)],
+    unit=U))
+check("FC20 on a missing file", getattr(rr, "exception_code", None), 2)
+# FC 8: echo and a counter.
+rr = ok(client.execute(ReturnQueryDataRequest(message=0xA537, unit=U)), "FC8/0")
+check("FC8 query data", list(rr.message), [0xA537])
+rr = ok(client.execute(ReturnBusMessageCountRequest(unit=U)), "FC8/11")
+if not rr.message or rr.message[0] < 10:
+    print(f"FAIL FC8 bus message count: {rr.message!r}", flush=True)
+    sys.exit(1)
+print("ok FC8 bus message count", rr.message[0], flush=True)
 client.close()
 print("all checks passed", flush=True)

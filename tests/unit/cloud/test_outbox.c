@@ -102,8 +102,7 @@ static void test_outbox_full_evicts_oldest_telemetry_never_properties(void **sta
     ev = 0;
     assert_int_equal(outbox_put(ob, OUTBOX_REPORTED, NULL, p40, 40, &r2, &ev), KEEL_CLOUD_OK);
     assert_int_equal(ev, 1);
-    assert_int_equal(outbox_put(ob, OUTBOX_REPORTED, NULL, p40, 40, &r2, &ev),
-                     KEEL_CLOUD_ERR_FULL);
+    assert_int_equal(outbox_put(ob, OUTBOX_REPORTED, NULL, p40, 40, &r2, &ev), KEEL_CLOUD_ERR_FULL);
     assert_int_equal(outbox_count(ob), 2);
     assert_int_equal(outbox_bytes(ob), 80);
     /* Larger than the whole bound: refused up front. */
@@ -154,6 +153,30 @@ static void test_outbox_twin_cache_survives_reopen(void **state)
     outbox_close(ob);
 }
 
+static void test_outbox_delete_unordered_runs_removes_exactly_those(void **state)
+{
+    (void)state;
+    outbox *ob = open_ob(1 << 20);
+    uint64_t id[10];
+    for (int i = 0; i < 10; i++) {
+        id[i] = put(ob, OUTBOX_TELEMETRY, "ab");
+    }
+    uint64_t del[] = {id[2], id[0], id[1], id[6], id[8], id[7], id[8] + 1000};
+    assert_int_equal(outbox_delete(ob, del, sizeof del / sizeof del[0]), KEEL_CLOUD_OK);
+    assert_int_equal(outbox_count(ob), 4);
+    assert_int_equal(outbox_bytes(ob), 8);
+    outbox_row rows[8];
+    size_t n = 0;
+    assert_int_equal(outbox_next_batch(ob, 0, rows, 8, &n), KEEL_CLOUD_OK);
+    assert_int_equal(n, 4);
+    uint64_t want[] = {id[3], id[4], id[5], id[9]};
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(rows[i].id, want[i]);
+        outbox_row_free(&rows[i]);
+    }
+    outbox_close(ob);
+}
+
 static void test_outbox_open_bad_path_says_where(void **state)
 {
     (void)state;
@@ -172,6 +195,7 @@ int main(void)
         cmocka_unit_test_setup(test_outbox_full_evicts_oldest_telemetry_never_properties, setup),
         cmocka_unit_test_setup(test_outbox_batch_commit_and_rollback, setup),
         cmocka_unit_test_setup(test_outbox_twin_cache_survives_reopen, setup),
+        cmocka_unit_test_setup(test_outbox_delete_unordered_runs_removes_exactly_those, setup),
         cmocka_unit_test_setup(test_outbox_open_bad_path_says_where, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -27,9 +27,9 @@ static void test_desired_parse_patch_and_get_response(void **state)
     assert_int_equal(v, 7);
     assert_ptr_equal(d, doc);
     cJSON_Delete(doc);
-    assert_int_equal(parse("{\"desired\":{\"a\":1,\"$version\":3},\"reported\":{\"$version\":1}}",
-                           &doc, &d, &v),
-                     KEEL_CLOUD_OK);
+    assert_int_equal(
+        parse("{\"desired\":{\"a\":1,\"$version\":3},\"reported\":{\"$version\":1}}", &doc, &d, &v),
+        KEEL_CLOUD_OK);
     assert_int_equal(v, 3);
     assert_non_null(cJSON_GetObjectItem(d, "a"));
     cJSON_Delete(doc);
@@ -44,8 +44,14 @@ static void test_desired_parse_bad_input_malformed(void **state)
     cJSON *doc;
     const cJSON *d;
     int64_t v;
-    const char *bad[] = {"",        "[]",  "{",  "{\"$version\":\"3\"}", "{\"$version\":1.5}",
-                         "{\"$version\":-1}", "null", "{\"desired\":5,\"reported\":{}}"};
+    const char *bad[] = {"",
+                         "[]",
+                         "{",
+                         "{\"$version\":\"3\"}",
+                         "{\"$version\":1.5}",
+                         "{\"$version\":-1}",
+                         "null",
+                         "{\"desired\":5,\"reported\":{}}"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (parse(bad[i], &doc, &d, &v) != KEEL_CLOUD_ERR_MALFORMED) {
             fail_msg("accepted: %s", bad[i]);
@@ -83,11 +89,10 @@ static void test_pnp_ack_formats_value_ac_av_ad(void **state)
 {
     (void)state;
     char buf[256];
-    assert_int_equal(keel_cloud_pnp_ack("targetTemperature", "21.5", 200, 4, "ok", buf,
-                                        sizeof buf),
+    assert_int_equal(keel_cloud_pnp_ack("targetTemperature", "21.5", 200, 4, "ok", buf, sizeof buf),
                      KEEL_CLOUD_OK);
-    assert_string_equal(buf,
-                        "{\"targetTemperature\":{\"value\":21.5,\"ac\":200,\"av\":4,\"ad\":\"ok\"}}");
+    assert_string_equal(
+        buf, "{\"targetTemperature\":{\"value\":21.5,\"ac\":200,\"av\":4,\"ad\":\"ok\"}}");
     assert_int_equal(keel_cloud_pnp_ack("x", "{not json", 200, 1, NULL, buf, sizeof buf),
                      KEEL_CLOUD_ERR_MALFORMED);
     char small[10];

@@ -42,8 +42,7 @@ static void test_topics_init_bad_ids_rejected(void **state)
         assert_int_equal(keel_cloud_topics_init(&t, KEEL_CLOUD_SCHEME_PLAIN, "d", badprefix[i]),
                          KEEL_CLOUD_ERR_ARG);
     }
-    assert_int_equal(keel_cloud_topics_init(&t, KEEL_CLOUD_SCHEME_PLAIN, "d", NULL),
-                     KEEL_CLOUD_OK);
+    assert_int_equal(keel_cloud_topics_init(&t, KEEL_CLOUD_SCHEME_PLAIN, "d", NULL), KEEL_CLOUD_OK);
     assert_string_equal(t.prefix, "keel");
 }
 
@@ -95,8 +94,7 @@ static void test_topic_builders_plain_stay_under_device_root(void **state)
                      KEEL_CLOUD_OK);
     assert_string_equal(buf, "site/keel/dev-1/methods/POST/reboot/?$rid=r1");
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(keel_cloud_topic_subscription(&plain, i, buf, sizeof buf),
-                         KEEL_CLOUD_OK);
+        assert_int_equal(keel_cloud_topic_subscription(&plain, i, buf, sizeof buf), KEEL_CLOUD_OK);
         assert_memory_equal(buf, "site/keel/dev-1/", 16);
     }
     assert_int_equal(keel_cloud_username(&plain, NULL, buf, sizeof buf), KEEL_CLOUD_OK);
@@ -135,8 +133,7 @@ static void test_parse_topic_device_side_kinds(void **state)
                      KEEL_CLOUD_OK);
     assert_int_equal(m.kind, KEEL_CLOUD_MSG_DESIRED);
     assert_int_equal(m.version, 8);
-    assert_int_equal(parse(&hub, false, "$iothub/methods/POST/reboot/?$rid=1f", &m),
-                     KEEL_CLOUD_OK);
+    assert_int_equal(parse(&hub, false, "$iothub/methods/POST/reboot/?$rid=1f", &m), KEEL_CLOUD_OK);
     assert_int_equal(m.kind, KEEL_CLOUD_MSG_METHOD);
     assert_string_equal(m.name, "reboot");
     assert_string_equal(m.rid, "1f");
@@ -211,9 +208,9 @@ static void test_parse_topic_malformed_rejected(void **state)
         }
     }
     /* An embedded NUL is not a shorter topic. */
-    assert_int_equal(keel_cloud_parse_topic(&plain, false, "site/keel/dev-1/twin/desired\0x", 30,
-                                            &m),
-                     KEEL_CLOUD_ERR_MALFORMED);
+    assert_int_equal(
+        keel_cloud_parse_topic(&plain, false, "site/keel/dev-1/twin/desired\0x", 30, &m),
+        KEEL_CLOUD_ERR_MALFORMED);
 }
 
 static void test_backoff_grows_caps_and_jitters(void **state)

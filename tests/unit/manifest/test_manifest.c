@@ -210,6 +210,24 @@ static void test_parse_too_many_partners_hits_limit(void **state)
     assert_non_null(strstr(err.msg, "partners"));
 }
 
+static void test_parse_huge_object_of_repeated_keys_refused(void **state)
+{
+    (void)state;
+    /* 50 000 copies of one known key: refused as a repeat, without quadratic work. */
+    size_t n = 50000, len = 0;
+    char *text = malloc(n * 12 + 16);
+    len += (size_t)sprintf(text + len, "{");
+    for (size_t i = 0; i < n; i++) {
+        len += (size_t)sprintf(text + len, "%s\"name\":\"a\"", i ? "," : "");
+    }
+    len += (size_t)sprintf(text + len, "}");
+    keel_manifest m;
+    keel_manifest_error err;
+    assert_int_equal(keel_manifest_parse("big.json", text, len, &m, &err), KEEL_MANIFEST_ERR_VALUE);
+    assert_non_null(strstr(err.msg, "twice"));
+    free(text);
+}
+
 static void test_pair_allowed_mutual_partners_ok(void **state)
 {
     (void)state;
@@ -284,6 +302,7 @@ int main(void)
         cmocka_unit_test(test_parse_each_required_key_missing_is_named),
         cmocka_unit_test(test_parse_bad_values_rejected_with_key),
         cmocka_unit_test(test_parse_too_many_partners_hits_limit),
+        cmocka_unit_test(test_parse_huge_object_of_repeated_keys_refused),
         cmocka_unit_test(test_pair_allowed_mutual_partners_ok),
         cmocka_unit_test(test_pair_allowed_one_sided_denied_names_refuser),
         cmocka_unit_test(test_pair_allowed_neither_or_self_denied),

@@ -224,6 +224,57 @@ static void test_sim_paced_idle_waits_on_fd_and_tracks_wall_clock(void **state)
     close(efd);
 }
 
+/* Destroying a simulation whose thread is parked mid-busy, then building a new one in the
+ * same memory, must work like a fresh start. */
+static void test_sim_destroy_with_parked_thread_then_recreate(void **state)
+{
+    (void)state;
+    finished_at = 0;
+    rt_spawn("w", long_worker, NULL, 5);
+    assert_int_equal(keel_sim_run_until(2 * MS), KEEL_SIM_STOP_TIME);
+    keel_sim_destroy();
+    keel_sim_config c = keel_sim_config_default();
+    c.service_cost_ns = 0;
+    c.irq_entry_ns = 0;
+    assert_int_equal(rt_setup_cfg(&c), 0);
+    assert_int_equal(keel_sim_now_ns(), 0);
+    rt_spawn("w", long_worker, NULL, 5);
+    assert_int_equal(keel_sim_run_until(KEEL_SIM_FOREVER), KEEL_SIM_STOP_IDLE);
+    assert_int_equal(finished_at, 10 * MS);
+}
+
+static uint64_t handler_saw[2];
+
+static void slow_handler(void *arg)
+{
+    (void)arg;
+    keel_sim_busy_us(30); /* an interrupt handler that takes 30 us */
+    handler_saw[0] = keel_sim_now_ns();
+}
+
+static void late_event(void *arg)
+{
+    (void)arg;
+    handler_saw[1] = keel_sim_now_ns(); /* hardware keeps its own time */
+}
+
+static void raise_slow(void *arg)
+{
+    (void)arg;
+    keel_sim_irq_raise(5);
+}
+
+static void test_sim_busy_in_handler_hardware_runs_on_time(void **state)
+{
+    (void)state;
+    assert_int_equal(keel_sim_irq_attach(5, slow_handler, NULL), KEEL_SIM_OK);
+    assert_int_equal(keel_sim_event_schedule(&evs[0], 100000, raise_slow, NULL), KEEL_SIM_OK);
+    assert_int_equal(keel_sim_event_schedule(&evs[1], 110000, late_event, NULL), KEEL_SIM_OK);
+    assert_int_equal(keel_sim_run_until(KEEL_SIM_FOREVER), KEEL_SIM_STOP_IDLE);
+    assert_int_equal(handler_saw[1], 110000);             /* fired during the handler */
+    assert_int_equal(handler_saw[0], 100000 + 500 + 30000); /* entry + 30 us */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -234,6 +285,8 @@ int main(void)
         RT_TEST(test_sim_service_cost_charged_per_call),
         RT_TEST(test_sim_fd_readable_raises_interrupt),
         RT_TEST(test_sim_paced_idle_waits_on_fd_and_tracks_wall_clock),
+        RT_TEST(test_sim_destroy_with_parked_thread_then_recreate),
+        RT_TEST(test_sim_busy_in_handler_hardware_runs_on_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

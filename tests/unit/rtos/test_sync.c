@@ -287,7 +287,18 @@ static void isr_locks(void *arg)
 {
     (void)arg;
     assert_int_equal(keel_rtos_mutex_lock(&m1, KEEL_RTOS_NO_WAIT), KEEL_RTOS_ERR_ISR);
+    /* the interrupted thread owns m1: the handler still may not unlock it */
+    assert_int_equal(keel_rtos_mutex_unlock(&m1), KEEL_RTOS_ERR_ISR);
     rt_mark('i');
+}
+
+static void owner_raises(void *arg)
+{
+    (void)arg;
+    assert_int_equal(keel_rtos_mutex_lock(&m1, KEEL_RTOS_NO_WAIT), KEEL_RTOS_OK);
+    assert_int_equal(keel_sim_irq_raise(1), KEEL_SIM_OK);
+    assert_ptr_equal(keel_rtos_mutex_owner(&m1), keel_rtos_thread_self());
+    assert_int_equal(keel_rtos_mutex_unlock(&m1), KEEL_RTOS_OK);
 }
 
 static void test_mutex_lock_from_isr_refused(void **state)
@@ -295,9 +306,10 @@ static void test_mutex_lock_from_isr_refused(void **state)
     (void)state;
     assert_int_equal(keel_rtos_mutex_create(&m1), KEEL_RTOS_OK);
     assert_int_equal(keel_sim_irq_attach(1, isr_locks, NULL), KEEL_SIM_OK);
-    assert_int_equal(keel_sim_irq_raise(1), KEEL_SIM_OK);
-    keel_sim_run_for(MS);
+    rt_spawn("owner", owner_raises, NULL, 5);
+    assert_int_equal(keel_sim_run_until(KEEL_SIM_FOREVER), KEEL_SIM_STOP_IDLE);
     assert_string_equal(rt_trace, "i");
+    assert_null(keel_rtos_mutex_owner(&m1));
 }
 
 /* ---- event flags ---- */

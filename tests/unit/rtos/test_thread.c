@@ -257,9 +257,10 @@ static void on_overflow(keel_rtos_thread *t)
 static void scribbler(void *arg)
 {
     (void)arg;
-    /* What a stack overflow does to the lowest bytes of the stack. */
+    /* What a stack overflow does: the stack grows down into the top of the 16-byte guard
+     * (the kernel checks the guard's highest and lowest words). */
     keel_rtos_thread *self = keel_rtos_thread_self();
-    memset(self->stack + 4, 0, 8);
+    memset(self->stack + 8, 0, 8);
     keel_rtos_thread_sleep(1); /* switch: the guard is checked here */
     rt_mark('X');              /* never runs again */
 }

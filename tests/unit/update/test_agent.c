@@ -355,6 +355,70 @@ static void test_keel_update_boot_corrupt_active_below_floor_no_image(void **sta
     keel_update_close(a);
 }
 
+/* Rewrites one erase block of a slot with a byte flipped (the storage's own rules: erase first). */
+static void corrupt_slot(int slot, uint32_t at)
+{
+    keel_update_area area = slot ? KEEL_UPDATE_SLOT_B : KEEL_UPDATE_SLOT_A;
+    uint32_t E = K.geo.erase_size, base = at / E * E;
+    uint8_t *blk = malloc(E);
+    assert_int_equal(K.storage.read(K.storage.ctx, area, base, blk, E), 0);
+    blk[at - base] ^= 0x01;
+    assert_int_equal(K.storage.erase(K.storage.ctx, area, base, E), 0);
+    assert_int_equal(K.storage.write(K.storage.ctx, area, base, blk, E), 0);
+    assert_int_equal(K.storage.sync(K.storage.ctx, area), 0);
+    free(blk);
+}
+
+static void test_keel_update_boot_staged_slot_decayed_reverts(void **state)
+{
+    (void)state;
+    keel_update_agent *a = booted(NULL);
+    keel_update_error err;
+    assert_int_equal(download(a, &K.v2), KEEL_UPDATE_OK);
+    assert_int_equal(keel_update_install(a, &err), KEEL_UPDATE_OK);
+    keel_update_close(a);
+    corrupt_slot(1, 5000); /* between install and the restart */
+    keel_update_boot_info b;
+    a = booted(&b);
+    assert_true(b.reverted);
+    assert_false(b.trial);
+    assert_int_equal(b.image.header.version.major, 1);
+    keel_update_close(a);
+    assert_v1_untouched();
+}
+
+static void test_keel_update_trusted_release_of_broken_image_reverts_at_boot(void **state)
+{
+    (void)state;
+    /* The release pipeline chunked an image whose payload no longer matches its signed
+     * digest. Every chunk matches the (trusted) manifest, and the image's signature over its
+     * digest is good, so install arms it; the bootloader's full check refuses to run it. */
+    kit_release r;
+    kit_make_release(&K, &r, 20000, 3, 3, NULL, NULL, NULL, NULL, KIT_NOW_UNIX + 10);
+    r.image[KEEL_IMAGE_HEADER_SIZE + 100] ^= 0x01; /* after signing */
+    keel_release m = {.version = {3, 0, 0}, .security_counter = 3, .serial = 3,
+                      .expires = KIT_NOW_UNIX + 10, .chunk_size = K.chunk_size};
+    memcpy(m.component, K.component, 16);
+    strcpy(m.hardware, KIT_HW);
+    strcpy(m.image_name, "v3.kimg");
+    uint32_t chunks = (uint32_t)((r.image_len + K.chunk_size - 1) / K.chunk_size);
+    assert_int_equal(keel_release_make(&m, r.image, r.image_len, &K.sec, r.manifest,
+                                       keel_release_size(chunks), &r.manifest_len),
+                     KEEL_IMAGE_OK);
+    keel_update_agent *a = booted(NULL);
+    keel_update_error err;
+    assert_int_equal(download(a, &r), KEEL_UPDATE_OK);
+    assert_int_equal(keel_update_install(a, &err), KEEL_UPDATE_OK);
+    keel_update_close(a);
+    keel_update_boot_info b;
+    a = booted(&b);
+    assert_true(b.reverted);
+    assert_int_equal(b.image.header.version.major, 1);
+    keel_update_close(a);
+    kit_release_free(&r);
+    assert_v1_untouched();
+}
+
 static void test_keel_update_backoff_ms_bounded_and_growing(void **state)
 {
     (void)state;
@@ -396,6 +460,8 @@ int main(void)
         T(test_keel_update_install_image_by_untrusted_key_refused),
         T(test_keel_update_begin_during_trial_state_error),
         T(test_keel_update_boot_corrupt_active_below_floor_no_image),
+        T(test_keel_update_boot_staged_slot_decayed_reverts),
+        T(test_keel_update_trusted_release_of_broken_image_reverts_at_boot),
         T(test_keel_update_backoff_ms_bounded_and_growing),
         T(test_keel_update_err_name_every_value_named),
     };

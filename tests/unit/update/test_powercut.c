@@ -160,6 +160,56 @@ static void test_sweep_revert_every_cut_runs_v1(void **state)
     }
 }
 
+/* The new image crashes before it confirms, boot after boot, until the bootloader gives up on
+ * it. false on a cut. */
+static bool crash_loop_flow(void)
+{
+    for (int boot = 0; boot < 8; boot++) {
+        keel_update_agent *a;
+        keel_update_error err;
+        keel_update_boot_info b;
+        if (keel_update_open(&K.cfg, &a, &err) != KEEL_UPDATE_OK) {
+            assert_false(keel_update_flash_powered(K.flash));
+            return false;
+        }
+        keel_update_err e = keel_update_boot(a, 0, &b, &err);
+        keel_update_close(a);
+        if (e != KEEL_UPDATE_OK) {
+            assert_false(keel_update_flash_powered(K.flash));
+            return false;
+        }
+        int v = b.image.header.version.major;
+        assert_true(v == 1 || v == 2);
+        if (!b.trial) {
+            assert_int_equal(v, 1);
+            return true;
+        }
+    }
+    fail_msg("a crash loop did not revert");
+    return false;
+}
+
+static void test_sweep_crash_loop_every_cut_reverts(void **state)
+{
+    (void)state;
+    uint64_t base = armed_device();
+    assert_true(crash_loop_flow());
+    uint64_t n = keel_update_flash_ops(K.flash) - base;
+    printf("crash loop: %llu storage operations; cutting before each\n", (unsigned long long)n);
+    for (uint64_t i = 1; i <= n; i++) {
+        base = armed_device();
+        keel_update_flash_cut_at(K.flash, base + i);
+        assert_false(crash_loop_flow());
+        keel_update_flash_cut_at(K.flash, 0);
+        keel_update_flash_power_on(K.flash);
+        assert_true(crash_loop_flow());
+        keel_update_status st;
+        assert_int_equal(kit_boot_version(&K, &st), 1);
+        assert_int_equal(st.security_floor, 1);
+        assert_int_equal(st.state, KEEL_UPDATE_IDLE);
+    }
+}
+
 static void test_sweep_two_random_cuts_converge(void **state)
 {
     (void)state;
@@ -210,9 +260,11 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_sweep_update_every_cut_converges, lose_mode),
         cmocka_unit_test_setup(test_sweep_revert_every_cut_runs_v1, lose_mode),
+        cmocka_unit_test_setup(test_sweep_crash_loop_every_cut_reverts, lose_mode),
         cmocka_unit_test_setup(test_sweep_two_random_cuts_converge, lose_mode),
         cmocka_unit_test_setup(test_sweep_update_every_cut_converges, torn_mode),
         cmocka_unit_test_setup(test_sweep_revert_every_cut_runs_v1, torn_mode),
+        cmocka_unit_test_setup(test_sweep_crash_loop_every_cut_reverts, torn_mode),
         cmocka_unit_test_setup(test_sweep_two_random_cuts_converge, torn_mode),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

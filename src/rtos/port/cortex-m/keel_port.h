@@ -16,6 +16,12 @@
 #ifndef KEEL_PORT_SYSCALL_PRIO
 #define KEEL_PORT_SYSCALL_PRIO 0x20u
 #endif
+/* Per-thread run time in CPU cycles, accounted in PendSV (keel_rtos_thread_stats_get). Off by
+ * default: it adds about 25 instructions to every switch. The keel_rtos_stats library is
+ * the kernel built with it on. */
+#ifndef KEEL_RTOS_RUNTIME_STATS
+#define KEEL_RTOS_RUNTIME_STATS 0
+#endif
 #ifndef KEEL_RTOS_TICK_HZ
 #define KEEL_RTOS_TICK_HZ 100u
 #endif
@@ -35,6 +41,15 @@ static inline __attribute__((always_inline)) keel_port_irq_t keel_port_lock(void
 static inline __attribute__((always_inline)) void keel_port_unlock(keel_port_irq_t prev)
 {
     __asm volatile("msr basepri, %0" : : "r"(prev) : "memory");
+}
+
+/* Leaves the critical section where the caller must not run on until a pending switch has
+ * happened (it just blocked, suspended or ended itself): the ISB makes the processor take the
+ * now-unmasked PendSV before the next instruction, as the architecture requires for an MSR
+ * that lowers BASEPRI. */
+static inline __attribute__((always_inline)) void keel_port_unlock_switch(keel_port_irq_t prev)
+{
+    __asm volatile("msr basepri, %0\n\tisb" : : "r"(prev) : "memory");
 }
 
 static inline __attribute__((always_inline)) bool keel_port_in_isr(void)

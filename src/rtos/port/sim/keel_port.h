@@ -37,6 +37,12 @@ static inline void keel_port_unlock(keel_port_irq_t prev)
     }
 }
 
+/* The sim switches inside keel_port_unlock already. */
+static inline void keel_port_unlock_switch(keel_port_irq_t prev)
+{
+    keel_port_unlock(prev);
+}
+
 static inline bool keel_port_in_isr(void)
 {
     return keel_sim_cpu.isr_depth != 0;

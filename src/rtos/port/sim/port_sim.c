@@ -275,8 +275,10 @@ static void heap_remove(size_t i)
 {
     keel_sim_event *gone = S.heap[i];
     S.nheap--;
-    if (i != S.nheap) {
+    if (i < S.nheap && S.nheap < SIM_MAX_EVENTS) {
         heap_set(i, S.heap[S.nheap]);
+        /* i < nheap < SIM_MAX_EVENTS here, which cppcheck cannot follow through slot. */
+        // cppcheck-suppress arrayIndexOutOfBoundsCond
         if (i > 0 && ev_before(S.heap[i], S.heap[(i - 1) / 2])) {
             heap_up(i);
         } else {

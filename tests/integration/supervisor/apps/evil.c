@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +50,7 @@ static void idle_forever(void)
 __attribute__((noinline)) static void crash_null_deref(void)
 {
     volatile int *p = NULL;
-    *p = 42;
+    *p = 42; /* cppcheck-suppress nullPointer ; the point of this mode */
 }
 
 __attribute__((noinline)) static void crash_abort(void)
@@ -184,6 +185,73 @@ static void forge(void)
     idle_forever();
 }
 
+/* The app's own MQTT and HTTP through keeld's tunnels: raw protocol bytes over the fd keeld
+ * hands over (the app cannot open a socket itself). */
+static bool put_all(int fd, const void *p, size_t n)
+{
+    return write(fd, p, n) == (ssize_t)n;
+}
+
+static void tunnel(int argc, char **argv)
+{
+    int fd = -1;
+    keel_app_status st = keel_app_cloud_open(g_app, "mqtt", "broker", &fd);
+    say("tunnel: mqtt open -> %s", keel_app_status_name(st));
+    if (st == KEEL_APP_OK) {
+        static const char id[] = "keel-tunnel";
+        static const char topic[] = "keel/tunnel";
+        static const char msg[] = "hello from the sandbox";
+        uint8_t b[128];
+        size_t n = 0;
+        b[n++] = 0x10; /* CONNECT, MQTT 3.1.1, clean session */
+        b[n++] = (uint8_t)(10 + 2 + sizeof id - 1);
+        memcpy(b + n, "\x00\x04MQTT\x04\x02\x00\x3c", 10);
+        n += 10;
+        b[n++] = 0;
+        b[n++] = sizeof id - 1;
+        memcpy(b + n, id, sizeof id - 1);
+        n += sizeof id - 1;
+        uint8_t ack[4] = {0};
+        bool ok = put_all(fd, b, n) && read(fd, ack, 4) == 4 && ack[0] == 0x20 && ack[3] == 0;
+        n = 0;
+        b[n++] = 0x31; /* PUBLISH, QoS 0, retained so a later subscriber sees it */
+        b[n++] = (uint8_t)(2 + sizeof topic - 1 + sizeof msg - 1);
+        b[n++] = 0;
+        b[n++] = sizeof topic - 1;
+        memcpy(b + n, topic, sizeof topic - 1);
+        n += sizeof topic - 1;
+        memcpy(b + n, msg, sizeof msg - 1);
+        n += sizeof msg - 1;
+        ok = ok && put_all(fd, b, n) && put_all(fd, "\xe0\x00", 2);
+        say("tunnel: mqtt publish %s", ok ? "sent" : "FAILED");
+        close(fd);
+    }
+    for (int i = 2; i < argc; i++) {
+        st = keel_app_cloud_open(g_app, "http", argv[i], &fd);
+        say("tunnel: http open %s -> %s", argv[i], keel_app_status_name(st));
+        if (st != KEEL_APP_OK) {
+            continue;
+        }
+        static const char req[] = "GET /hello.txt HTTP/1.0\r\nHost: device\r\n\r\n";
+        char resp[1024];
+        size_t got = 0;
+        ssize_t r;
+        if (put_all(fd, req, sizeof req - 1)) {
+            while (got < sizeof resp - 1 && (r = read(fd, resp + got, sizeof resp - 1 - got)) > 0) {
+                got += (size_t)r;
+            }
+        }
+        resp[got] = '\0';
+        char *eol = strstr(resp, "\r\n");
+        char *body = strstr(resp, "\r\n\r\n");
+        if (eol) {
+            *eol = '\0';
+        }
+        say("tunnel: http status \"%s\" body \"%s\"", resp, body ? body + 4 : "");
+        close(fd);
+    }
+}
+
 static void badptr(void)
 {
     size_t len = 0;
@@ -242,6 +310,8 @@ int main(int argc, char **argv)
         peek(argc, argv);
     } else if (strcmp(mode, "forge") == 0) {
         forge();
+    } else if (strcmp(mode, "tunnel") == 0) {
+        tunnel(argc, argv);
     } else if (strcmp(mode, "badptr") == 0) {
         badptr();
     } else {

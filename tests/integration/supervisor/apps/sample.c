@@ -77,6 +77,9 @@ int main(int argc, char **argv)
     int wake = -1;
     st = keel_app_notify_register(app, ring, sizeof ring, &wake);
     logf_(app, "sample: started, boot %u, ring %s", boot_count(), keel_app_status_name(st));
+    /* after an update keeld keeps the previous version until the new one says it is well */
+    st = keel_app_confirm_health(app);
+    logf_(app, "sample: health confirmed %s", keel_app_status_name(st));
     st = keel_app_telemetry_send(app, "{\"boot\":1}", 10);
     logf_(app, "sample: telemetry %s", keel_app_status_name(st));
 
@@ -100,9 +103,6 @@ int main(int argc, char **argv)
         if (r < 0 && errno != EINTR) {
             break;
         }
-        if (keel_app_heartbeat(app) == KEEL_APP_ERR_NOT_CONNECTED) {
-            break;
-        }
         keel_app_notification recs[16];
         size_t got = 0;
         while (keel_app_notify_take(app, recs, 16, &got) == KEEL_APP_OK && got > 0) {
@@ -116,6 +116,10 @@ int main(int argc, char **argv)
                       recs[i].arg > 0 && recs[i].arg < (uint64_t)t ? (long long)(t - (int64_t)recs[i].arg)
                                                                  : -1LL);
             }
+        }
+        /* after the records, so the heartbeat's round trip does not delay their handling */
+        if (keel_app_heartbeat(app) == KEEL_APP_ERR_NOT_CONNECTED) {
+            break;
         }
     }
     logf_(app, "sample: stopping");

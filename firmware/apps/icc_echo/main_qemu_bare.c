@@ -1,6 +1,6 @@
-/* Intercore echo firmware on QEMU mps2-an386: the channel region is the PSRAM at 0x21000000
- * (backed by a host file the connected core maps), the doorbell is UART1 (RX interrupt in,
- * a written byte out). Bare metal: the CPU sleeps in WFI between doorbells. */
+/* Intercore echo firmware on QEMU mps2-an386, bare metal: the channel region is the PSRAM at
+ * 0x21000000 (backed by a host file the connected core maps), the doorbell is UART1 (RX
+ * interrupt in, a written byte out), and the CPU sleeps in WFI between doorbells. */
 #include <stdint.h>
 
 #include "board.h"
@@ -13,8 +13,9 @@
 
 int main(void)
 {
+    static keel_icc_rt_uart uart;
     keel_icc_rt_bell bell;
-    keel_icc_rt_uart_bell_init(&bell, UART1_BASE, UART1_RX_IRQ);
+    keel_icc_rt_uart_bell_init(&uart, &bell, UART1_BASE, UART1_RX_IRQ);
     keel_icc_rt c;
     keel_icc_err rc = keel_icc_rt_attach(&c, REGION, REGION_MAX, KEEL_ICC_SIDE_B, &bell);
     if (rc != KEEL_ICC_OK) {

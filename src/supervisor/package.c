@@ -1,0 +1,273 @@
+/* Package archives and signed package images (package.h). */
+#include "package.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "keel/image.h"
+#include "keel/manifest.h"
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* ---- build ---- */
+
+static struct {
+    uint8_t *buf;
+    size_t len, cap;
+    uint32_t count;
+    size_t root_len;
+    bool failed;
+    char why[160];
+} g_b;
+
+static bool grow(size_t more)
+{
+    if (g_b.len + more > SV_PKG_MAX_BYTES) {
+        snprintf(g_b.why, sizeof g_b.why, "package larger than %u MiB", SV_PKG_MAX_BYTES >> 20);
+        return false;
+    }
+    if (g_b.len + more > g_b.cap) {
+        size_t cap = g_b.cap ? g_b.cap : 65536;
+        while (cap < g_b.len + more) {
+            cap *= 2;
+        }
+        uint8_t *n = realloc(g_b.buf, cap);
+        if (!n) {
+            snprintf(g_b.why, sizeof g_b.why, "out of memory");
+            return false;
+        }
+        g_b.buf = n;
+        g_b.cap = cap;
+    }
+    return true;
+}
+
+static int add_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)ftw;
+    if (flag != FTW_F || !S_ISREG(st->st_mode)) {
+        return 0;
+    }
+    const char *rel = path + g_b.root_len;
+    while (*rel == '/') {
+        rel++;
+    }
+    size_t pl = strlen(rel);
+    if (pl == 0 || pl > 255 || g_b.count >= SV_PKG_MAX_ENTRIES ||
+        (uint64_t)st->st_size > SV_PKG_MAX_BYTES) {
+        snprintf(g_b.why, sizeof g_b.why, "%s: path too long, file too big or too many files",
+                 rel);
+        return -1;
+    }
+    if (!grow(10 + pl + (size_t)st->st_size)) {
+        return -1;
+    }
+    uint8_t *h = g_b.buf + g_b.len;
+    put32(h, (st->st_mode & 0111) ? 0755 : 0644);
+    put32(h + 4, (uint32_t)st->st_size);
+    h[8] = (uint8_t)pl;
+    h[9] = (uint8_t)(pl >> 8);
+    memcpy(h + 10, rel, pl);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    size_t got = 0;
+    while (fd >= 0 && got < (size_t)st->st_size) {
+        ssize_t r = read(fd, h + 10 + pl + got, (size_t)st->st_size - got);
+        if (r <= 0) {
+            break;
+        }
+        got += (size_t)r;
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (got != (size_t)st->st_size) {
+        snprintf(g_b.why, sizeof g_b.why, "%s: cannot read", rel);
+        return -1;
+    }
+    g_b.len += 10 + pl + got;
+    g_b.count++;
+    return 0;
+}
+
+sv_err sv_package_build(const char *dir, uint8_t **out, size_t *len, char *msg, size_t msglen)
+{
+    memset(&g_b, 0, sizeof g_b);
+    g_b.root_len = strlen(dir);
+    if (!grow(8)) {
+        snprintf(msg, msglen, "%s", g_b.why);
+        return SV_ERR_IO;
+    }
+    memcpy(g_b.buf, "KPKG", 4);
+    g_b.len = 8;
+    if (nftw(dir, add_entry, 16, FTW_PHYS) != 0) {
+        snprintf(msg, msglen, "%s: %s", dir, g_b.why[0] ? g_b.why : strerror(errno));
+        free(g_b.buf);
+        return SV_ERR_IO;
+    }
+    put32(g_b.buf + 4, g_b.count);
+    *out = g_b.buf;
+    *len = g_b.len;
+    return SV_OK;
+}
+
+/* ---- extract ---- */
+
+static bool path_ok(const char *p, size_t n)
+{
+    if (n == 0 || p[0] == '/' || memchr(p, 0, n)) {
+        return false;
+    }
+    /* every part non-empty and not "." or ".." */
+    size_t s = 0;
+    for (size_t i = 0; i <= n; i++) {
+        if (i == n || p[i] == '/') {
+            size_t k = i - s;
+            if (k == 0 || (k == 1 && p[s] == '.') || (k == 2 && p[s] == '.' && p[s + 1] == '.')) {
+                return false;
+            }
+            s = i + 1;
+        }
+    }
+    return true;
+}
+
+/* Walks the archive; with dest NULL it only checks. */
+static sv_err walk(const uint8_t *p, size_t len, const char *dest, char *msg, size_t msglen)
+{
+    if (len < 8 || memcmp(p, "KPKG", 4) != 0) {
+        snprintf(msg, msglen, "not a Keel package archive (no KPKG magic)");
+        return SV_ERR_CONFIG;
+    }
+    uint32_t count = get32(p + 4);
+    if (count > SV_PKG_MAX_ENTRIES) {
+        snprintf(msg, msglen, "package: %u entries, at most %u", count, SV_PKG_MAX_ENTRIES);
+        return SV_ERR_CONFIG;
+    }
+    size_t off = 8;
+    for (uint32_t i = 0; i < count; i++) {
+        if (len - off < 10) {
+            snprintf(msg, msglen, "package: entry %u truncated", i);
+            return SV_ERR_CONFIG;
+        }
+        uint32_t mode = get32(p + off), size = get32(p + off + 4);
+        size_t pl = (size_t)p[off + 8] | (size_t)p[off + 9] << 8;
+        if ((mode != 0755 && mode != 0644) || pl > 255 || len - off - 10 < pl ||
+            len - off - 10 - pl < size) {
+            snprintf(msg, msglen, "package: entry %u has a bad mode or length", i);
+            return SV_ERR_CONFIG;
+        }
+        const char *path = (const char *)p + off + 10;
+        if (!path_ok(path, pl)) {
+            snprintf(msg, msglen, "package: entry %u: path \"%.*s\" leaves the package", i,
+                     (int)(pl < 64 ? pl : 64), path);
+            return SV_ERR_CONFIG;
+        }
+        if (dest) {
+            char full[PATH_MAX];
+            if (!sv_fmt(full, sizeof full, "%s/%.*s", dest, (int)pl, path)) {
+                snprintf(msg, msglen, "package: path too long");
+                return SV_ERR_IO;
+            }
+            /* parent directories, one part at a time under dest */
+            for (char *s = full + strlen(dest) + 1; (s = strchr(s, '/')); s++) {
+                *s = '\0';
+                if (mkdir(full, 0755) < 0 && errno != EEXIST) {
+                    snprintf(msg, msglen, "%s: %s", full, strerror(errno));
+                    return SV_ERR_IO;
+                }
+                *s = '/';
+            }
+            int fd = open(full, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+                          (mode_t)mode);
+            if (fd < 0 || write(fd, p + off + 10 + pl, size) != (ssize_t)size || fsync(fd) < 0) {
+                snprintf(msg, msglen, "%s: %s", full, strerror(errno));
+                if (fd >= 0) {
+                    close(fd);
+                }
+                return SV_ERR_IO;
+            }
+            close(fd);
+            (void)chmod(full, (mode_t)mode);
+        }
+        off += 10 + pl + size;
+    }
+    if (off != len) {
+        snprintf(msg, msglen, "package: %zu bytes after the last entry", len - off);
+        return SV_ERR_CONFIG;
+    }
+    return SV_OK;
+}
+
+sv_err sv_package_extract(const uint8_t *p, size_t len, const char *dest, char *msg,
+                          size_t msglen)
+{
+    sv_err e = walk(p, len, NULL, msg, msglen); /* all of it checked before any file is written */
+    return e ? e : walk(p, len, dest, msg, msglen);
+}
+
+/* ---- signed images ---- */
+
+sv_err sv_package_open_image(const sv_daemon *d, const char *image, const char *dest,
+                             char *msg, size_t msglen)
+{
+    if (d->nkeys == 0) {
+        snprintf(msg, msglen, "%s: no trusted keys configured (device config \"trusted_keys\")",
+                 image);
+        return SV_ERR_CONFIG;
+    }
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    keel_image_error ierr = {{0}};
+    if (keel_image_read_file(image, SV_PKG_MAX_BYTES + 4096, &buf, &len, &ierr) != KEEL_IMAGE_OK) {
+        snprintf(msg, msglen, "%s", ierr.msg);
+        return SV_ERR_IO;
+    }
+    keel_image_keys keys = {d->keys, d->nkeys};
+    keel_image_info info;
+    keel_image_err ie = keel_image_verify(buf, len, &keys, &info, &ierr);
+    if (ie != KEEL_IMAGE_OK) {
+        snprintf(msg, msglen, "%s: refused: %s (%s)", image, ierr.msg, keel_image_err_name(ie));
+        free(buf);
+        return SV_ERR_CONFIG;
+    }
+    sv_err e = sv_package_extract(buf + KEEL_IMAGE_HEADER_SIZE, info.header.payload_size, dest,
+                                  msg, msglen);
+    free(buf);
+    if (e) {
+        return e;
+    }
+    /* The signature covers the header; the manifest inside must agree with it, or a signed
+     * image of one app could carry another app's identity. */
+    sv_manifest m;
+    e = sv_manifest_load(dest, &m, msg, msglen);
+    if (e) {
+        return e;
+    }
+    char comp[37], ver[48];
+    keel_image_uuid_format(info.header.component, comp);
+    snprintf(ver, sizeof ver, "%u.%u.%u", info.header.version.major, info.header.version.minor,
+             info.header.version.patch);
+    if (strcmp(comp, m.id) != 0 || strcmp(ver, m.version) != 0) {
+        snprintf(msg, msglen, "%s: the image is %s %s but its manifest says %s %s", image, comp,
+                 ver, m.id, m.version);
+        return SV_ERR_CONFIG;
+    }
+    return SV_OK;
+}

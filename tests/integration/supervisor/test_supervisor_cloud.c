@@ -1,0 +1,116 @@
+/* keeld with its cloud link to a real TLS mosquitto (tests/fixture/broker.h): an app's
+ * telemetry reaches the operator through keeld's durable outbox, and a crash report's summary
+ * follows it. The operator listens with mosquitto_sub on a persistent session created before
+ * keeld starts, so nothing published in between is missed. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "world.h"
+
+static sv_world W;
+static kb_broker B;
+static char sub_base[1200];
+
+static int setup(void **state)
+{
+    (void)state;
+    if (geteuid() != 0) {
+        return 0; /* the tests skip themselves */
+    }
+    if (kb_init(&B, "keel", NULL) || kb_client(&B, "dev1") || kb_client(&B, "operator") ||
+        kb_start(&B)) {
+        return -1;
+    }
+    char cfg[600];
+    if (kb_device_config(&B, "dev1", NULL, cfg, sizeof cfg) < 0) {
+        return -1;
+    }
+    /* the "cloud" member of the file kb wrote, inside keeld's config */
+    FILE *f = fopen(cfg, "r");
+    static char text[2048];
+    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    if (f) {
+        fclose(f);
+    }
+    text[n] = '\0';
+    char *open = strchr(text, '{'), *close = strrchr(text, '}');
+    if (!open || !close) {
+        return -1;
+    }
+    *close = '\0';
+    snprintf(sub_base, sizeof sub_base,
+             "mosquitto_sub -h localhost -p %u --cafile %s/ca.pem --cert %s/operator.pem "
+             "--key %s/operator.key -i keel-sv-op -c -q 1 -t 'keel/dev1/#'",
+             B.port, B.dir, B.dir, B.dir);
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "%s -E", sub_base); /* subscribe, keep the session, exit */
+    if (system(cmd) != 0) {
+        return -1;
+    }
+    if (sv_world_init(&W, "supervisor-cloud", open + 1) < 0) {
+        return -1;
+    }
+    const char *st = sv_world_store(&W);
+    if (sv_world_package(st, "reporter", "sv_sample",
+                         "\"capabilities\": {\"cloud\": {\"telemetry\": true}}") < 0 ||
+        sv_world_package(st, "crasher", "sv_evil", "\"args\": [\"abort\"], \"restart\": \"never\"") <
+            0) {
+        return -1;
+    }
+    return sv_world_start(&W);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (geteuid() != 0) {
+        return 0;
+    }
+    kf_stop(&W.keeld, 5000);
+    kb_stop(&B);
+    return 0;
+}
+
+static void test_app_telemetry_and_crash_summary_reach_the_operator(void **state)
+{
+    (void)state;
+    if (geteuid() != 0) {
+        print_message("skipped: the sandbox needs root\n");
+        skip();
+    }
+    assert_true(sv_world_wait(&W, "logs reporter 50", "sample: telemetry KEEL_APP_OK", 10000));
+    assert_true(sv_world_wait(&W, "crashes crasher 1", "SIGABRT", 10000));
+    assert_int_equal(kf_wait_log(&W.keeld, "cloud: connected", 10000), 0);
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "%s -C 2 -W 20 -v", sub_base);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    static char got[8192];
+    size_t n = fread(got, 1, sizeof got - 1, p);
+    got[n] = '\0';
+    pclose(p);
+    if (!strstr(got, "\"boot\":1") || !strstr(got, "keel_crash")) {
+        kf_dump_log(&W.keeld, 40);
+        fail_msg("operator got:\n%s", got);
+    }
+    assert_non_null(strstr(got, "\"app\":\"crasher\""));
+    assert_non_null(strstr(got, "\"signal\":\"SIGABRT\""));
+    assert_non_null(strstr(got, "keel/dev1/"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_app_telemetry_and_crash_summary_reach_the_operator),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
