@@ -187,13 +187,16 @@ void sv_deploy_desired(sv_daemon *d, const char *json)
     (void)sv_fmt(dir, sizeof dir, "%s/deploy", d->cfg.state_dir);
     (void)sv_fmt(path, sizeof path, "%s/%s", dir, rel.image_name);
     FILE *f = fopen(path, "wb");
-    if (!f || fwrite(img.p, 1, img.len, f) != img.len || fclose(f) != 0) {
+    bool stored = f && fwrite(img.p, 1, img.len, f) == img.len;
+    if (f && fclose(f) != 0) {
+        stored = false;
+    }
+    if (!stored) {
         report(d, url, "failed", "cannot store the image");
         goto out;
     }
-    f = NULL;
-    snprintf(a->deploy_image, sizeof a->deploy_image, "%s", path);
-    snprintf(a->deploy_url, sizeof a->deploy_url, "%s", url);
+    (void)sv_fmt(a->deploy_image, sizeof a->deploy_image, "%s", path);
+    (void)sv_fmt(a->deploy_url, sizeof a->deploy_url, "%s", url);
     if (a->state == SV_RUNNING || a->state == SV_STOPPING) {
         sv_app_stop(d, a, "deployment"); /* installed when it is gone (sv_deploy_pending) */
     } else {

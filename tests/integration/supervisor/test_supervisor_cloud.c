@@ -88,7 +88,7 @@ static int setup(void **state)
         return -1;
     }
     /* release 2.0.0 of deployee, served by nginx as keel release make lays it out */
-    char pkgdir[600], site[600], cmd2[3000];
+    char pkgdir[600], site[600], cmd2[8192];
     snprintf(pkgdir, sizeof pkgdir, "%s/v2", W.root);
     snprintf(site, sizeof site, "%s/site", W.root);
     if (mkdir(pkgdir, 0755) < 0 || mkdir(site, 0755) < 0 ||
