@@ -8,8 +8,9 @@
 #   DEMO_SECONDS=N   unattended: run at most N seconds with the world 60x faster than the wall
 #                    clock, set targetTemperature, and exit 0 only if telemetry reached the
 #                    broker (from both apps), the setpoint was acknowledged (ac 200), a sensor
-#                    firmware update through the gateway's method succeeded, and the room
-#                    settled within 0.5 C of the setpoint; 1 otherwise.
+#                    firmware update through the gateway's method succeeded, the apps rode out
+#                    a power cycle of the world (the sensor kept its new firmware), and the
+#                    room settled within 0.5 C of the setpoint; 1 otherwise.
 #   DEMO_SPEED=X     virtual seconds per wall second (default 1 interactive, 60 unattended)
 #   DEMO_TARGET=C    the setpoint the unattended run asks for (default 22)
 #   KEEL_BIN=DIR     where keel, keel-sim, keel-envmon, keel-gateway are (build/release/bin)
@@ -39,10 +40,16 @@ mosq=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 [[ -x $mosq ]] || { echo "demo: mosquitto is missing (bash scripts/deps.sh)" >&2; exit 3; }
 
 mkdir -p "$dir/state" "$dir/broker"
+# pid files of an earlier run name processes that are gone (and pids that may be reused)
+rm -f "$dir/envmon.pid" "$dir/keel-sim.pid" "$dir/broker/pid"
 pids=()
 cleanup() {
   trap - EXIT INT TERM
-  local p
+  local p f
+  # demo/ctl.sh may have restarted the app, the world or the broker: stop those too
+  for f in "$dir/envmon.pid" "$dir/keel-sim.pid" "$dir/broker/pid"; do
+    [[ -f $f ]] && pids+=("$(cat "$f")")
+  done
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do
     for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
@@ -202,7 +209,7 @@ if ((unattended)); then
   sub "$prefix/$device/twin/PATCH/properties/reported/#" "$dir/reported.log"
   sub "$prefix/gateway-1/messages/events/#" "$dir/gateway-telemetry.log"
   deadline=$((SECONDS + seconds))
-  have_telemetry=0 asked=0 acked=0 settled=0 gw=0 sensor=0
+  have_telemetry=0 asked=0 acked=0 settled=0 gw=0 sensor=0 cycled=0 survived=0
   while ((SECONDS < deadline)); do
     if ((!gw)) && grep -q '"supplyAirTemperature"' "$dir/gateway-telemetry.log" 2>/dev/null; then
       gw=1
@@ -215,6 +222,10 @@ if ((unattended)); then
         grep -q "running the new image" "$dir/sensor-update.out"; then
         sensor=1
         log "sensor firmware $now -> $want through updateSensorFirmware"
+        # a power cycle of the world: the apps must ride it out, the sensor keep its firmware
+        "$top/demo/ctl.sh" world-restart >/dev/null
+        cycled=1
+        log "world power-cycled"
       else
         log "sensor firmware update failed: $(tail -1 "$dir/sensor-update.out")"
       fi
@@ -228,6 +239,11 @@ if ((unattended)); then
       ((acked)) || log "the device acknowledged targetTemperature=$target (ac 200)"
       acked=1
     fi
+    if ((cycled && !survived)) && (($(grep -c '^rt: connected' "$dir/envmon.log") >= 2)) &&
+      [[ $(jq -r .modbus.sensorFirmware "$dir/world.json" 2>/dev/null) == "$want" ]]; then
+      survived=1
+      log "after the power cycle: the app reconnected to the RT core, the sensor runs $want"
+    fi
     room=$(jq -r '.room.temperature' "$dir/world.json" 2>/dev/null || echo 0)
     if ((acked)) && jq -en --argjson r "$room" --argjson t "$target" '($r - $t) | fabs <= 0.5' >/dev/null; then
       settled=$((settled + 1))
@@ -235,14 +251,14 @@ if ((unattended)); then
       settled=0
     fi
     # settled: inside the band for 10 checks in a row (5 s of wall time, minutes of room time)
-    if ((settled >= 10 && gw && sensor)); then
+    if ((settled >= 10 && gw && sensor && survived)); then
       log "room settled at $room C (target $target); world $(jq -r .time_s "$dir/world.json") s"
       log "PASS"
       exit 0
     fi
     sleep 0.5
   done
-  log "FAIL after ${seconds}s: telemetry=$have_telemetry asked=$asked acked=$acked gateway=$gw sensor_update=$sensor room=$room target=$target"
+  log "FAIL after ${seconds}s: telemetry=$have_telemetry asked=$asked acked=$acked gateway=$gw sensor_update=$sensor power_cycle=$survived room=$room target=$target"
   tail -5 "$dir/envmon.log" | sed 's/^/  envmon | /'
   tail -3 "$dir/keel-sim.log" | sed 's/^/  sim    | /'
   exit 1

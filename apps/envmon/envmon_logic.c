@@ -16,8 +16,8 @@ void envmon_logic_init(envmon_logic *l, double band_c)
     l->last_seq = 0;
 }
 
-int envmon_logic_desired(envmon_logic *l, const char *json, size_t len, int64_t version,
-                         char *ack, size_t cap)
+int envmon_logic_desired(envmon_logic *l, const char *json, size_t len, int64_t version, char *ack,
+                         size_t cap)
 {
     cJSON *doc = cJSON_ParseWithLength(json, len);
     if (!cJSON_IsObject(doc)) {

@@ -29,8 +29,8 @@ void envmon_logic_init(envmon_logic *l, double band_c);
  * acknowledgement patch into ack (cap bytes): returns 1. Returns 0 when there is nothing to
  * acknowledge (no such member, or a version already acknowledged), -1 when the document is not
  * JSON or the ack does not fit. */
-int envmon_logic_desired(envmon_logic *l, const char *json, size_t len, int64_t version,
-                         char *ack, size_t cap);
+int envmon_logic_desired(envmon_logic *l, const char *json, size_t len, int64_t version, char *ack,
+                         size_t cap);
 
 /* A sample from the RT core: returns the HVAC mode to apply now. A sample with seq 0 (none
  * taken yet) or a failed read leaves the mode as it is, except that a failed read stops the

@@ -225,8 +225,8 @@ static keel_icc_err connect_rt(envmon *m)
     return KEEL_ICC_OK;
 }
 
-static keel_icc_err rt_request(envmon *m, uint16_t type, const void *req, size_t len,
-                               uint16_t want, uint8_t *out, size_t cap, size_t *got)
+static keel_icc_err rt_request(envmon *m, uint16_t type, const void *req, size_t len, uint16_t want,
+                               uint8_t *out, size_t cap, size_t *got)
 {
     keel_icc_msg resp;
     keel_icc_err rc = keel_icc_request(m->chan, type, req, len, &resp, out, cap, 1000);
@@ -262,8 +262,8 @@ static void period(envmon *m)
     }
     uint8_t buf[256];
     size_t n = 0;
-    keel_icc_err rc = rt_request(m, ENVMON_MSG_ENV_GET, NULL, 0, ENVMON_MSG_ENV_DATA, buf,
-                                 sizeof buf, &n);
+    keel_icc_err rc =
+        rt_request(m, ENVMON_MSG_ENV_GET, NULL, 0, ENVMON_MSG_ENV_DATA, buf, sizeof buf, &n);
     envmon_env e;
     envmon_proto_err pe = ENVMON_PROTO_OK;
     if (rc != KEEL_ICC_OK || (pe = envmon_env_decode(buf, n, &e)) != ENVMON_PROTO_OK) {
@@ -390,9 +390,15 @@ int main(int argc, char **argv)
     int o;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
-        case 'r': m.rt_socket = optarg; break;
-        case 'c': cloud_cfg = optarg; break;
-        case 's': m.status_path = optarg; break;
+        case 'r':
+            m.rt_socket = optarg;
+            break;
+        case 'c':
+            cloud_cfg = optarg;
+            break;
+        case 's':
+            m.status_path = optarg;
+            break;
         case 'p':
             period_ms = strtol(optarg, &end, 10);
             if (*end || period_ms < 10 || period_ms > 3600000) {
@@ -407,8 +413,12 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
-        case 'h': fputs(usage, stdout); return 0;
-        default: fputs(usage, stderr); return 2;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        default:
+            fputs(usage, stderr);
+            return 2;
         }
     }
     bool under_keeld = getenv("KEEL_APP_FD") != NULL;

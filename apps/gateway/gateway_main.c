@@ -112,8 +112,8 @@ static void cb_method(void *user, const char *name, const char *rid, const char 
             say("updateSensorFirmware: unit %d <- %s", (int)unit->valuedouble, image->valuestring);
             keel_image_keys keys = {.keys = &g->sensor_key, .count = 1};
             keel_modbus_client_set_timeout(g->bus, 1000000);
-            status = gateway_sensor_update(g->bus, (uint8_t)unit->valuedouble,
-                                           image->valuestring, &keys, body, sizeof body);
+            status = gateway_sensor_update(g->bus, (uint8_t)unit->valuedouble, image->valuestring,
+                                           &keys, body, sizeof body);
         }
         cJSON_Delete(req);
         snprintf(g->last_update, sizeof g->last_update, "%d %s", status, body);
@@ -128,14 +128,14 @@ static keel_modbus_err open_bus(gateway *g)
 {
     const gateway_map *m = &g->map;
     if (m->bus == GATEWAY_BUS_RTU) {
-        keel_modbus_serial_opts o = {
-            .line = {.baud = m->baud,
-                     .data_bits = 8,
-                     .parity = m->parity == 'N'   ? KEEL_MODBUS_PARITY_NONE
-                               : m->parity == 'O' ? KEEL_MODBUS_PARITY_ODD
-                                                  : KEEL_MODBUS_PARITY_EVEN,
-                     .stop_bits = m->stop_bits},
-            .rs485 = m->rs485};
+        keel_modbus_serial_opts o = {.line = {.baud = m->baud,
+                                              .data_bits = 8,
+                                              .parity = m->parity == 'N' ? KEEL_MODBUS_PARITY_NONE
+                                                        : m->parity == 'O'
+                                                            ? KEEL_MODBUS_PARITY_ODD
+                                                            : KEEL_MODBUS_PARITY_EVEN,
+                                              .stop_bits = m->stop_bits},
+                                     .rs485 = m->rs485};
         return keel_modbus_client_serial(m->target, &o, &g->bus);
     }
     char host[128];
@@ -163,8 +163,8 @@ static size_t poll_all(gateway *g, char *json, size_t cap)
     for (size_t i = 0; i < g->map.n_points; i++) {
         const gateway_point *p = &g->map.points[i];
         uint16_t raw;
-        keel_modbus_err e = keel_modbus_read_registers(g->bus, p->unit, p->function, p->address,
-                                                       1, &raw);
+        keel_modbus_err e =
+            keel_modbus_read_registers(g->bus, p->unit, p->function, p->address, 1, &raw);
         if (e == KEEL_MODBUS_OK) {
             g->values[i] = gateway_point_value(p, raw);
             g->have[i] = true;
@@ -209,8 +209,8 @@ static void write_status(gateway *g, const char *path, const char *last)
     fprintf(f,
             "{\"bus\":\"%s\",\"polls\":%llu,\"sent\":%llu,\"cloud\":\"%s\",\"last\":%s,"
             "\"lastSensorUpdate\":%s}\n",
-            g->bus ? "open" : "closed", (unsigned long long)g->polls,
-            (unsigned long long)g->sent, g->cloud_state, last, u ? u : "\"\"");
+            g->bus ? "open" : "closed", (unsigned long long)g->polls, (unsigned long long)g->sent,
+            g->cloud_state, last, u ? u : "\"\"");
     cJSON_free(u);
     cJSON_Delete(upd);
     if (fclose(f) == 0) {
@@ -248,8 +248,7 @@ static int open_cloud(gateway *g, const char *path)
     const cJSON *section = cJSON_GetObjectItemCaseSensitive(root, "cloud");
     keel_cloud_config cfg;
     char err[512];
-    if (!section ||
-        keel_cloud_config_from_json(section, &cfg, err, sizeof err) != KEEL_CLOUD_OK) {
+    if (!section || keel_cloud_config_from_json(section, &cfg, err, sizeof err) != KEEL_CLOUD_OK) {
         fprintf(stderr, "keel-gateway: %s: %s\n", path, section ? err : "no \"cloud\" section");
         cJSON_Delete(root);
         return 5;
@@ -278,13 +277,27 @@ int main(int argc, char **argv)
     int o;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
-        case 'c': config = optarg; break;
-        case 'C': cloud_cfg = optarg; break;
-        case 's': status = optarg; break;
-        case '1': once = true; break;
-        case 'k': sensor_key = optarg; break;
-        case 'h': fputs(usage, stdout); return 0;
-        default: fputs(usage, stderr); return 2;
+        case 'c':
+            config = optarg;
+            break;
+        case 'C':
+            cloud_cfg = optarg;
+            break;
+        case 's':
+            status = optarg;
+            break;
+        case '1':
+            once = true;
+            break;
+        case 'k':
+            sensor_key = optarg;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        default:
+            fputs(usage, stderr);
+            return 2;
         }
     }
     if (optind != argc || !config) {
@@ -319,16 +332,14 @@ int main(int argc, char **argv)
     if (rc) {
         return rc;
     }
-    say("gateway: up, %zu points every %u ms on %s", g.map.n_points, g.map.period_ms,
-        g.map.target);
+    say("gateway: up, %zu points every %u ms on %s", g.map.n_points, g.map.period_ms, g.map.target);
     int64_t next = now_ms();
     while (!stop) {
         int64_t now = now_ms();
         if (now >= next) {
             size_t failed = poll_all(&g, json, sizeof json);
-            if (failed < g.map.n_points &&
-                keel_cloud_send_telemetry(g.cloud, json, strlen(json), NULL, NULL) ==
-                    KEEL_CLOUD_OK) {
+            if (failed < g.map.n_points && keel_cloud_send_telemetry(g.cloud, json, strlen(json),
+                                                                     NULL, NULL) == KEEL_CLOUD_OK) {
                 g.sent++;
             }
             write_status(&g, status, json);

@@ -62,8 +62,8 @@ static bool get_int(const cJSON *o, const char *key, double min, double max, dou
 
 static gateway_map_err parse_bus(const cJSON *bus, gateway_map *m, char *msg, size_t cap)
 {
-    static const char *const keys[] = {"rtu_over_tcp", "tcp", "rtu", "baud", "parity",
-                                       "stop", "rs485", NULL};
+    static const char *const keys[] = {"rtu_over_tcp", "tcp",  "rtu",   "baud",
+                                       "parity",       "stop", "rs485", NULL};
     const char *bad = NULL;
     if (!cJSON_IsObject(bus)) {
         return fail(msg, cap, "bus: must be an object");
@@ -102,8 +102,9 @@ static gateway_map_err parse_bus(const cJSON *bus, gateway_map *m, char *msg, si
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(bus, "parity");
     m->parity = 'E';
     if (p) {
-        if (!cJSON_IsString(p) || (strcmp(p->valuestring, "none") && strcmp(p->valuestring, "even") &&
-                                   strcmp(p->valuestring, "odd"))) {
+        if (!cJSON_IsString(p) ||
+            (strcmp(p->valuestring, "none") && strcmp(p->valuestring, "even") &&
+             strcmp(p->valuestring, "odd"))) {
             return fail(msg, cap, "bus.parity: \"none\", \"even\" or \"odd\"");
         }
         m->parity = p->valuestring[0] == 'n' ? 'N' : p->valuestring[0] == 'e' ? 'E' : 'O';
@@ -119,8 +120,8 @@ static gateway_map_err parse_bus(const cJSON *bus, gateway_map *m, char *msg, si
 static gateway_map_err parse_point(const cJSON *o, size_t i, gateway_point *p, char *msg,
                                    size_t cap)
 {
-    static const char *const keys[] = {"name", "unit", "function", "address", "scale",
-                                       "offset", "signed", NULL};
+    static const char *const keys[] = {"name",  "unit",   "function", "address",
+                                       "scale", "offset", "signed",   NULL};
     const char *bad = NULL;
     if (!cJSON_IsObject(o)) {
         return fail(msg, cap, "points[%zu]: must be an object", i);

@@ -21,7 +21,11 @@
 #define GATEWAY_MAX_POINTS 64
 #define GATEWAY_NAME_MAX 48
 
-typedef enum gateway_bus_kind { GATEWAY_BUS_RTU_OVER_TCP = 0, GATEWAY_BUS_TCP, GATEWAY_BUS_RTU } gateway_bus_kind;
+typedef enum gateway_bus_kind {
+    GATEWAY_BUS_RTU_OVER_TCP = 0,
+    GATEWAY_BUS_TCP,
+    GATEWAY_BUS_RTU
+} gateway_bus_kind;
 
 typedef struct gateway_point {
     char name[GATEWAY_NAME_MAX];
@@ -36,7 +40,7 @@ typedef struct gateway_map {
     gateway_bus_kind bus;
     char target[128]; /* host:port or device path */
     uint32_t baud;
-    char parity;      /* 'N', 'E', 'O' */
+    char parity; /* 'N', 'E', 'O' */
     uint8_t stop_bits;
     bool rs485;
     uint32_t period_ms;

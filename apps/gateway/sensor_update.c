@@ -41,15 +41,15 @@ static int l_write_file(void *ctx, uint16_t file, uint16_t record, uint16_t coun
                         const uint16_t *regs)
 {
     link_ctx *l = ctx;
-    keel_modbus_file_ref ref = {.file = file, .record = record, .count = count,
-                                .data = (uint16_t *)regs};
+    keel_modbus_file_ref ref = {
+        .file = file, .record = record, .count = count, .data = (uint16_t *)regs};
     uint8_t req[KEEL_MODBUS_MAX_PDU], rsp[KEEL_MODBUS_MAX_PDU];
     size_t req_len = 0, rsp_len = 0;
     if (keel_modbus_req_write_file(&ref, 1, req, sizeof req, &req_len) != KEEL_MODBUS_OK) {
         return -1;
     }
-    return result(l, keel_modbus_client_transact(l->c, l->unit, req, req_len, rsp, sizeof rsp,
-                                                 &rsp_len));
+    return result(
+        l, keel_modbus_client_transact(l->c, l->unit, req, req_len, rsp, sizeof rsp, &rsp_len));
 }
 
 static int l_version(void *ctx, char *out, size_t cap)
@@ -60,8 +60,8 @@ static int l_version(void *ctx, char *out, size_t cap)
     if (keel_modbus_req_device_id(4, 2, req, sizeof req, &req_len) != KEEL_MODBUS_OK) {
         return -1;
     }
-    int r = result(l, keel_modbus_client_transact(l->c, l->unit, req, req_len, rsp, sizeof rsp,
-                                                  &rsp_len));
+    int r = result(
+        l, keel_modbus_client_transact(l->c, l->unit, req, req_len, rsp, sizeof rsp, &rsp_len));
     if (r != 0) {
         return r;
     }
@@ -92,8 +92,11 @@ int gateway_sensor_update(keel_modbus_client *c, uint8_t unit, const char *path,
         return 400;
     }
     link_ctx l = {.c = c, .unit = unit};
-    keel_update_sensor_link link = {.ctx = &l, .read_regs = l_read, .write_regs = l_write,
-                                    .write_file = l_write_file, .read_version = l_version};
+    keel_update_sensor_link link = {.ctx = &l,
+                                    .read_regs = l_read,
+                                    .write_regs = l_write,
+                                    .write_file = l_write_file,
+                                    .read_version = l_version};
     keel_update_sensor_stats st = {0};
     keel_update_error err = {{0}};
     keel_update_err e = keel_update_sensor_push(&link, image, len, keys, NULL, &st, &err);

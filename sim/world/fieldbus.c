@@ -171,8 +171,8 @@ fieldbus *fieldbus_open(uint16_t port, uint16_t *bound)
     b->supply_period_s = 2;
     keel_modbus_slave_init(&b->room, 1, &room_model, b);
     keel_modbus_slave_init(&b->supply, 2, &supply_model, b);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t al = sizeof a;
     int one = 1;
     b->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -252,7 +252,8 @@ static void frames(fieldbus *b, conn *c)
         keel_modbus_slave *s[2] = {&b->room, &b->supply};
         bool ok = false;
         for (int i = 0; i < 2; i++) {
-            keel_modbus_err e = keel_modbus_slave_rtu(s[i], c->buf, want, out, sizeof out, &out_len);
+            keel_modbus_err e =
+                keel_modbus_slave_rtu(s[i], c->buf, want, out, sizeof out, &out_len);
             if (e != KEEL_MODBUS_OK) {
                 break; /* bad CRC or truncated: the same for every slave on the bus */
             }

@@ -29,25 +29,25 @@ typedef enum world_err {
 const char *world_err_name(world_err e);
 
 typedef struct world_config {
-    const char *state_dir;  /* room.state lives here; NULL: nothing persists */
-    double start_temp_c;    /* the room's temperature when there is no saved state */
-    room_params room;       /* room_default_params() unless a test wants another room */
-    uint64_t seed;          /* sensor noise and RTOS randomness */
-    double sensor_noise_c;  /* peak sensor noise, default 0 (set 0.05 for realism) */
+    const char *state_dir; /* room.state lives here; NULL: nothing persists */
+    double start_temp_c;   /* the room's temperature when there is no saved state */
+    room_params room;      /* room_default_params() unless a test wants another room */
+    uint64_t seed;         /* sensor noise and RTOS randomness */
+    double sensor_noise_c; /* peak sensor noise, default 0 (set 0.05 for realism) */
 } world_config;
 
 world_config world_config_default(void);
 
 /* What the world looks like now (from the host, between runs). */
 typedef struct world_status {
-    uint64_t time_us;       /* virtual time */
+    uint64_t time_us; /* virtual time */
     double room_temp_c, room_humidity_pct, room_pressure_hpa;
-    uint8_t hvac;           /* envmon_hvac the actuator has */
-    envmon_env latest;      /* the firmware's latest sample */
-    uint32_t requests;      /* intercore requests the firmware took */
-    uint32_t bad_requests;  /* ... that it refused */
-    uint32_t hvac_changes;  /* times the actuator changed mode */
-    int chan_err;           /* keel_icc_err that stopped the service thread, 0 while it runs */
+    uint8_t hvac;          /* envmon_hvac the actuator has */
+    envmon_env latest;     /* the firmware's latest sample */
+    uint32_t requests;     /* intercore requests the firmware took */
+    uint32_t bad_requests; /* ... that it refused */
+    uint32_t hvac_changes; /* times the actuator changed mode */
+    int chan_err;          /* keel_icc_err that stopped the service thread, 0 while it runs */
 } world_status;
 
 /* Creates the simulation, restores or initialises the room, maps the channel end `rt_end`

@@ -97,9 +97,9 @@ static void write_status(const char *path)
             "\"channel\":\"%s\"},\"modbus\":{\"port\":%u,\"answered\":%u,\"refused\":%u,"
             "\"sensorFirmware\":\"%s\"}}\n",
             (double)s.time_us / 1e6, s.room_temp_c, s.room_humidity_pct, s.room_pressure_hpa,
-            hvac_name(s.hvac), s.hvac_changes, s.latest.seq, s.latest.temp_mc / 1000.0,
-            s.requests, s.bad_requests, keel_icc_err_name((keel_icc_err)s.chan_err), bus_port,
-            answered, refused, bus ? fieldbus_sensor_version(bus) : "");
+            hvac_name(s.hvac), s.hvac_changes, s.latest.seq, s.latest.temp_mc / 1000.0, s.requests,
+            s.bad_requests, keel_icc_err_name((keel_icc_err)s.chan_err), bus_port, answered,
+            refused, bus ? fieldbus_sensor_version(bus) : "");
     if (fclose(f) == 0) {
         (void)rename(tmp, path);
     } else {
@@ -196,18 +196,22 @@ static int attach_bootloader(const char *state, const char *key, const char *ima
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"state", required_argument, NULL, 's'},   {"socket", required_argument, NULL, 'S'},
-        {"app-manifest", required_argument, NULL, 'a'},
-        {"rt-manifest", required_argument, NULL, 'r'},
-        {"speed", required_argument, NULL, 'x'},   {"seconds", required_argument, NULL, 'n'},
-        {"status", required_argument, NULL, 'j'},  {"temp", required_argument, NULL, 't'},
-        {"noise", required_argument, NULL, 'N'},   {"seed", required_argument, NULL, 'e'},
-        {"modbus-port", required_argument, NULL, 'm'},
-        {"sensor-key", required_argument, NULL, 'K'},
-        {"sensor-image", required_argument, NULL, 'I'},
-        {"sensor-component", required_argument, NULL, 'U'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"state", required_argument, NULL, 's'},
+                                         {"socket", required_argument, NULL, 'S'},
+                                         {"app-manifest", required_argument, NULL, 'a'},
+                                         {"rt-manifest", required_argument, NULL, 'r'},
+                                         {"speed", required_argument, NULL, 'x'},
+                                         {"seconds", required_argument, NULL, 'n'},
+                                         {"status", required_argument, NULL, 'j'},
+                                         {"temp", required_argument, NULL, 't'},
+                                         {"noise", required_argument, NULL, 'N'},
+                                         {"seed", required_argument, NULL, 'e'},
+                                         {"modbus-port", required_argument, NULL, 'm'},
+                                         {"sensor-key", required_argument, NULL, 'K'},
+                                         {"sensor-image", required_argument, NULL, 'I'},
+                                         {"sensor-component", required_argument, NULL, 'U'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     const char *sock_path = NULL, *app_m = NULL, *rt_m = NULL, *status = NULL;
     const char *sensor_key = NULL, *sensor_image = NULL, *sensor_comp = NULL;
     double speed = 1.0, seconds = 0.0, modbus_port = -1;
@@ -218,32 +222,69 @@ int main(int argc, char **argv)
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         errno = 0;
         switch (o) {
-        case 's': wc.state_dir = optarg; break;
-        case 'S': sock_path = optarg; break;
-        case 'a': app_m = optarg; break;
-        case 'r': rt_m = optarg; break;
-        case 'j': status = optarg; break;
-        case 'x': speed = strtod(optarg, &end); break;
-        case 'n': seconds = strtod(optarg, &end); break;
-        case 't': wc.start_temp_c = strtod(optarg, &end); break;
-        case 'N': wc.sensor_noise_c = strtod(optarg, &end); break;
-        case 'e': wc.seed = strtoull(optarg, &end, 10); break;
-        case 'm': modbus_port = strtod(optarg, &end); break;
-        case 'K': sensor_key = optarg; break;
-        case 'I': sensor_image = optarg; break;
-        case 'U': sensor_comp = optarg; break;
-        case 'h': fputs(usage, stdout); return 0;
-        default: fputs(usage, stderr); return 2;
+        case 's':
+            wc.state_dir = optarg;
+            break;
+        case 'S':
+            sock_path = optarg;
+            break;
+        case 'a':
+            app_m = optarg;
+            break;
+        case 'r':
+            rt_m = optarg;
+            break;
+        case 'j':
+            status = optarg;
+            break;
+        case 'x':
+            speed = strtod(optarg, &end);
+            break;
+        case 'n':
+            seconds = strtod(optarg, &end);
+            break;
+        case 't':
+            wc.start_temp_c = strtod(optarg, &end);
+            break;
+        case 'N':
+            wc.sensor_noise_c = strtod(optarg, &end);
+            break;
+        case 'e':
+            wc.seed = strtoull(optarg, &end, 10);
+            break;
+        case 'm':
+            modbus_port = strtod(optarg, &end);
+            break;
+        case 'K':
+            sensor_key = optarg;
+            break;
+        case 'I':
+            sensor_image = optarg;
+            break;
+        case 'U':
+            sensor_comp = optarg;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        default:
+            fputs(usage, stderr);
+            return 2;
         }
         if (strchr("xntNem", o) && (errno || *end || end == optarg)) {
             fprintf(stderr, "keel-sim: --%s: \"%s\" is not a number\n",
-                    o == 'x' ? "speed" : o == 'n' ? "seconds" : o == 't' ? "temp"
-                    : o == 'N' ? "noise" : o == 'm' ? "modbus-port" : "seed", optarg);
+                    o == 'x'   ? "speed"
+                    : o == 'n' ? "seconds"
+                    : o == 't' ? "temp"
+                    : o == 'N' ? "noise"
+                    : o == 'm' ? "modbus-port"
+                               : "seed",
+                    optarg);
             return 2;
         }
     }
-    if (optind != argc || speed < 0 || !isfinite(speed) || seconds < 0 ||
-        wc.start_temp_c < -40 || wc.start_temp_c > 60 || modbus_port > 65535 || (sock_path && (!app_m || !rt_m)) ||
+    if (optind != argc || speed < 0 || !isfinite(speed) || seconds < 0 || wc.start_temp_c < -40 ||
+        wc.start_temp_c > 60 || modbus_port > 65535 || (sock_path && (!app_m || !rt_m)) ||
         (sensor_key && (!sensor_image || !sensor_comp || !wc.state_dir || modbus_port < 0))) {
         fputs(usage, stderr);
         return 2;

@@ -53,7 +53,8 @@ typedef struct envmon_rt {
 } envmon_rt;
 
 /* Creates the objects and both threads (no service thread if chan is NULL: a board with no
- * connected core); the first sample is taken at once. The actuator is set to off. Returns the first RTOS error. */
+ * connected core); the first sample is taken at once. The actuator is set to off. Returns the first
+ * RTOS error. */
 KEEL_NODISCARD keel_rtos_err envmon_rt_start(envmon_rt *e, const envmon_rt_hw *hw,
                                              keel_icc_rt *chan);
 

@@ -89,8 +89,11 @@ static void control(void *arg)
 int main(void)
 {
     keel_rtos_init();
-    keel_rtos_thread_config cfg = {.name = "control", .entry = control, .stack = stack,
-                                   .stack_size = sizeof stack, .priority = 1};
+    keel_rtos_thread_config cfg = {.name = "control",
+                                   .entry = control,
+                                   .stack = stack,
+                                   .stack_size = sizeof stack,
+                                   .priority = 1};
     if (keel_rtos_thread_create(&controller, &cfg) != KEEL_RTOS_OK) {
         return 100;
     }

@@ -13,8 +13,8 @@
 
 static envmon_env at(uint32_t seq, int32_t temp_mc)
 {
-    return (envmon_env){.seq = seq, .temp_mc = temp_mc, .humidity_cp = 5012,
-                        .pressure_pa = 101325, .sensor_ok = 1};
+    return (envmon_env){
+        .seq = seq, .temp_mc = temp_mc, .humidity_cp = 5012, .pressure_pa = 101325, .sensor_ok = 1};
 }
 
 static void test_desired_target_is_applied_and_acknowledged(void **state)
@@ -25,8 +25,8 @@ static void test_desired_target_is_applied_and_acknowledged(void **state)
     char ack[256];
     const char *doc = "{\"targetTemperature\":21.5,\"$version\":4}";
     assert_int_equal(envmon_logic_desired(&l, doc, strlen(doc), 4, ack, sizeof ack), 1);
-    assert_string_equal(ack,
-                        "{\"targetTemperature\":{\"value\":21.5,\"ac\":200,\"av\":4,\"ad\":\"applied\"}}");
+    assert_string_equal(
+        ack, "{\"targetTemperature\":{\"value\":21.5,\"ac\":200,\"av\":4,\"ad\":\"applied\"}}");
     assert_true(l.ctl.has_setpoint);
     assert_true(l.ctl.setpoint_c == 21.5);
     /* the same version again (a reconnect re-delivers it): nothing new to acknowledge */

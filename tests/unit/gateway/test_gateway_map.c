@@ -45,11 +45,12 @@ static void test_parse_good_map_fills_defaults(void **state)
 static void test_parse_serial_bus_options(void **state)
 {
     (void)state;
-    assert_int_equal(parse("{\"bus\":{\"rtu\":\"/dev/ttyUSB0\",\"baud\":9600,\"parity\":\"none\","
-                           "\"stop\":2,\"rs485\":true},\"period_ms\":500,"
-                           "\"points\":[{\"name\":\"x\",\"unit\":247,\"function\":3,\"address\":65535,"
-                           "\"offset\":-40}]}"),
-                     GATEWAY_MAP_OK);
+    assert_int_equal(
+        parse("{\"bus\":{\"rtu\":\"/dev/ttyUSB0\",\"baud\":9600,\"parity\":\"none\","
+              "\"stop\":2,\"rs485\":true},\"period_ms\":500,"
+              "\"points\":[{\"name\":\"x\",\"unit\":247,\"function\":3,\"address\":65535,"
+              "\"offset\":-40}]}"),
+        GATEWAY_MAP_OK);
     assert_int_equal(m.bus, GATEWAY_BUS_RTU);
     assert_int_equal(m.baud, 9600);
     assert_int_equal(m.parity, 'N');

@@ -19,8 +19,10 @@
 static void test_read_input_scales_room_and_follows_hvac(void **state)
 {
     (void)state;
-    world_status s = {.room_temp_c = -3.456, .room_humidity_pct = 45.678,
-                      .room_pressure_hpa = 1013.25, .hvac = ENVMON_HVAC_OFF};
+    world_status s = {.room_temp_c = -3.456,
+                      .room_humidity_pct = 45.678,
+                      .room_pressure_hpa = 1013.25,
+                      .hvac = ENVMON_HVAC_OFF};
     uint16_t r[3] = {0};
     assert_int_equal(fieldbus_read_input(&s, 1, 0, 3, r), 0);
     assert_int_equal((int16_t)r[0], -346);

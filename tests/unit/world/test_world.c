@@ -55,7 +55,7 @@ static void world_with_channel(const world_config *wc)
     assert_int_equal(keel_icc_ring_attach(&hl, hl_map, hl_len, hl_end.side), KEEL_ICC_OK);
     assert_int_equal(world_create(wc, &rt_end), WORLD_OK);
     assert_int_equal(rt_end.mem, -1); /* the world took the RT end */
-    world_run_until_us(SEC); /* the firmware boots and takes its first sample */
+    world_run_until_us(SEC);          /* the firmware boots and takes its first sample */
 }
 
 static int teardown(void **state)
@@ -71,14 +71,14 @@ static int teardown(void **state)
 }
 
 /* Sends a request, lets the world run 20 ms, returns the reply's payload length. */
-static size_t request(uint16_t type, const void *data, size_t len, uint16_t want_type,
-                      uint8_t *out, size_t cap)
+static size_t request(uint16_t type, const void *data, size_t len, uint16_t want_type, uint8_t *out,
+                      size_t cap)
 {
     uint32_t corr = next_corr++;
     bool ring = false;
-    assert_int_equal(keel_icc_ring_send(&hl, type, KEEL_ICC_F_REQUEST, corr, data, len, NULL,
-                                        &ring),
-                     KEEL_ICC_OK);
+    assert_int_equal(
+        keel_icc_ring_send(&hl, type, KEEL_ICC_F_REQUEST, corr, data, len, NULL, &ring),
+        KEEL_ICC_OK);
     if (ring) {
         uint64_t one = 1;
         assert_int_equal(write(hl_end.bell_out, &one, sizeof one), (ssize_t)sizeof one);
@@ -123,7 +123,8 @@ static void test_sensor_thread_samples_every_two_seconds(void **state)
     assert_int_equal(s.latest.seq, 31);
     assert_int_equal(s.latest.time_us / 1000, 60 * 1000 + 0); /* taken at 60 s (+ read time) */
     assert_true(s.latest.sensor_ok);
-    assert_int_equal(s.latest.temp_mc, (int32_t)(s.room_temp_c * 1000.0 + (s.room_temp_c > 0 ? 0.5 : -0.5)));
+    assert_int_equal(s.latest.temp_mc,
+                     (int32_t)(s.room_temp_c * 1000.0 + (s.room_temp_c > 0 ? 0.5 : -0.5)));
 }
 
 static void test_env_get_answers_with_latest_sample(void **state)
@@ -239,7 +240,7 @@ static void test_room_state_survives_a_restart(void **state)
     world_run_until_us(60 * SEC);
     world_status s1;
     world_status_get(&s1);
-    world_destroy(); /* saves */
+    world_destroy();        /* saves */
     wc.start_temp_c = 10.0; /* ignored: the saved room wins */
     assert_int_equal(world_create(&wc, NULL), WORLD_OK);
     world_status s2;
