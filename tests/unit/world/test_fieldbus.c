@@ -44,7 +44,7 @@ static void test_read_input_scales_room_and_follows_hvac(void **state)
 
 typedef struct master_job {
     uint16_t port;
-    keel_modbus_err e_room, e_supply, e_missing, e_write, e_bad_value;
+    keel_modbus_err e_room, e_supply, e_missing, e_write, e_bad_value, e_period;
     uint16_t room[3], supply, period;
     uint8_t exc_missing, exc_bad_value;
     volatile int done;
@@ -66,7 +66,7 @@ static void *master(void *arg)
         j->e_write = keel_modbus_write_register(c, 2, 0, 10);
         j->e_bad_value = keel_modbus_write_register(c, 2, 0, 0);
         j->exc_bad_value = keel_modbus_client_last_exception(c);
-        (void)keel_modbus_read_registers(c, 2, 3, 0, 1, &j->period);
+        j->e_period = keel_modbus_read_registers(c, 2, 3, 0, 1, &j->period);
         keel_modbus_client_close(c);
     }
     j->done = 1;
@@ -114,6 +114,7 @@ static void test_bus_answers_a_real_master_over_rtu_over_tcp(void **state)
     assert_int_equal(j.e_write, KEEL_MODBUS_OK);
     assert_int_equal(j.e_bad_value, KEEL_MODBUS_ERR_EXCEPTION);
     assert_int_equal(j.exc_bad_value, KEEL_MODBUS_EXC_ILLEGAL_DATA_VALUE);
+    assert_int_equal(j.e_period, KEEL_MODBUS_OK);
     assert_int_equal(j.period, 10);
     uint32_t answered, refused;
     fieldbus_counts(b, &answered, &refused);
