@@ -53,8 +53,8 @@ void bench_rtu(void)
             keel_sim_run_until_cond(world_is_done, &W, KEEL_SIM_FOREVER);
             double secs = keel_sim_now_ns() / 1e9;
             /* Request 8 characters, reply 11 (unit, fc, count, 3 registers, CRC). */
-            double per = (8 + 11) * W.uart.char_ns / 1e9 + latency / 1e9 +
-                         W.drv.timing.t35_us / 1e6;
+            double per =
+                (8 + 11) * W.uart.char_ns / 1e9 + latency / 1e9 + W.drv.timing.t35_us / 1e6;
             double achieved = polls_ok / secs, limit = 1.0 / per;
             char lat[32];
             if (lats[l]) {

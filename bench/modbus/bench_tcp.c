@@ -51,7 +51,8 @@ static int connect_port(uint16_t port)
 {
     for (int tries = 0; tries < 200; tries++) {
         int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons(port),
                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
             int one = 1;
@@ -72,8 +73,8 @@ static void floor_server(uint16_t port, size_t req, size_t rsp)
     int lfd = socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
     setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (bind(lfd, (struct sockaddr *)&a, sizeof a) < 0 || listen(lfd, 64) < 0) {
         _exit(1);
     }
@@ -269,7 +270,8 @@ static void *keel_client(worker *k)
     char ps[16];
     snprintf(ps, sizeof ps, "%u", k->port);
     keel_modbus_client *c = NULL;
-    for (int tries = 0; tries < 200 && keel_modbus_client_tcp("127.0.0.1", ps, false, &c); tries++) {
+    for (int tries = 0; tries < 200 && keel_modbus_client_tcp("127.0.0.1", ps, false, &c);
+         tries++) {
         struct timespec ts = {0, 10000000};
         nanosleep(&ts, NULL);
     }
@@ -297,7 +299,7 @@ static void *keel_client(worker *k)
 static void *run_worker(void *arg)
 {
     worker *k = arg;
-    return k->impl == IMPL_FLOOR ? floor_client(k)
+    return k->impl == IMPL_FLOOR       ? floor_client(k)
            : k->impl == IMPL_LIBMODBUS ? libmodbus_client(k)
                                        : keel_client(k);
 }
@@ -326,8 +328,15 @@ static result measure(int impl, const workload *w, int conns)
     uint32_t *lat = malloc(cap * sizeof *lat);
     uint64_t start = bench_now_ns();
     for (int i = 0; i < conns; i++) {
-        k[i] = (worker){impl, w, port, start + (uint64_t)(bench_seconds() * 1e9), lat + i * (cap / 16),
-                        cap / 16, 0, 0, 0};
+        k[i] = (worker){impl,
+                        w,
+                        port,
+                        start + (uint64_t)(bench_seconds() * 1e9),
+                        lat + i * (cap / 16),
+                        cap / 16,
+                        0,
+                        0,
+                        0};
         pthread_create(&k[i].th, NULL, run_worker, &k[i]);
     }
     uint64_t total = 0;
@@ -358,7 +367,8 @@ void bench_tcp(void)
 {
     signal(SIGPIPE, SIG_IGN);
     printf("## MODBUS TCP on loopback, one request in flight per connection (best of 3)\n\n");
-    printf("| workload | conns | implementation | req/s | p50 us | p99 us | of floor | vs libmodbus |\n");
+    printf("| workload | conns | implementation | req/s | p50 us | p99 us | of floor | vs "
+           "libmodbus |\n");
     printf("|---|---:|---|---:|---:|---:|---:|---:|\n");
     const int conn_counts[] = {1, 16};
     for (size_t wi = 0; wi < sizeof workloads / sizeof workloads[0]; wi++) {

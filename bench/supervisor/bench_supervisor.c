@@ -268,10 +268,18 @@ int main(void)
     int64_t lat[NOTIFY_ROUNDS];
     int nl = 0;
     for (int i = 0; i < NOTIFY_ROUNDS; i++) {
-        unsigned seq;
-        if (sv_world_ctl(&w, "notify app00 8 now", out, sizeof out) != 0 ||
-            sscanf(out, "queued seq %u", &seq) != 1) {
-            continue;
+        unsigned seq = 0;
+        /* right after a (re)start the app may not have registered its ring yet: retry */
+        for (int tries = 0; tries < 200; tries++) {
+            if (sv_world_ctl(&w, "notify app00 8 now", out, sizeof out) == 0 &&
+                sscanf(out, "queued seq %u", &seq) == 1) {
+                break;
+            }
+            seq = 0;
+            poll(NULL, 0, 10);
+        }
+        if (seq == 0) {
+            break;
         }
         char needle[64];
         snprintf(needle, sizeof needle, "seq=%u ", seq);

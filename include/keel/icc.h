@@ -8,7 +8,9 @@
  *    shared region and tells the caller when the peer's doorbell must be rung;
  *  - the Linux channel (keel_icc_pair, keel_icc_open, keel_icc_send/recv/request, ...): memfd
  *    region, eventfd doorbells, a socketpair whose hang-up reports peer death, SCM_RIGHTS
- *    handover, one pollable fd per endpoint.
+ *    handover, one pollable fd per endpoint; keel_icc_open_uart gives the same endpoint for a
+ *    core rung through a UART (QEMU's character device).
+ * The real-time core's blocking API over the ring core is in firmware/drivers/icc/icc_rt.h. 
  *
  * The region format is specified byte by byte in docs/intercore.md. Everything read from shared
  * memory is untrusted: the layout is validated once at attach and copied into private memory,

@@ -25,33 +25,33 @@
 #include "keel/status.h"
 
 /* ---- limits from the MODBUS Application Protocol v1.1b3 ---- */
-#define KEEL_MODBUS_MAX_PDU 253u      /* function code + data */
-#define KEEL_MODBUS_MAX_RTU_ADU 256u  /* unit + PDU + CRC */
-#define KEEL_MODBUS_MAX_TCP_ADU 260u  /* MBAP (7) + PDU */
+#define KEEL_MODBUS_MAX_PDU 253u     /* function code + data */
+#define KEEL_MODBUS_MAX_RTU_ADU 256u /* unit + PDU + CRC */
+#define KEEL_MODBUS_MAX_TCP_ADU 260u /* MBAP (7) + PDU */
 #define KEEL_MODBUS_MAX_READ_BITS 2000u
 #define KEEL_MODBUS_MAX_WRITE_BITS 1968u
 #define KEEL_MODBUS_MAX_READ_REGS 125u
 #define KEEL_MODBUS_MAX_WRITE_REGS 123u
 #define KEEL_MODBUS_MAX_RW_WRITE_REGS 121u
 #define KEEL_MODBUS_BROADCAST 0u
-#define KEEL_MODBUS_MAX_FILE_RECORD 9999u  /* highest record number in FC 20/21 */
+#define KEEL_MODBUS_MAX_FILE_RECORD 9999u /* highest record number in FC 20/21 */
 
 typedef enum keel_modbus_err {
     KEEL_MODBUS_OK = 0,
-    KEEL_MODBUS_ERR_AGAIN,      /* the transaction is not finished: feed more bytes or time */
-    KEEL_MODBUS_ERR_ARG,        /* a bad argument (count out of range, NULL, ...) */
-    KEEL_MODBUS_ERR_NO_SPACE,   /* the output buffer is too small */
-    KEEL_MODBUS_ERR_SHORT,      /* the frame is truncated */
-    KEEL_MODBUS_ERR_TOO_BIG,    /* the frame is longer than MODBUS allows */
-    KEEL_MODBUS_ERR_CRC,        /* RTU CRC mismatch */
-    KEEL_MODBUS_ERR_FRAME,      /* malformed: bad MBAP header, byte count, layout */
-    KEEL_MODBUS_ERR_MISMATCH,   /* a reply that does not answer the request sent */
-    KEEL_MODBUS_ERR_EXCEPTION,  /* the slave answered with an exception (see last_exception) */
-    KEEL_MODBUS_ERR_TIMEOUT,    /* no (complete) reply before the deadline */
-    KEEL_MODBUS_ERR_BUSY,       /* a transaction is already in progress */
-    KEEL_MODBUS_ERR_IO,         /* the operating system refused (errno has more) */
-    KEEL_MODBUS_ERR_CLOSED,     /* the peer closed the connection */
-    KEEL_MODBUS_ERR_UNSUPPORTED,/* valid, but not offered here */
+    KEEL_MODBUS_ERR_AGAIN,       /* the transaction is not finished: feed more bytes or time */
+    KEEL_MODBUS_ERR_ARG,         /* a bad argument (count out of range, NULL, ...) */
+    KEEL_MODBUS_ERR_NO_SPACE,    /* the output buffer is too small */
+    KEEL_MODBUS_ERR_SHORT,       /* the frame is truncated */
+    KEEL_MODBUS_ERR_TOO_BIG,     /* the frame is longer than MODBUS allows */
+    KEEL_MODBUS_ERR_CRC,         /* RTU CRC mismatch */
+    KEEL_MODBUS_ERR_FRAME,       /* malformed: bad MBAP header, byte count, layout */
+    KEEL_MODBUS_ERR_MISMATCH,    /* a reply that does not answer the request sent */
+    KEEL_MODBUS_ERR_EXCEPTION,   /* the slave answered with an exception (see last_exception) */
+    KEEL_MODBUS_ERR_TIMEOUT,     /* no (complete) reply before the deadline */
+    KEEL_MODBUS_ERR_BUSY,        /* a transaction is already in progress */
+    KEEL_MODBUS_ERR_IO,          /* the operating system refused (errno has more) */
+    KEEL_MODBUS_ERR_CLOSED,      /* the peer closed the connection */
+    KEEL_MODBUS_ERR_UNSUPPORTED, /* valid, but not offered here */
     KEEL_MODBUS_ERR_COUNT
 } keel_modbus_err;
 
@@ -129,17 +129,17 @@ typedef enum keel_modbus_parity {
 } keel_modbus_parity;
 
 typedef struct keel_modbus_line {
-    uint32_t baud;         /* bits per second, > 0 */
-    uint8_t data_bits;     /* 7 or 8 (MODBUS RTU uses 8) */
+    uint32_t baud;     /* bits per second, > 0 */
+    uint8_t data_bits; /* 7 or 8 (MODBUS RTU uses 8) */
     keel_modbus_parity parity;
-    uint8_t stop_bits;     /* 1 or 2 */
+    uint8_t stop_bits; /* 1 or 2 */
 } keel_modbus_line;
 
 typedef struct keel_modbus_rtu_timing {
-    uint32_t char_ns;  /* one character: (1 + data + parity + stop) bit-times */
-    uint32_t bit_ns;   /* one bit-time */
-    uint32_t t15_us;   /* max silence inside a frame */
-    uint32_t t35_us;   /* min silence between frames */
+    uint32_t char_ns; /* one character: (1 + data + parity + stop) bit-times */
+    uint32_t bit_ns;  /* one bit-time */
+    uint32_t t15_us;  /* max silence inside a frame */
+    uint32_t t35_us;  /* min silence between frames */
 } keel_modbus_rtu_timing;
 
 /* t1.5 and t3.5 from the line: 1.5 and 3.5 character times, or the spec's fixed 750 us and
@@ -154,9 +154,8 @@ KEEL_NODISCARD keel_modbus_err keel_modbus_rtu_frame(uint8_t unit, const uint8_t
                                                      size_t pdu_len, uint8_t *out, size_t cap,
                                                      size_t *out_len);
 /* Checks an RTU frame's size and CRC; *pdu points into adu. */
-KEEL_NODISCARD keel_modbus_err keel_modbus_rtu_parse(const uint8_t *adu, size_t len,
-                                                     uint8_t *unit, const uint8_t **pdu,
-                                                     size_t *pdu_len);
+KEEL_NODISCARD keel_modbus_err keel_modbus_rtu_parse(const uint8_t *adu, size_t len, uint8_t *unit,
+                                                     const uint8_t **pdu, size_t *pdu_len);
 /* For a stream carrying RTU frames (RTU over TCP, a pty): the length the frame starting at
  * buf will have, judged from its function code and byte counts, when `len` bytes are known.
  * Returns 0 when more bytes are needed to tell, or SIZE_MAX when the frame cannot be sized
@@ -164,15 +163,15 @@ KEEL_NODISCARD keel_modbus_err keel_modbus_rtu_parse(const uint8_t *adu, size_t 
 size_t keel_modbus_rtu_frame_len(const uint8_t *buf, size_t len, bool request);
 
 typedef struct keel_modbus_mbap {
-    uint16_t tid;      /* transaction id */
-    uint16_t proto;    /* 0 for MODBUS */
-    uint16_t length;   /* bytes following: unit + PDU */
+    uint16_t tid;    /* transaction id */
+    uint16_t proto;  /* 0 for MODBUS */
+    uint16_t length; /* bytes following: unit + PDU */
     uint8_t unit;
 } keel_modbus_mbap;
 
-KEEL_NODISCARD keel_modbus_err keel_modbus_tcp_frame(uint16_t tid, uint8_t unit,
-                                                     const uint8_t *pdu, size_t pdu_len,
-                                                     uint8_t *out, size_t cap, size_t *out_len);
+KEEL_NODISCARD keel_modbus_err keel_modbus_tcp_frame(uint16_t tid, uint8_t unit, const uint8_t *pdu,
+                                                     size_t pdu_len, uint8_t *out, size_t cap,
+                                                     size_t *out_len);
 /* Parses the first ADU of a byte stream. ERR_SHORT with *consumed = 0 when more bytes are
  * needed; ERR_FRAME when the header is impossible (protocol id != 0, length 0 or > 254): the
  * stream cannot be resynchronised and the connection should be closed. On OK, *consumed is
@@ -196,9 +195,8 @@ KEEL_NODISCARD keel_modbus_err keel_modbus_req_write_coils(uint16_t addr, uint16
                                                            const uint8_t *bits, uint8_t *out,
                                                            size_t cap, size_t *len);
 KEEL_NODISCARD keel_modbus_err keel_modbus_req_write_registers(uint16_t addr, uint16_t count,
-                                                               const uint16_t *values,
-                                                               uint8_t *out, size_t cap,
-                                                               size_t *len);
+                                                               const uint16_t *values, uint8_t *out,
+                                                               size_t cap, size_t *len);
 KEEL_NODISCARD keel_modbus_err keel_modbus_req_mask_write(uint16_t addr, uint16_t and_mask,
                                                           uint16_t or_mask, uint8_t *out,
                                                           size_t cap, size_t *len);
@@ -215,15 +213,14 @@ KEEL_NODISCARD keel_modbus_err keel_modbus_req_report_server_id(uint8_t *out, si
 
 /* One sub-request of FC 20/21: `count` registers from record `record` of file `file`. */
 typedef struct keel_modbus_file_ref {
-    uint16_t file;     /* 1..0xFFFF */
-    uint16_t record;   /* 0..9999 */
-    uint16_t count;    /* registers */
-    uint16_t *data;    /* FC 21: the values to write; FC 20 reply: filled by rsp_read_file */
+    uint16_t file;   /* 1..0xFFFF */
+    uint16_t record; /* 0..9999 */
+    uint16_t count;  /* registers */
+    uint16_t *data;  /* FC 21: the values to write; FC 20 reply: filled by rsp_read_file */
 } keel_modbus_file_ref;
 
-KEEL_NODISCARD keel_modbus_err keel_modbus_req_read_file(const keel_modbus_file_ref *refs,
-                                                         size_t n, uint8_t *out, size_t cap,
-                                                         size_t *len);
+KEEL_NODISCARD keel_modbus_err keel_modbus_req_read_file(const keel_modbus_file_ref *refs, size_t n,
+                                                         uint8_t *out, size_t cap, size_t *len);
 KEEL_NODISCARD keel_modbus_err keel_modbus_req_write_file(const keel_modbus_file_ref *refs,
                                                           size_t n, uint8_t *out, size_t cap,
                                                           size_t *len);
@@ -248,8 +245,7 @@ KEEL_NODISCARD keel_modbus_err keel_modbus_rsp_bits(const uint8_t *req, size_t r
                                                     uint8_t *bits, size_t cap, uint8_t *exc);
 KEEL_NODISCARD keel_modbus_err keel_modbus_rsp_registers(const uint8_t *req, size_t req_len,
                                                          const uint8_t *rsp, size_t rsp_len,
-                                                         uint16_t *regs, size_t cap,
-                                                         uint8_t *exc);
+                                                         uint16_t *regs, size_t cap, uint8_t *exc);
 /* FC 20: fills refs[i].data (refs as sent, data pointing at count registers each). */
 KEEL_NODISCARD keel_modbus_err keel_modbus_rsp_read_file(const uint8_t *rsp, size_t rsp_len,
                                                          keel_modbus_file_ref *refs, size_t n,
@@ -271,8 +267,7 @@ typedef struct keel_modbus_device_id {
 } keel_modbus_device_id;
 
 KEEL_NODISCARD keel_modbus_err keel_modbus_rsp_device_id(const uint8_t *rsp, size_t rsp_len,
-                                                         keel_modbus_device_id *out,
-                                                         uint8_t *exc);
+                                                         keel_modbus_device_id *out, uint8_t *exc);
 
 /* ---- the slave's data model ----
  * Callbacks answer with an exception code (0 = done). A NULL callback makes its function codes
@@ -288,8 +283,7 @@ typedef struct keel_modbus_model {
     uint8_t (*read_regs)(void *ctx, int table, uint16_t addr, uint16_t count, uint16_t *regs);
     uint8_t (*write_regs)(void *ctx, uint16_t addr, uint16_t count, const uint16_t *regs);
     /* FC 20 / 21, one sub-request at a time (the firmware-update engineer plugs in here). */
-    uint8_t (*read_file)(void *ctx, uint16_t file, uint16_t record, uint16_t count,
-                         uint16_t *regs);
+    uint8_t (*read_file)(void *ctx, uint16_t file, uint16_t record, uint16_t count, uint16_t *regs);
     uint8_t (*write_file)(void *ctx, uint16_t file, uint16_t record, uint16_t count,
                           const uint16_t *regs);
     /* FC 43/14: object `id`'s value, or NULL if the device does not have it. */
@@ -300,21 +294,21 @@ typedef struct keel_modbus_model {
 
 /* Counters as FC 8 reports them (and as tests check). */
 typedef struct keel_modbus_counters {
-    uint32_t bus_messages;     /* frames seen on the bus, good CRC or not */
-    uint32_t bus_comm_errors;  /* CRC errors, truncated or garbage frames */
-    uint32_t bus_exceptions;   /* exception replies sent */
-    uint32_t server_messages;  /* frames addressed to us (or broadcast) */
+    uint32_t bus_messages;       /* frames seen on the bus, good CRC or not */
+    uint32_t bus_comm_errors;    /* CRC errors, truncated or garbage frames */
+    uint32_t bus_exceptions;     /* exception replies sent */
+    uint32_t server_messages;    /* frames addressed to us (or broadcast) */
     uint32_t server_no_response; /* frames we did not answer (broadcast, listen-only) */
     uint32_t server_nak;
     uint32_t server_busy;
-    uint32_t char_overruns;    /* frames too long for the buffer */
+    uint32_t char_overruns; /* frames too long for the buffer */
 } keel_modbus_counters;
 
 typedef struct keel_modbus_slave {
-    uint8_t unit;             /* our address (1..247); 0 = answer any unit (TCP gateway) */
+    uint8_t unit; /* our address (1..247); 0 = answer any unit (TCP gateway) */
     const keel_modbus_model *model;
     void *ctx;
-    bool listen_only;         /* FC 8/4: stop answering until restart comm */
+    bool listen_only; /* FC 8/4: stop answering until restart comm */
     uint16_t diag_register;
     keel_modbus_counters counters;
 } keel_modbus_slave;
@@ -326,8 +320,7 @@ void keel_modbus_slave_init(keel_modbus_slave *s, uint8_t unit, const keel_modbu
  * another unit, listen-only). Exceptions are answers: the return value is OK for them. */
 KEEL_NODISCARD keel_modbus_err keel_modbus_slave_pdu(keel_modbus_slave *s, uint8_t unit,
                                                      const uint8_t *req, size_t req_len,
-                                                     uint8_t *rsp, size_t cap,
-                                                     size_t *rsp_len);
+                                                     uint8_t *rsp, size_t cap, size_t *rsp_len);
 /* One RTU frame (delimited by t3.5 silence or by length) in, the RTU reply frame out. Bad CRC
  * or truncated frames are counted and dropped (*out_len = 0, ERR_CRC / ERR_SHORT). */
 KEEL_NODISCARD keel_modbus_err keel_modbus_slave_rtu(keel_modbus_slave *s, const uint8_t *adu,
@@ -335,9 +328,8 @@ KEEL_NODISCARD keel_modbus_err keel_modbus_slave_rtu(keel_modbus_slave *s, const
                                                      size_t *out_len);
 /* The first TCP ADU of a stream in, its reply out; *consumed as keel_modbus_tcp_parse. */
 KEEL_NODISCARD keel_modbus_err keel_modbus_slave_tcp(keel_modbus_slave *s, const uint8_t *buf,
-                                                     size_t len, size_t *consumed,
-                                                     uint8_t *out, size_t cap,
-                                                     size_t *out_len);
+                                                     size_t len, size_t *consumed, uint8_t *out,
+                                                     size_t cap, size_t *out_len);
 
 /* ---- the master's state machine ----
  * One transaction at a time. The caller sends the bytes start() returns, then feeds what it
@@ -357,8 +349,8 @@ typedef struct keel_modbus_master_stats {
 
 typedef struct keel_modbus_master {
     keel_modbus_framing framing;
-    uint32_t timeout_us;         /* reply timeout (from the end of the request) */
-    uint32_t turnaround_us;      /* RTU: wait after a broadcast */
+    uint32_t timeout_us;    /* reply timeout (from the end of the request) */
+    uint32_t turnaround_us; /* RTU: wait after a broadcast */
     keel_modbus_rtu_timing timing;
     /* private */
     int state;
@@ -385,8 +377,8 @@ KEEL_NODISCARD keel_modbus_err keel_modbus_master_init(keel_modbus_master *m,
  * awaited: poll() completes it after turnaround_us (RTU) or at once (TCP). */
 KEEL_NODISCARD keel_modbus_err keel_modbus_master_start(keel_modbus_master *m, uint64_t now_us,
                                                         uint8_t unit, const uint8_t *pdu,
-                                                        size_t pdu_len, uint8_t *out,
-                                                        size_t cap, size_t *out_len);
+                                                        size_t pdu_len, uint8_t *out, size_t cap,
+                                                        size_t *out_len);
 /* Bytes received at now_us. OK: the reply is complete and answers the request (get it with
  * reply()); ERR_EXCEPTION: it is an exception; other errors end the transaction. */
 KEEL_NODISCARD keel_modbus_err keel_modbus_master_input(keel_modbus_master *m, uint64_t now_us,
@@ -406,13 +398,13 @@ void keel_modbus_master_abort(keel_modbus_master *m);
 
 typedef struct keel_modbus_file {
     uint16_t number;
-    uint16_t records;   /* record count, each one register */
+    uint16_t records; /* record count, each one register */
     uint16_t *data;
 } keel_modbus_file;
 
 typedef struct keel_modbus_map {
     uint16_t coil_base, coil_count;
-    uint8_t *coils;            /* one byte per bit (0/1) */
+    uint8_t *coils; /* one byte per bit (0/1) */
     uint16_t discrete_base, discrete_count;
     uint8_t *discrete;
     uint16_t holding_base, holding_count;
@@ -421,7 +413,7 @@ typedef struct keel_modbus_map {
     uint16_t *input;
     keel_modbus_file *files;
     size_t file_count;
-    const char *ident[8];      /* vendor, product code, revision, url, product, model, app */
+    const char *ident[8]; /* vendor, product code, revision, url, product, model, app */
     /* Called after every successful write (to persist state, react as an actuator). */
     void (*on_write)(void *ctx, int table, uint16_t addr, uint16_t count);
     void *on_write_ctx;
@@ -444,8 +436,7 @@ typedef struct keel_modbus_serial_opts {
 } keel_modbus_serial_opts;
 
 KEEL_NODISCARD keel_modbus_err keel_modbus_client_tcp(const char *host, const char *port,
-                                                      bool rtu_over_tcp,
-                                                      keel_modbus_client **out);
+                                                      bool rtu_over_tcp, keel_modbus_client **out);
 KEEL_NODISCARD keel_modbus_err keel_modbus_client_serial(const char *device,
                                                          const keel_modbus_serial_opts *opts,
                                                          keel_modbus_client **out);
@@ -467,8 +458,8 @@ KEEL_NODISCARD keel_modbus_err keel_modbus_read_bits(keel_modbus_client *c, uint
                                                      uint8_t fc, uint16_t addr, uint16_t count,
                                                      uint8_t *bits);
 KEEL_NODISCARD keel_modbus_err keel_modbus_read_registers(keel_modbus_client *c, uint8_t unit,
-                                                          uint8_t fc, uint16_t addr,
-                                                          uint16_t count, uint16_t *regs);
+                                                          uint8_t fc, uint16_t addr, uint16_t count,
+                                                          uint16_t *regs);
 KEEL_NODISCARD keel_modbus_err keel_modbus_write_coil(keel_modbus_client *c, uint8_t unit,
                                                       uint16_t addr, bool on);
 KEEL_NODISCARD keel_modbus_err keel_modbus_write_register(keel_modbus_client *c, uint8_t unit,
@@ -479,17 +470,19 @@ KEEL_NODISCARD keel_modbus_err keel_modbus_write_registers(keel_modbus_client *c
 KEEL_NODISCARD keel_modbus_err keel_modbus_write_coils(keel_modbus_client *c, uint8_t unit,
                                                        uint16_t addr, uint16_t count,
                                                        const uint8_t *bits);
-KEEL_NODISCARD keel_modbus_err keel_modbus_read_write_registers(
-    keel_modbus_client *c, uint8_t unit, uint16_t raddr, uint16_t rcount, uint16_t *rregs,
-    uint16_t waddr, uint16_t wcount, const uint16_t *wregs);
+KEEL_NODISCARD keel_modbus_err keel_modbus_read_write_registers(keel_modbus_client *c, uint8_t unit,
+                                                                uint16_t raddr, uint16_t rcount,
+                                                                uint16_t *rregs, uint16_t waddr,
+                                                                uint16_t wcount,
+                                                                const uint16_t *wregs);
 
 /* A slave serving a model over TCP (many connections, IPv4 and IPv6), RTU over TCP, or RTU
  * on a serial device. Runs until *stop becomes true (checked at least every 100 ms). */
 typedef struct keel_modbus_server_opts {
-    const char *bind;       /* TCP: address to bind ("::" default: IPv6 + IPv4-mapped) */
-    const char *port;       /* TCP: port ("502") */
+    const char *bind; /* TCP: address to bind ("::" default: IPv6 + IPv4-mapped) */
+    const char *port; /* TCP: port ("502") */
     bool rtu_over_tcp;
-    const char *device;     /* serial: the device; NULL for TCP */
+    const char *device; /* serial: the device; NULL for TCP */
     keel_modbus_serial_opts serial;
     unsigned max_connections; /* 0 = 64 */
     /* Called once listening (TCP) or the device is open, with the bound port. */
@@ -506,9 +499,9 @@ KEEL_NODISCARD keel_modbus_err keel_modbus_serve(keel_modbus_slave *slave,
 KEEL_NODISCARD keel_modbus_err keel_modbus_map_load(const char *path, keel_modbus_map *map,
                                                     uint8_t *unit, char *msg, size_t msg_cap);
 /* The same from text in memory (`name` is used in messages). */
-KEEL_NODISCARD keel_modbus_err keel_modbus_map_parse(const char *name, const char *text,
-                                                     size_t len, keel_modbus_map *map,
-                                                     uint8_t *unit, char *msg, size_t msg_cap);
+KEEL_NODISCARD keel_modbus_err keel_modbus_map_parse(const char *name, const char *text, size_t len,
+                                                     keel_modbus_map *map, uint8_t *unit, char *msg,
+                                                     size_t msg_cap);
 void keel_modbus_map_free(keel_modbus_map *map);
 
 #endif

@@ -16,10 +16,15 @@
  *   keel_update_boot(agent, now_ms, &boot, &err);      once per start: which slot to run
  *   ... start boot.slot's image ...
  *   keel_update_fetch(agent, url, &opts, &stats, &err); download + stage (libcurl, ranges)
- *   keel_update_install(agent, &err);                   verify the slot, arm the trial
+ *   keel_update_install(agent, &err);                   check the image, arm the trial
  *   ... restart: keel_update_boot() now runs the new slot on trial ...
  *   keel_update_confirm(agent, &err) once healthy, or keel_update_revert(agent, &err);
  *   keel_update_tick(agent, now_ms, &reboot) reverts by itself when the trial deadline passes.
+ *
+ * A MODBUS sensor runs the same agent on its flash with the image pushed to it in order
+ * (keel_update_push_*); the gateway's side is keel_update_sensor_push over a
+ * keel_update_sensor_link (keel_update_sensor_link_modbus for MODBUS TCP/RTU). The profile's
+ * registers and files are documented in docs/updates.md.
  */
 #ifndef KEEL_UPDATE_H
 #define KEEL_UPDATE_H
@@ -86,8 +91,9 @@ typedef struct keel_update_storage {
     uint32_t write_size; /* power of two, <= erase_size */
 } keel_update_storage;
 
-/* File backend: DIR/slot-a, DIR/slot-b, DIR/manifest, DIR/state (created at the given sizes);
- * sync is fdatasync. *out is valid until keel_update_file_storage_close. */
+/* File backend: DIR/slot-a, DIR/slot-b, DIR/manifest, DIR/state (created at the given sizes;
+ * slot_size a multiple of 256); sync is fdatasync. *out is valid until
+ * keel_update_file_storage_close. */
 KEEL_NODISCARD keel_update_err keel_update_file_storage_open(const char *dir, uint32_t slot_size,
                                                              keel_update_storage *out,
                                                              keel_update_error *err);
@@ -239,7 +245,7 @@ typedef enum keel_update_sensor_state {
 } keel_update_sensor_state;
 
 /* The gateway's view of one sensor: MODBUS requests as callbacks (bound to keel_modbus_client
- * by the gateway, or to a simulated sensor directly). Each returns 0, a MODBUS exception code
+ * by keel_update_sensor_link_modbus, or to a simulated sensor directly). Each returns 0, a MODBUS exception code
  * (> 0), or -1 when the sensor did not answer. */
 typedef struct keel_update_sensor_link {
     void *ctx;
@@ -250,19 +256,24 @@ typedef struct keel_update_sensor_link {
     int (*read_version)(void *ctx, char *out, size_t cap);                        /* FC 43/14 */
 } keel_update_sensor_link;
 
-/* The link over MODBUS TCP (or RTU over TCP) with keel_modbus_client, reconnecting after the
- * sensor drops the connection (it restarts after a commit, or loses power). Requests that time
- * out or find no connection count as unanswered. Linked from keel_update_sensor_modbus. */
-typedef struct keel_update_sensor_tcp {
-    char host[128], port[16];
+/* The link over MODBUS with keel_modbus_client: TCP, RTU over TCP, or RTU on a serial line
+ * (RS485), reconnecting after the sensor drops a TCP connection (it restarts after a commit, or
+ * loses power). Requests that time out or find no connection count as unanswered. Linked from
+ * the library keel_update_sensor_modbus. */
+typedef struct keel_update_sensor_modbus {
+    char host[128], port[16];          /* TCP; or */
+    char device[128];                  /* a serial device (RTU), when set */
+    uint32_t baud;                     /* serial: 0: 19200 */
+    char parity;                       /* serial: 'N', 'E' (0: 'E', the MODBUS default), 'O' */
+    bool rs485;                        /* serial: ask the kernel for RS485 mode */
     bool rtu_over_tcp;
     uint8_t unit;
     uint32_t timeout_us;               /* per request; 0: 500 ms */
     struct keel_modbus_client *client; /* managed by the link */
-} keel_update_sensor_tcp;
-/* Fills `out` with callbacks whose ctx is `tcp` (which must outlive the link). */
-void keel_update_sensor_link_tcp(keel_update_sensor_tcp *tcp, keel_update_sensor_link *out);
-void keel_update_sensor_tcp_close(keel_update_sensor_tcp *tcp);
+} keel_update_sensor_modbus;
+/* Fills `out` with callbacks whose ctx is `m` (which must outlive the link). */
+void keel_update_sensor_link_modbus(keel_update_sensor_modbus *m, keel_update_sensor_link *out);
+void keel_update_sensor_modbus_close(keel_update_sensor_modbus *m);
 
 typedef struct keel_update_sensor_opts {
     uint16_t base;            /* 0: KEEL_UPDATE_SENSOR_BASE */

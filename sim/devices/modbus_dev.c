@@ -32,8 +32,7 @@ static void reply_start(void *arg)
 static void frame_end(sim_modbus_dev *d, size_t len)
 {
     size_t out_len = 0;
-    keel_modbus_err e =
-        keel_modbus_slave_rtu(&d->slave, d->rx, len, d->tx, sizeof d->tx, &out_len);
+    keel_modbus_err e = keel_modbus_slave_rtu(&d->slave, d->rx, len, d->tx, sizeof d->tx, &out_len);
     memmove(d->rx, d->rx + len, d->rx_len - len);
     d->rx_len -= len;
     if (e != KEEL_MODBUS_OK || out_len == 0 || d->sending) {
@@ -191,8 +190,8 @@ int sim_modbus_dev_init(sim_modbus_dev *d, const char *name, sim_rs485_bus *bus,
         return -1;
     }
     d->de_release_ns = d->uart.bit_ns / 4; /* a quarter bit: a hardware-timed release */
-    sim_uart_set_rto(&d->uart, (uint32_t)(((uint64_t)t.t35_us * 1000u + d->uart.bit_ns - 1) /
-                                          d->uart.bit_ns));
+    sim_uart_set_rto(
+        &d->uart, (uint32_t)(((uint64_t)t.t35_us * 1000u + d->uart.bit_ns - 1) / d->uart.bit_ns));
     sim_uart_set_irq_mask(&d->uart, SIM_UART_RXNE | SIM_UART_RTO);
     d->node = sim_rs485_attach(bus, &d->uart, name);
     if (d->node < 0) {

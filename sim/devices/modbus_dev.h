@@ -25,11 +25,11 @@ typedef struct sim_modbus_dev {
     keel_modbus_slave slave;
     keel_modbus_map map;
     uint64_t latency_ns, de_release_ns;
-    const char *state_path;      /* persistent state (NULL: none) */
+    const char *state_path; /* persistent state (NULL: none) */
     /* receive */
     uint8_t rx[KEEL_MODBUS_MAX_RTU_ADU + 8];
     size_t rx_len;
-    bool wait_silence;           /* a frame ended by length: skip bytes until t3.5 silence */
+    bool wait_silence; /* a frame ended by length: skip bytes until t3.5 silence */
     /* transmit */
     uint8_t tx[KEEL_MODBUS_MAX_RTU_ADU];
     size_t tx_len, tx_pos;
@@ -59,8 +59,8 @@ typedef struct sim_sensor {
     keel_modbus_file file;
 } sim_sensor;
 
-int sim_sensor_init(sim_sensor *s, sim_rs485_bus *bus, const keel_modbus_line *line,
-                    uint8_t unit, uint64_t latency_ns, const char *state_path);
+int sim_sensor_init(sim_sensor *s, sim_rs485_bus *bus, const keel_modbus_line *line, uint8_t unit,
+                    uint64_t latency_ns, const char *state_path);
 /* The measured room (degC, %, hPa): what the next read returns. */
 void sim_sensor_set(sim_sensor *s, double temp_c, double rh, double hpa);
 

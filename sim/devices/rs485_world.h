@@ -23,8 +23,8 @@
 typedef struct world {
     keel_modbus_line line;
     sim_rs485_bus bus;
-    sim_uart uart;        /* the RT core's UART */
-    int node;             /* its node on the bus */
+    sim_uart uart; /* the RT core's UART */
+    int node;      /* its node on the bus */
     keel_rs485 drv;
     sim_sensor sensors[WORLD_MAX_DEVS];
     int nsensors;
@@ -121,8 +121,12 @@ static inline sim_sensor *world_add_sensor(world *w, uint8_t unit, uint64_t late
 
 static inline int world_start(world *w, void (*fn)(void *), void *arg)
 {
-    keel_rtos_thread_config tc = {.name = "master", .entry = fn, .arg = arg, .stack = w->stack,
-                                  .stack_size = sizeof w->stack, .priority = 4};
+    keel_rtos_thread_config tc = {.name = "master",
+                                  .entry = fn,
+                                  .arg = arg,
+                                  .stack = w->stack,
+                                  .stack_size = sizeof w->stack,
+                                  .priority = 4};
     return keel_rtos_thread_create(&w->thread, &tc) == KEEL_RTOS_OK ? 0 : -1;
 }
 
@@ -155,13 +159,12 @@ static inline poll_result world_poll(world *w, keel_modbus_master *m, uint8_t un
         r.err = KEEL_MODBUS_ERR_ARG;
         return r;
     }
-    r.err = keel_modbus_master_start(m, keel_sim_now_us(), unit, pdu, n, adu, sizeof adu,
-                                     &adu_len);
+    r.err = keel_modbus_master_start(m, keel_sim_now_us(), unit, pdu, n, adu, sizeof adu, &adu_len);
     if (r.err != KEEL_MODBUS_OK) {
         return r;
     }
-    r.line = keel_rs485_transact(&w->drv, adu, adu_len, rsp, sizeof rsp, &rsp_len, timeout_us,
-                                 &r.t);
+    r.line =
+        keel_rs485_transact(&w->drv, adu, adu_len, rsp, sizeof rsp, &rsp_len, timeout_us, &r.t);
     if (r.line == KEEL_RS485_ERR_TIMEOUT) {
         keel_modbus_master_abort(m);
         r.err = KEEL_MODBUS_ERR_TIMEOUT;

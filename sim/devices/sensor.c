@@ -5,8 +5,8 @@
 
 #include "modbus_dev.h"
 
-int sim_sensor_init(sim_sensor *s, sim_rs485_bus *bus, const keel_modbus_line *line,
-                    uint8_t unit, uint64_t latency_ns, const char *state_path)
+int sim_sensor_init(sim_sensor *s, sim_rs485_bus *bus, const keel_modbus_line *line, uint8_t unit,
+                    uint64_t latency_ns, const char *state_path)
 {
     memset(s, 0, sizeof *s);
     s->holding[0] = 10;

@@ -42,11 +42,11 @@ typedef struct sim_rs485_char {
 } sim_rs485_char;
 
 typedef struct sim_rs485_stats {
-    uint64_t chars;          /* characters that reached the wire */
-    uint64_t collisions;     /* times a second driver was enabled while one was */
-    uint64_t garbled;        /* characters delivered garbled */
-    uint64_t cut;            /* characters cut short by DE (or sent without it) */
-    uint64_t lost;           /* characters sent with DE off from their start */
+    uint64_t chars;      /* characters that reached the wire */
+    uint64_t collisions; /* times a second driver was enabled while one was */
+    uint64_t garbled;    /* characters delivered garbled */
+    uint64_t cut;        /* characters cut short by DE (or sent without it) */
+    uint64_t lost;       /* characters sent with DE off from their start */
 } sim_rs485_stats;
 
 typedef struct vcd_change {
@@ -58,7 +58,7 @@ typedef struct vcd_change {
 struct sim_rs485_bus {
     sim_rs485_node nodes[SIM_RS485_MAX_NODES];
     int count;
-    int drivers;                  /* nodes with DE asserted */
+    int drivers; /* nodes with DE asserted */
     sim_rs485_char inflight[SIM_RS485_MAX_INFLIGHT];
     sim_rs485_stats stats;
     /* VCD recording (only when sim_rs485_vcd_start was called) */

@@ -4,13 +4,18 @@
  *   keel-sim-sensor --flash FILE --provision IMAGE [--slot-size N]
  *   keel-sim-sensor --flash FILE --key K.pub --component UUID [--port P] [--unit N]
  *                   [--rtu-over-tcp] [--slot-size N]
+ *   keel-sim-sensor --flash FILE --key K.pub --component UUID --device TTY [--baud N]
+ *                   [--parity N|E|O] [--unit N]        (RTU on a serial line, e.g. a pty)
  *
  * Serving, it prints "listening on port P" and, at each boot, "running X.Y.Z". After a commit
  * it restarts: it stops serving (dropping its connections), boots (verifying the new image,
  * running it on trial, falling back if it does not start), and serves again on the same port.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,7 +61,11 @@ static const char *h_id(void *ctx, uint8_t id)
 static void on_ready(void *ctx, uint16_t port)
 {
     ((struct holder *)ctx)->port = port;
-    printf("listening on port %u\n", port);
+    if (port) {
+        printf("listening on port %u\n", port);
+    } else {
+        printf("listening on the serial line\n");
+    }
     fflush(stdout);
 }
 
@@ -72,7 +81,9 @@ static int usage(void)
     fprintf(stderr,
             "usage: keel-sim-sensor --flash FILE --provision IMAGE [--slot-size N]\n"
             "       keel-sim-sensor --flash FILE --key K.pub --component UUID [--port P]\n"
-            "                       [--unit N] [--rtu-over-tcp] [--slot-size N] [--hardware HW]\n");
+            "                       [--unit N] [--rtu-over-tcp] [--slot-size N] [--hardware HW]\n"
+            "       keel-sim-sensor --flash FILE --key K.pub --component UUID --device TTY\n"
+            "                       [--baud N] [--parity N|E|O] [--unit N]\n");
     return 2;
 }
 
@@ -84,10 +95,14 @@ int main(int argc, char **argv)
         {"component", required_argument, NULL, 'c'}, {"port", required_argument, NULL, 'P'},
         {"unit", required_argument, NULL, 'u'},      {"rtu-over-tcp", no_argument, NULL, 'r'},
         {"hardware", required_argument, NULL, 'w'},  {"help", no_argument, NULL, 'h'},
-        {0}};
+        {"device", required_argument, NULL, 'd'},    {"baud", required_argument, NULL, 'b'},
+        {"parity", required_argument, NULL, 'y'},    {0}};
     const char *flash = NULL, *prov = NULL, *key = NULL, *comp = NULL, *port = "0", *hw = "sim";
     unsigned long slot = 64 * 1024, unit = 1;
     bool rtu = false;
+    const char *device = NULL;
+    unsigned long baud = 19200;
+    char parity = 'E';
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -100,11 +115,15 @@ int main(int argc, char **argv)
         case 'u': unit = strtoul(optarg, NULL, 0); break;
         case 'r': rtu = true; break;
         case 'w': hw = optarg; break;
+        case 'd': device = optarg; break;
+        case 'b': baud = strtoul(optarg, NULL, 0); break;
+        case 'y': parity = optarg[0]; break;
         case 'h': usage(); return 0;
         default: return usage();
         }
     }
-    if (!flash || slot == 0 || slot % 1024 || unit < 1 || unit > 247) {
+    if (!flash || slot == 0 || slot % 1024 || unit < 1 || unit > 247 || !baud ||
+        !strchr("NEO", parity)) {
         return usage();
     }
     sensor_boot_config cfg = {.flash_path = flash, .hardware = hw, .slot_size = (uint32_t)slot};
@@ -144,6 +163,13 @@ int main(int argc, char **argv)
                                             .device_id = h_id};
     char why[256], bound[16];
     snprintf(bound, sizeof bound, "%s", port);
+    /* On a serial line, keep the device open across restarts, as the UART stays wired: a pty's
+     * other end then never sees the line hang up while the sensor reboots. */
+    int keep = device ? open(device, O_RDWR | O_NOCTTY | O_CLOEXEC) : -1;
+    if (device && keep < 0) {
+        fprintf(stderr, "keel-sim-sensor: %s: cannot open\n", device);
+        return 3;
+    }
     for (;;) {
         if (!h.s) {
             h.s = sensor_boot_power_on(&cfg, why, sizeof why);
@@ -156,7 +182,12 @@ int main(int argc, char **argv)
         keel_modbus_slave slave;
         keel_modbus_slave_init(&slave, (uint8_t)unit, &model, &h);
         keel_modbus_server_opts so = {.bind = "127.0.0.1", .port = bound, .rtu_over_tcp = rtu,
-                                      .on_ready = on_ready, .ctx = &h};
+                                      .device = device, .on_ready = on_ready, .ctx = &h};
+        so.serial.line = (keel_modbus_line){(uint32_t)baud, 8,
+                                            parity == 'N'   ? KEEL_MODBUS_PARITY_NONE
+                                            : parity == 'O' ? KEEL_MODBUS_PARITY_ODD
+                                                            : KEEL_MODBUS_PARITY_EVEN,
+                                            parity == 'N' ? 2 : 1};
         h.stop = 0;
         /* The server stops for a restart (h.stop) or for good (terminate). */
         volatile int *stop = &h.stop;
@@ -164,9 +195,12 @@ int main(int argc, char **argv)
         if (terminate) {
             break;
         }
-        snprintf(bound, sizeof bound, "%u", h.port); /* serve again on the same port */
+        if (!device) {
+            snprintf(bound, sizeof bound, "%u", h.port); /* serve again on the same port */
+        }
         if (e != KEEL_MODBUS_OK && !h.stop) {
-            fprintf(stderr, "keel-sim-sensor: serve: %s\n", keel_modbus_err_name(e));
+            fprintf(stderr, "keel-sim-sensor: serve: %s (%s)\n", keel_modbus_err_name(e),
+                    strerror(errno));
             sensor_boot_power_off(h.s);
             return 1;
         }
@@ -177,5 +211,8 @@ int main(int argc, char **argv)
         printf("running %s\n", sensor_boot_version(h.s));
     }
     sensor_boot_power_off(h.s);
+    if (keep >= 0) {
+        close(keep);
+    }
     return 0;
 }

@@ -46,8 +46,8 @@ void sim_uart_init(sim_uart *u, const char *name, const keel_modbus_line *line)
     memset(u, 0, sizeof *u);
     u->name = name;
     u->line = *line;
-    unsigned bits = 1u + line->data_bits + (line->parity != KEEL_MODBUS_PARITY_NONE) +
-                    line->stop_bits;
+    unsigned bits =
+        1u + line->data_bits + (line->parity != KEEL_MODBUS_PARITY_NONE) + line->stop_bits;
     u->bit_ns = (1000000000ull + line->baud / 2) / line->baud;
     u->char_ns = (bits * 1000000000ull + line->baud / 2) / line->baud;
     u->status = SIM_UART_TXE | SIM_UART_TC;

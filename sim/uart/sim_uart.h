@@ -61,7 +61,7 @@ void sim_uart_init(sim_uart *u, const char *name, const keel_modbus_line *line);
 /* The byte goes to the shifter at once if it is idle, else into the holding register; a
  * write with the holding register full is lost (counted as an overrun). */
 void sim_uart_write(sim_uart *u, uint8_t byte);
-uint8_t sim_uart_read(sim_uart *u);      /* clears RXNE */
+uint8_t sim_uart_read(sim_uart *u); /* clears RXNE */
 void sim_uart_clear(sim_uart *u, uint32_t flags);
 void sim_uart_set_irq_mask(sim_uart *u, uint32_t mask);
 void sim_uart_set_rto(sim_uart *u, uint32_t bits); /* 0 disables the receiver timeout */

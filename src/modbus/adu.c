@@ -35,17 +35,28 @@ const char *keel_modbus_err_name(keel_modbus_err e)
 const char *keel_modbus_exc_name(uint8_t code)
 {
     switch (code) {
-    case KEEL_MODBUS_EXC_NONE: return "no exception";
-    case KEEL_MODBUS_EXC_ILLEGAL_FUNCTION: return "illegal function";
-    case KEEL_MODBUS_EXC_ILLEGAL_DATA_ADDRESS: return "illegal data address";
-    case KEEL_MODBUS_EXC_ILLEGAL_DATA_VALUE: return "illegal data value";
-    case KEEL_MODBUS_EXC_SERVER_DEVICE_FAILURE: return "server device failure";
-    case KEEL_MODBUS_EXC_ACKNOWLEDGE: return "acknowledge";
-    case KEEL_MODBUS_EXC_SERVER_DEVICE_BUSY: return "server device busy";
-    case KEEL_MODBUS_EXC_MEMORY_PARITY_ERROR: return "memory parity error";
-    case KEEL_MODBUS_EXC_GATEWAY_PATH_UNAVAILABLE: return "gateway path unavailable";
-    case KEEL_MODBUS_EXC_GATEWAY_TARGET_FAILED: return "gateway target failed to respond";
-    default: return "unknown exception";
+    case KEEL_MODBUS_EXC_NONE:
+        return "no exception";
+    case KEEL_MODBUS_EXC_ILLEGAL_FUNCTION:
+        return "illegal function";
+    case KEEL_MODBUS_EXC_ILLEGAL_DATA_ADDRESS:
+        return "illegal data address";
+    case KEEL_MODBUS_EXC_ILLEGAL_DATA_VALUE:
+        return "illegal data value";
+    case KEEL_MODBUS_EXC_SERVER_DEVICE_FAILURE:
+        return "server device failure";
+    case KEEL_MODBUS_EXC_ACKNOWLEDGE:
+        return "acknowledge";
+    case KEEL_MODBUS_EXC_SERVER_DEVICE_BUSY:
+        return "server device busy";
+    case KEEL_MODBUS_EXC_MEMORY_PARITY_ERROR:
+        return "memory parity error";
+    case KEEL_MODBUS_EXC_GATEWAY_PATH_UNAVAILABLE:
+        return "gateway path unavailable";
+    case KEEL_MODBUS_EXC_GATEWAY_TARGET_FAILED:
+        return "gateway target failed to respond";
+    default:
+        return "unknown exception";
     }
 }
 
@@ -56,8 +67,8 @@ keel_modbus_err keel_modbus_rtu_timing_for(const keel_modbus_line *line,
         line->stop_bits < 1 || line->stop_bits > 2 || line->parity > KEEL_MODBUS_PARITY_ODD) {
         return KEEL_MODBUS_ERR_ARG;
     }
-    uint32_t bits = 1u + line->data_bits + (line->parity != KEEL_MODBUS_PARITY_NONE) +
-                    line->stop_bits;
+    uint32_t bits =
+        1u + line->data_bits + (line->parity != KEEL_MODBUS_PARITY_NONE) + line->stop_bits;
     uint64_t char_ns = ((uint64_t)bits * 1000000000u + line->baud - 1) / line->baud;
     out->char_ns = (uint32_t)char_ns;
     out->bit_ns = (uint32_t)((1000000000ull + line->baud - 1) / line->baud);
@@ -152,32 +163,62 @@ size_t keel_modbus_rtu_frame_len(const uint8_t *buf, size_t len, bool request)
     uint8_t fc = buf[1];
     if (request) {
         switch (fc) {
-        case 1: case 2: case 3: case 4: case 5: case 6: case 8: return 8;
-        case 15: case 16: return counted(buf, len, 6);
-        case 17: return 4;
-        case 20: case 21: return counted(buf, len, 2);
-        case 22: return 10;
-        case 23: return counted(buf, len, 10);
-        case 43: return 7;
-        default: return SIZE_MAX;
+        case 1:
+        case 2:
+        case 3:
+        case 4:
+        case 5:
+        case 6:
+        case 8:
+            return 8;
+        case 15:
+        case 16:
+            return counted(buf, len, 6);
+        case 17:
+            return 4;
+        case 20:
+        case 21:
+            return counted(buf, len, 2);
+        case 22:
+            return 10;
+        case 23:
+            return counted(buf, len, 10);
+        case 43:
+            return 7;
+        default:
+            return SIZE_MAX;
         }
     }
     if (fc & 0x80) {
         return 5;
     }
     switch (fc) {
-    case 1: case 2: case 3: case 4: case 17: case 20: case 21: case 23:
+    case 1:
+    case 2:
+    case 3:
+    case 4:
+    case 17:
+    case 20:
+    case 21:
+    case 23:
         return counted(buf, len, 2);
-    case 5: case 6: case 8: case 15: case 16: return 8;
-    case 22: return 10;
-    case 43: return device_id_len(buf, len);
-    default: return SIZE_MAX;
+    case 5:
+    case 6:
+    case 8:
+    case 15:
+    case 16:
+        return 8;
+    case 22:
+        return 10;
+    case 43:
+        return device_id_len(buf, len);
+    default:
+        return SIZE_MAX;
     }
 }
 
 keel_modbus_err keel_modbus_tcp_frame(uint16_t tid, uint8_t unit, const uint8_t *pdu,
-                                      size_t pdu_len, uint8_t *out, size_t cap,
-                                      size_t *out_len)
+                                      size_t pdu_len, uint8_t *out, size_t cap, size_t *out_len)
 {
     if (!pdu || !out || !out_len || pdu_len == 0) {
         return KEEL_MODBUS_ERR_ARG;

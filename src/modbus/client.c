@@ -49,8 +49,7 @@ keel_modbus_err keel_modbus_client_tcp(const char *host, const char *port, bool 
     return KEEL_MODBUS_OK;
 }
 
-keel_modbus_err keel_modbus_client_serial(const char *device,
-                                          const keel_modbus_serial_opts *opts,
+keel_modbus_err keel_modbus_client_serial(const char *device, const keel_modbus_serial_opts *opts,
                                           keel_modbus_client **out)
 {
     if (!device || !opts || !out) {
@@ -98,9 +97,12 @@ void keel_modbus_client_set_timeout(keel_modbus_client *c, uint32_t timeout_us)
 const char *keel_modbus_client_rs485_mode(const keel_modbus_client *c)
 {
     switch (c->link.rs485) {
-    case RS485_KERNEL: return "kernel";
-    case RS485_RTS: return "rts";
-    default: return "none";
+    case RS485_KERNEL:
+        return "kernel";
+    case RS485_RTS:
+        return "rts";
+    default:
+        return "none";
     }
 }
 
@@ -126,9 +128,9 @@ static void sleep_until(uint64_t t_us)
     }
 }
 
-keel_modbus_err keel_modbus_client_transact(keel_modbus_client *c, uint8_t unit,
-                                            const uint8_t *req, size_t req_len, uint8_t *rsp,
-                                            size_t cap, size_t *rsp_len)
+keel_modbus_err keel_modbus_client_transact(keel_modbus_client *c, uint8_t unit, const uint8_t *req,
+                                            size_t req_len, uint8_t *rsp, size_t cap,
+                                            size_t *rsp_len)
 {
     if (!c || !req || !rsp || !rsp_len) {
         return KEEL_MODBUS_ERR_ARG;
@@ -137,14 +139,13 @@ keel_modbus_err keel_modbus_client_transact(keel_modbus_client *c, uint8_t unit,
     uint8_t adu[KEEL_MODBUS_MAX_TCP_ADU];
     size_t adu_len;
     keel_modbus_master *m = &c->master;
-    keel_modbus_err e =
-        keel_modbus_master_start(m, keel_modbus_now_us(), unit, req, req_len, adu, sizeof adu,
-                                 &adu_len);
+    keel_modbus_err e = keel_modbus_master_start(m, keel_modbus_now_us(), unit, req, req_len, adu,
+                                                 sizeof adu, &adu_len);
     if (e == KEEL_MODBUS_ERR_BUSY && m->state == 0) {
         /* The bus is still busy with bytes that came late: wait for its t3.5 silence. */
         sleep_until(m->last_rx_us + m->timing.t35_us);
-        e = keel_modbus_master_start(m, keel_modbus_now_us(), unit, req, req_len, adu,
-                                     sizeof adu, &adu_len);
+        e = keel_modbus_master_start(m, keel_modbus_now_us(), unit, req, req_len, adu, sizeof adu,
+                                     &adu_len);
     }
     if (e != KEEL_MODBUS_OK) {
         return e;
@@ -192,12 +193,12 @@ keel_modbus_err keel_modbus_client_transact(keel_modbus_client *c, uint8_t unit,
 }
 
 /* Builds with `build`, transacts, leaves the reply in rsp. */
-#define TRANSACT(c, unit, build_call)                                                       \
-    uint8_t req[KEEL_MODBUS_MAX_PDU], rsp[KEEL_MODBUS_MAX_PDU];                              \
-    size_t req_len, rsp_len;                                                                 \
-    keel_modbus_err e = (build_call);                                                        \
-    if (e == KEEL_MODBUS_OK) {                                                               \
-        e = keel_modbus_client_transact(c, unit, req, req_len, rsp, sizeof rsp, &rsp_len);   \
+#define TRANSACT(c, unit, build_call)                                                              \
+    uint8_t req[KEEL_MODBUS_MAX_PDU], rsp[KEEL_MODBUS_MAX_PDU];                                    \
+    size_t req_len, rsp_len;                                                                       \
+    keel_modbus_err e = (build_call);                                                              \
+    if (e == KEEL_MODBUS_OK) {                                                                     \
+        e = keel_modbus_client_transact(c, unit, req, req_len, rsp, sizeof rsp, &rsp_len);         \
     }
 
 keel_modbus_err keel_modbus_read_bits(keel_modbus_client *c, uint8_t unit, uint8_t fc,
@@ -226,8 +227,7 @@ keel_modbus_err keel_modbus_read_registers(keel_modbus_client *c, uint8_t unit, 
     return e;
 }
 
-keel_modbus_err keel_modbus_write_coil(keel_modbus_client *c, uint8_t unit, uint16_t addr,
-                                       bool on)
+keel_modbus_err keel_modbus_write_coil(keel_modbus_client *c, uint8_t unit, uint16_t addr, bool on)
 {
     TRANSACT(c, unit, keel_modbus_req_write_coil(addr, on, req, sizeof req, &req_len));
     return e;
@@ -256,13 +256,13 @@ keel_modbus_err keel_modbus_write_coils(keel_modbus_client *c, uint8_t unit, uin
 }
 
 keel_modbus_err keel_modbus_read_write_registers(keel_modbus_client *c, uint8_t unit,
-                                                 uint16_t raddr, uint16_t rcount,
-                                                 uint16_t *rregs, uint16_t waddr,
-                                                 uint16_t wcount, const uint16_t *wregs)
+                                                 uint16_t raddr, uint16_t rcount, uint16_t *rregs,
+                                                 uint16_t waddr, uint16_t wcount,
+                                                 const uint16_t *wregs)
 {
-    TRANSACT(c, unit,
-             keel_modbus_req_read_write(raddr, rcount, waddr, wcount, wregs, req, sizeof req,
-                                        &req_len));
+    TRANSACT(
+        c, unit,
+        keel_modbus_req_read_write(raddr, rcount, waddr, wcount, wregs, req, sizeof req, &req_len));
     if (e == KEEL_MODBUS_OK) {
         e = keel_modbus_rsp_registers(req, req_len, rsp, rsp_len, rregs, rcount, NULL);
     }

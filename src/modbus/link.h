@@ -29,10 +29,10 @@ struct keel_modbus_link {
     const keel_modbus_backend *be;
     int fd;
     keel_modbus_framing framing;
-    keel_modbus_line line;       /* serial only */
+    keel_modbus_line line; /* serial only */
     rs485_mode rs485;
     uint32_t rts_delay_us;
-    int rcvtimeo_ms;             /* TCP: the socket's SO_RCVTIMEO, 0 = none set */
+    int rcvtimeo_ms; /* TCP: the socket's SO_RCVTIMEO, 0 = none set */
 };
 
 /* TCP: a blocking receive bounded by the socket's own timeout saves a poll() per reply. */

@@ -28,8 +28,8 @@ static speed_t speed_for(uint32_t baud)
         uint32_t baud;
         speed_t speed;
     } table[] = {
-        {1200, B1200},     {2400, B2400},     {4800, B4800},       {9600, B9600},
-        {19200, B19200},   {38400, B38400},   {57600, B57600},     {115200, B115200},
+        {1200, B1200},     {2400, B2400},     {4800, B4800},     {9600, B9600},
+        {19200, B19200},   {38400, B38400},   {57600, B57600},   {115200, B115200},
         {230400, B230400}, {460800, B460800}, {921600, B921600},
     };
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
@@ -85,8 +85,8 @@ static keel_modbus_err serial_send(keel_modbus_link *l, const uint8_t *buf, size
     return e;
 }
 
-static keel_modbus_err serial_recv(keel_modbus_link *l, uint8_t *buf, size_t cap,
-                                   int timeout_ms, size_t *got)
+static keel_modbus_err serial_recv(keel_modbus_link *l, uint8_t *buf, size_t cap, int timeout_ms,
+                                   size_t *got)
 {
     *got = 0;
     struct pollfd p = {.fd = l->fd, .events = POLLIN};
@@ -127,8 +127,8 @@ static void serial_close(keel_modbus_link *l)
     }
 }
 
-static const keel_modbus_backend serial_backend = {"serial", serial_send, serial_recv,
-                                                   serial_flush, serial_close};
+static const keel_modbus_backend serial_backend = {"serial", serial_send, serial_recv, serial_flush,
+                                                   serial_close};
 
 keel_modbus_err keel_modbus_link_serial_open(keel_modbus_link *l, const char *device,
                                              const keel_modbus_serial_opts *opts)

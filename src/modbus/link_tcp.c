@@ -29,7 +29,7 @@ static keel_modbus_err tcp_send(keel_modbus_link *l, const uint8_t *buf, size_t 
                 continue;
             }
             return errno == EPIPE || errno == ECONNRESET ? KEEL_MODBUS_ERR_CLOSED
-                                                          : KEEL_MODBUS_ERR_IO;
+                                                         : KEEL_MODBUS_ERR_IO;
         }
         buf += n;
         len -= (size_t)n;

@@ -15,14 +15,14 @@
 #include "keel/config.h"
 #include "keel/modbus.h"
 
-static const char *const ident_keys[8] = {"vendor", "product_code", "revision", "vendor_url",
-                                          "product_name", "model_name", "application_name",
-                                          NULL};
+static const char *const ident_keys[8] = {
+    "vendor",       "product_code", "revision",         "vendor_url",
+    "product_name", "model_name",   "application_name", NULL};
 
 /* One table: base, count, optional initial values. *out_regs or *out_bits gets the array. */
-static keel_modbus_err load_table(const char *path, const cJSON *root, const char *key,
-                                  bool bits, uint16_t *base, uint16_t *count, void **array,
-                                  char *msg, size_t cap)
+static keel_modbus_err load_table(const char *path, const cJSON *root, const char *key, bool bits,
+                                  uint16_t *base, uint16_t *count, void **array, char *msg,
+                                  size_t cap)
 {
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, key);
     if (!t) {
@@ -47,8 +47,8 @@ static keel_modbus_err load_table(const char *path, const cJSON *root, const cha
     const cJSON *vals = cJSON_GetObjectItemCaseSensitive(t, "values");
     if (vals) {
         if (!cJSON_IsArray(vals) || cJSON_GetArraySize(vals) > n) {
-            snprintf(msg, cap, "%s: %s.values must be an array of at most %lld numbers", path,
-                     key, (long long)n);
+            snprintf(msg, cap, "%s: %s.values must be an array of at most %lld numbers", path, key,
+                     (long long)n);
             free(a);
             return KEEL_MODBUS_ERR_FRAME;
         }
@@ -64,8 +64,8 @@ static keel_modbus_err load_table(const char *path, const cJSON *root, const cha
             }
             double d = cJSON_IsBool(v) ? (cJSON_IsTrue(v) ? 1 : 0) : v->valuedouble;
             if (d < -32768 || d > max || (bits && d < 0) || d != (double)(long)d) {
-                snprintf(msg, cap, "%s: %s.values[%d] = %g is out of range (%s)", path, key, i,
-                         d, bits ? "0 or 1" : "-32768..65535");
+                snprintf(msg, cap, "%s: %s.values[%d] = %g is out of range (%s)", path, key, i, d,
+                         bits ? "0 or 1" : "-32768..65535");
                 free(a);
                 return KEEL_MODBUS_ERR_FRAME;
             }
@@ -114,12 +114,12 @@ static keel_modbus_err load(const char *path, const cJSON *root, keel_modbus_map
     *unit = (uint8_t)u;
     keel_modbus_err e;
     void *a;
-#define TABLE(key, bits, base, count, field)                                                \
-    a = NULL;                                                                               \
-    e = load_table(path, root, key, bits, &map->base, &map->count, &a, msg, cap);           \
-    map->field = a;                                                                         \
-    if (e != KEEL_MODBUS_OK) {                                                              \
-        return e;                                                                           \
+#define TABLE(key, bits, base, count, field)                                                       \
+    a = NULL;                                                                                      \
+    e = load_table(path, root, key, bits, &map->base, &map->count, &a, msg, cap);                  \
+    map->field = a;                                                                                \
+    if (e != KEEL_MODBUS_OK) {                                                                     \
+        return e;                                                                                  \
     }
     TABLE("coils", true, coil_base, coil_count, coils)
     TABLE("discrete_inputs", true, discrete_base, discrete_count, discrete)
@@ -172,8 +172,8 @@ static keel_modbus_err load(const char *path, const cJSON *root, keel_modbus_map
 }
 
 static keel_modbus_err from_tree(const char *name, keel_config_err ce, cJSON *root,
-                                 const keel_config_error *err, keel_modbus_map *map,
-                                 uint8_t *unit, char *msg, size_t cap)
+                                 const keel_config_error *err, keel_modbus_map *map, uint8_t *unit,
+                                 char *msg, size_t cap)
 {
     if (ce != KEEL_CONFIG_OK) {
         snprintf(msg, cap, "%s", err->msg);

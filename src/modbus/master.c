@@ -79,8 +79,8 @@ keel_modbus_err keel_modbus_master_start(keel_modbus_master *m, uint64_t now_us,
     m->rsp_len = 0;
     m->last_exception = 0;
     m->stats.requests++;
-    uint64_t on_wire = m->framing == KEEL_MODBUS_RTU ? (uint64_t)m->timing.char_ns * *out_len / 1000u
-                                                      : 0;
+    uint64_t on_wire =
+        m->framing == KEEL_MODBUS_RTU ? (uint64_t)m->timing.char_ns * *out_len / 1000u : 0;
     if (m->framing == KEEL_MODBUS_RTU && unit == KEEL_MODBUS_BROADCAST) {
         m->state = TURNAROUND;
         m->deadline_us = now_us + on_wire + m->turnaround_us;
@@ -92,8 +92,7 @@ keel_modbus_err keel_modbus_master_start(keel_modbus_master *m, uint64_t now_us,
 }
 
 /* Judges a complete reply PDU; ends the transaction unless it is ERR_AGAIN. */
-static keel_modbus_err judge(keel_modbus_master *m, uint8_t unit, const uint8_t *pdu,
-                             size_t len)
+static keel_modbus_err judge(keel_modbus_master *m, uint8_t unit, const uint8_t *pdu, size_t len)
 {
     m->state = IDLE;
     if (unit != m->unit) {
@@ -196,8 +195,8 @@ keel_modbus_err keel_modbus_master_input(keel_modbus_master *m, uint64_t now_us,
     if (len == 0) {
         return m->state == IDLE ? KEEL_MODBUS_ERR_AGAIN : keel_modbus_master_poll(m, now_us);
     }
-    if (m->state == WAIT && m->framing == KEEL_MODBUS_RTU && m->rx_len > 0 &&
-        m->timing.t35_us && now_us >= m->last_rx_us + m->timing.t35_us) {
+    if (m->state == WAIT && m->framing == KEEL_MODBUS_RTU && m->rx_len > 0 && m->timing.t35_us &&
+        now_us >= m->last_rx_us + m->timing.t35_us) {
         /* The frame so far ended by silence before these bytes came: judge it first. */
         keel_modbus_err e = rtu_frame_end(m, m->rx_len);
         m->last_rx_us = now_us;

@@ -40,8 +40,8 @@ keel_modbus_err keel_modbus_req_read(uint8_t fc, uint16_t addr, uint16_t count, 
     return e;
 }
 
-static keel_modbus_err single(uint8_t fc, uint16_t addr, uint16_t value, uint8_t *out,
-                              size_t cap, size_t *len)
+static keel_modbus_err single(uint8_t fc, uint16_t addr, uint16_t value, uint8_t *out, size_t cap,
+                              size_t *len)
 {
     keel_modbus_err e = room(out, cap, len, 5);
     if (e == KEEL_MODBUS_OK) {
@@ -87,8 +87,8 @@ keel_modbus_err keel_modbus_req_write_coils(uint16_t addr, uint16_t count, const
 }
 
 keel_modbus_err keel_modbus_req_write_registers(uint16_t addr, uint16_t count,
-                                                const uint16_t *values, uint8_t *out,
-                                                size_t cap, size_t *len)
+                                                const uint16_t *values, uint8_t *out, size_t cap,
+                                                size_t *len)
 {
     if (!values || count == 0 || count > KEEL_MODBUS_MAX_WRITE_REGS ||
         (uint32_t)addr + count > 0x10000u) {
@@ -121,8 +121,8 @@ keel_modbus_err keel_modbus_req_mask_write(uint16_t addr, uint16_t and_mask, uin
 }
 
 keel_modbus_err keel_modbus_req_read_write(uint16_t raddr, uint16_t rcount, uint16_t waddr,
-                                           uint16_t wcount, const uint16_t *values,
-                                           uint8_t *out, size_t cap, size_t *len)
+                                           uint16_t wcount, const uint16_t *values, uint8_t *out,
+                                           size_t cap, size_t *len)
 {
     if (!values || rcount == 0 || rcount > KEEL_MODBUS_MAX_READ_REGS || wcount == 0 ||
         wcount > KEEL_MODBUS_MAX_RW_WRITE_REGS || (uint32_t)raddr + rcount > 0x10000u ||
@@ -176,8 +176,8 @@ static bool file_ref_ok(const keel_modbus_file_ref *r)
            (uint32_t)r->record + r->count - 1u <= KEEL_MODBUS_MAX_FILE_RECORD;
 }
 
-keel_modbus_err keel_modbus_req_read_file(const keel_modbus_file_ref *refs, size_t n,
-                                          uint8_t *out, size_t cap, size_t *len)
+keel_modbus_err keel_modbus_req_read_file(const keel_modbus_file_ref *refs, size_t n, uint8_t *out,
+                                          size_t cap, size_t *len)
 {
     if (!refs || n == 0 || n > 35) {
         return KEEL_MODBUS_ERR_ARG;
@@ -207,8 +207,8 @@ keel_modbus_err keel_modbus_req_read_file(const keel_modbus_file_ref *refs, size
     return e;
 }
 
-keel_modbus_err keel_modbus_req_write_file(const keel_modbus_file_ref *refs, size_t n,
-                                           uint8_t *out, size_t cap, size_t *len)
+keel_modbus_err keel_modbus_req_write_file(const keel_modbus_file_ref *refs, size_t n, uint8_t *out,
+                                           size_t cap, size_t *len)
 {
     if (!refs || n == 0) {
         return KEEL_MODBUS_ERR_ARG;
@@ -242,8 +242,8 @@ keel_modbus_err keel_modbus_req_write_file(const keel_modbus_file_ref *refs, siz
     return e;
 }
 
-keel_modbus_err keel_modbus_req_device_id(uint8_t code, uint8_t object_id, uint8_t *out,
-                                          size_t cap, size_t *len)
+keel_modbus_err keel_modbus_req_device_id(uint8_t code, uint8_t object_id, uint8_t *out, size_t cap,
+                                          size_t *len)
 {
     if (code < 1 || code > 4) {
         return KEEL_MODBUS_ERR_ARG;
@@ -292,7 +292,11 @@ keel_modbus_err keel_modbus_rsp_check(const uint8_t *req, size_t req_len, const 
         return KEEL_MODBUS_ERR_MISMATCH;
     }
     switch (fc) {
-    case 1: case 2: case 3: case 4: case 23: {
+    case 1:
+    case 2:
+    case 3:
+    case 4:
+    case 23: {
         if (rsp_len < 2 || rsp_len != 2u + rsp[1]) {
             return KEEL_MODBUS_ERR_FRAME;
         }
@@ -300,12 +304,16 @@ keel_modbus_err keel_modbus_rsp_check(const uint8_t *req, size_t req_len, const 
         size_t want = fc <= 2 ? (count + 7u) / 8u : 2u * count;
         return rsp[1] == want ? KEEL_MODBUS_OK : KEEL_MODBUS_ERR_MISMATCH;
     }
-    case 5: case 6: case 22: case 21:
+    case 5:
+    case 6:
+    case 22:
+    case 21:
         if (rsp_len != req_len) {
             return KEEL_MODBUS_ERR_FRAME;
         }
         return memcmp(rsp, req, req_len) == 0 ? KEEL_MODBUS_OK : KEEL_MODBUS_ERR_MISMATCH;
-    case 15: case 16:
+    case 15:
+    case 16:
         if (rsp_len != 5) {
             return KEEL_MODBUS_ERR_FRAME;
         }
@@ -320,13 +328,13 @@ keel_modbus_err keel_modbus_rsp_check(const uint8_t *req, size_t req_len, const 
         uint16_t sub = get16(req + 1);
         if (sub == KEEL_MODBUS_DIAG_RETURN_QUERY_DATA || sub == KEEL_MODBUS_DIAG_RESTART_COMM ||
             sub == KEEL_MODBUS_DIAG_CLEAR_COUNTERS || sub == KEEL_MODBUS_DIAG_CLEAR_OVERRUN) {
-            return rsp_len == req_len && memcmp(rsp, req, req_len) == 0
-                       ? KEEL_MODBUS_OK
-                       : KEEL_MODBUS_ERR_MISMATCH;
+            return rsp_len == req_len && memcmp(rsp, req, req_len) == 0 ? KEEL_MODBUS_OK
+                                                                        : KEEL_MODBUS_ERR_MISMATCH;
         }
         return rsp_len == 5 ? KEEL_MODBUS_OK : KEEL_MODBUS_ERR_FRAME;
     }
-    case 17: case 20:
+    case 17:
+    case 20:
         if (rsp_len < 2 || rsp_len != 2u + rsp[1]) {
             return KEEL_MODBUS_ERR_FRAME;
         }
@@ -363,9 +371,8 @@ keel_modbus_err keel_modbus_rsp_bits(const uint8_t *req, size_t req_len, const u
     return KEEL_MODBUS_OK;
 }
 
-keel_modbus_err keel_modbus_rsp_registers(const uint8_t *req, size_t req_len,
-                                          const uint8_t *rsp, size_t rsp_len, uint16_t *regs,
-                                          size_t cap, uint8_t *exc)
+keel_modbus_err keel_modbus_rsp_registers(const uint8_t *req, size_t req_len, const uint8_t *rsp,
+                                          size_t rsp_len, uint16_t *regs, size_t cap, uint8_t *exc)
 {
     if (!regs || req_len < 5 || (req[0] != 3 && req[0] != 4 && req[0] != 23)) {
         return KEEL_MODBUS_ERR_ARG;
@@ -401,8 +408,7 @@ keel_modbus_err keel_modbus_rsp_read_file(const uint8_t *rsp, size_t rsp_len,
             return KEEL_MODBUS_ERR_FRAME;
         }
         size_t sub_len = rsp[at];
-        if (rsp[at + 1] != 6 || sub_len != 1u + 2u * refs[i].count ||
-            at + 1 + sub_len > rsp_len) {
+        if (rsp[at + 1] != 6 || sub_len != 1u + 2u * refs[i].count || at + 1 + sub_len > rsp_len) {
             return sub_len != 1u + 2u * refs[i].count ? KEEL_MODBUS_ERR_MISMATCH
                                                       : KEEL_MODBUS_ERR_FRAME;
         }

@@ -24,8 +24,8 @@ typedef struct conn {
 
 static int listen_on(const char *bind_addr, const char *port, uint16_t *bound)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     struct addrinfo *res;
     if (getaddrinfo(bind_addr, port, &hints, &res) != 0) {
         return -1;
@@ -84,8 +84,8 @@ static bool serve_stream(keel_modbus_slave *s, conn *c, bool rtu)
                 out_len = 0; /* a bad frame: counted by the slave, dropped */
             }
         } else {
-            keel_modbus_err e =
-                keel_modbus_slave_tcp(s, c->rx + at, c->rx_len - at, &used, out, sizeof out, &out_len);
+            keel_modbus_err e = keel_modbus_slave_tcp(s, c->rx + at, c->rx_len - at, &used, out,
+                                                      sizeof out, &out_len);
             if (e == KEEL_MODBUS_ERR_SHORT) {
                 break;
             }
@@ -212,8 +212,8 @@ static keel_modbus_err serve_serial(keel_modbus_slave *s, const keel_modbus_serv
         link.be->close(&link);
         return KEEL_MODBUS_ERR_ARG;
     }
-    uint32_t silence = timing.t35_us > HOST_SERIAL_MIN_SILENCE_US ? timing.t35_us
-                                                                  : HOST_SERIAL_MIN_SILENCE_US;
+    uint32_t silence =
+        timing.t35_us > HOST_SERIAL_MIN_SILENCE_US ? timing.t35_us : HOST_SERIAL_MIN_SILENCE_US;
     if (o->on_ready) {
         o->on_ready(o->ctx, 0);
     }

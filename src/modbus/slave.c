@@ -172,8 +172,7 @@ static size_t write_registers(keel_modbus_slave *s, const uint8_t *q, size_t n, 
     }
     uint16_t addr = get16(q + 1);
     uint16_t count = get16(q + 3);
-    if (count < 1 || count > KEEL_MODBUS_MAX_WRITE_REGS || q[5] != 2u * count ||
-        n != 6u + q[5]) {
+    if (count < 1 || count > KEEL_MODBUS_MAX_WRITE_REGS || q[5] != 2u * count || n != 6u + q[5]) {
         return exception(s, r, q[0], KEEL_MODBUS_EXC_ILLEGAL_DATA_VALUE);
     }
     if (!span_ok(addr, count)) {
@@ -300,15 +299,33 @@ static size_t diagnostics(keel_modbus_slave *s, const uint8_t *q, size_t n, uint
         }
         memcpy(r, q, n);
         return n;
-    case KEEL_MODBUS_DIAG_RETURN_REGISTER: value = s->diag_register; break;
-    case KEEL_MODBUS_DIAG_BUS_MESSAGE_COUNT: value = c->bus_messages; break;
-    case KEEL_MODBUS_DIAG_BUS_COMM_ERROR_COUNT: value = c->bus_comm_errors; break;
-    case KEEL_MODBUS_DIAG_BUS_EXCEPTION_COUNT: value = c->bus_exceptions; break;
-    case KEEL_MODBUS_DIAG_SERVER_MESSAGE_COUNT: value = c->server_messages; break;
-    case KEEL_MODBUS_DIAG_SERVER_NO_RESPONSE_COUNT: value = c->server_no_response; break;
-    case KEEL_MODBUS_DIAG_SERVER_NAK_COUNT: value = c->server_nak; break;
-    case KEEL_MODBUS_DIAG_SERVER_BUSY_COUNT: value = c->server_busy; break;
-    case KEEL_MODBUS_DIAG_BUS_CHAR_OVERRUN_COUNT: value = c->char_overruns; break;
+    case KEEL_MODBUS_DIAG_RETURN_REGISTER:
+        value = s->diag_register;
+        break;
+    case KEEL_MODBUS_DIAG_BUS_MESSAGE_COUNT:
+        value = c->bus_messages;
+        break;
+    case KEEL_MODBUS_DIAG_BUS_COMM_ERROR_COUNT:
+        value = c->bus_comm_errors;
+        break;
+    case KEEL_MODBUS_DIAG_BUS_EXCEPTION_COUNT:
+        value = c->bus_exceptions;
+        break;
+    case KEEL_MODBUS_DIAG_SERVER_MESSAGE_COUNT:
+        value = c->server_messages;
+        break;
+    case KEEL_MODBUS_DIAG_SERVER_NO_RESPONSE_COUNT:
+        value = c->server_no_response;
+        break;
+    case KEEL_MODBUS_DIAG_SERVER_NAK_COUNT:
+        value = c->server_nak;
+        break;
+    case KEEL_MODBUS_DIAG_SERVER_BUSY_COUNT:
+        value = c->server_busy;
+        break;
+    case KEEL_MODBUS_DIAG_BUS_CHAR_OVERRUN_COUNT:
+        value = c->char_overruns;
+        break;
     default:
         return exception(s, r, q[0], KEEL_MODBUS_EXC_ILLEGAL_FUNCTION);
     }
@@ -473,8 +490,8 @@ static size_t device_id(keel_modbus_slave *s, const uint8_t *q, size_t n, uint8_
         }
         size_t len = bounded_len(v, KEEL_MODBUS_MAX_PDU - 9);
         if (w + 2 + len > KEEL_MODBUS_MAX_PDU) {
-            r[4] = 0xFF;          /* more follows */
-            r[5] = (uint8_t)id;   /* next object id */
+            r[4] = 0xFF;        /* more follows */
+            r[5] = (uint8_t)id; /* next object id */
             break;
         }
         r[w] = (uint8_t)id;
@@ -490,20 +507,36 @@ static size_t device_id(keel_modbus_slave *s, const uint8_t *q, size_t n, uint8_
 static size_t dispatch(keel_modbus_slave *s, const uint8_t *q, size_t n, uint8_t *r)
 {
     switch (q[0]) {
-    case 1: case 2: return read_bits(s, q, n, r);
-    case 3: case 4: return read_regs(s, q, n, r);
-    case 5: return write_coil(s, q, n, r);
-    case 6: return write_register(s, q, n, r);
-    case 8: return diagnostics(s, q, n, r);
-    case 15: return write_coils(s, q, n, r);
-    case 16: return write_registers(s, q, n, r);
-    case 17: return server_id(s, q, n, r);
-    case 20: return read_file(s, q, n, r);
-    case 21: return write_file(s, q, n, r);
-    case 22: return mask_write(s, q, n, r);
-    case 23: return read_write(s, q, n, r);
-    case 43: return device_id(s, q, n, r);
-    default: return exception(s, r, q[0] & 0x7F, KEEL_MODBUS_EXC_ILLEGAL_FUNCTION);
+    case 1:
+    case 2:
+        return read_bits(s, q, n, r);
+    case 3:
+    case 4:
+        return read_regs(s, q, n, r);
+    case 5:
+        return write_coil(s, q, n, r);
+    case 6:
+        return write_register(s, q, n, r);
+    case 8:
+        return diagnostics(s, q, n, r);
+    case 15:
+        return write_coils(s, q, n, r);
+    case 16:
+        return write_registers(s, q, n, r);
+    case 17:
+        return server_id(s, q, n, r);
+    case 20:
+        return read_file(s, q, n, r);
+    case 21:
+        return write_file(s, q, n, r);
+    case 22:
+        return mask_write(s, q, n, r);
+    case 23:
+        return read_write(s, q, n, r);
+    case 43:
+        return device_id(s, q, n, r);
+    default:
+        return exception(s, r, q[0] & 0x7F, KEEL_MODBUS_EXC_ILLEGAL_FUNCTION);
     }
 }
 
@@ -548,8 +581,7 @@ static keel_modbus_err answer(keel_modbus_slave *s, uint8_t unit, bool broadcast
 }
 
 keel_modbus_err keel_modbus_slave_pdu(keel_modbus_slave *s, uint8_t unit, const uint8_t *req,
-                                      size_t req_len, uint8_t *rsp, size_t cap,
-                                      size_t *rsp_len)
+                                      size_t req_len, uint8_t *rsp, size_t cap, size_t *rsp_len)
 {
     if (!s || !s->model) {
         return KEEL_MODBUS_ERR_ARG;
@@ -590,8 +622,7 @@ keel_modbus_err keel_modbus_slave_rtu(keel_modbus_slave *s, const uint8_t *adu, 
 }
 
 keel_modbus_err keel_modbus_slave_tcp(keel_modbus_slave *s, const uint8_t *buf, size_t len,
-                                      size_t *consumed, uint8_t *out, size_t cap,
-                                      size_t *out_len)
+                                      size_t *consumed, uint8_t *out, size_t cap, size_t *out_len)
 {
     if (!s || !s->model || !buf || !consumed || !out || !out_len) {
         return KEEL_MODBUS_ERR_ARG;

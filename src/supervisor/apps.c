@@ -21,7 +21,8 @@
 #include "package.h"
 #include "supervisor.h"
 
-#define SV_HUNG_GRACE_MS 500
+#define SV_HUNG_GRACE_MS 2000  /* SIGABRT to SIGKILL: time for libkeel's handler to report */
+#define SV_START_GRACE_MS 5000 /* a heartbeat is due only once the app said HELLO, or after this */
 
 const char *sv_state_name(sv_state s)
 {
@@ -369,7 +370,8 @@ void sv_apps_tick(sv_daemon *d, int64_t now)
                 keeld_line(d, a, "trial: no health confirmation within %u ms", d->cfg.trial_ms);
                 a->revert = true;
                 sv_app_stop(d, a, "trial failed");
-            } else if (a->m.heartbeat_ms && now - a->beat_ms > (int64_t)a->m.heartbeat_ms) {
+            } else if (a->m.heartbeat_ms && now - a->beat_ms > (int64_t)a->m.heartbeat_ms &&
+                       (a->ready || now - a->started_ms > SV_START_GRACE_MS)) {
                 keeld_line(d, a, "heartbeat missed (%lld ms silent): SIGABRT",
                            (long long)(now - a->beat_ms));
                 a->hung = true;
@@ -400,6 +402,9 @@ int64_t sv_apps_next_deadline(const sv_daemon *d)
             t = a->deadline_ms;
         } else if (a->state == SV_RUNNING && a->m.heartbeat_ms) {
             t = a->beat_ms + a->m.heartbeat_ms + 1;
+            if (!a->ready && t < a->started_ms + SV_START_GRACE_MS + 1) {
+                t = a->started_ms + SV_START_GRACE_MS + 1; /* loading under load is not a hang */
+            }
         }
         if (a->state == SV_RUNNING && a->trial && !a->confirmed && !a->revert) {
             int64_t tt = a->started_ms + d->cfg.trial_ms + 1;

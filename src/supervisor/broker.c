@@ -283,6 +283,84 @@ static keel_app_status cloud_desired(sv_daemon *d, char *out, size_t cap, size_t
     return KEEL_APP_OK;
 }
 
+/* keel_app_channel_open: the pairing rule (each manifest names the other) decides; the app
+ * gets a socket carrying its end of the channel (keel_icc_end_recv, then keel_icc_open). */
+static keel_app_status channel_open(sv_daemon *d, sv_app *a, const char *p, size_t len, int *fd)
+{
+    char partner[SV_NAME_MAX];
+    if (len >= sizeof partner) {
+        return KEEL_APP_ERR_BAD_LENGTH;
+    }
+    memcpy(partner, p, len);
+    partner[len] = '\0';
+    keel_uuid pid;
+    if (!keel_manifest_uuid_parse(partner, &pid)) {
+        return KEEL_APP_ERR_INVALID_ARG;
+    }
+    if (!keel_manifest_allows_partner(&a->m.km, &pid)) {
+        sv_applog_line(d, a, "keeld", "channel_open denied: the manifest does not name it", 51);
+        return KEEL_APP_ERR_DENIED;
+    }
+    sv_app *b = NULL;
+    for (int i = 0; i < d->napps; i++) {
+        if (keel_manifest_uuid_equal(&d->apps[i].m.km.id, &pid)) {
+            b = &d->apps[i];
+        }
+    }
+    if (!b) {
+        return KEEL_APP_ERR_NOT_FOUND;
+    }
+    sv_channel *ch = NULL, *free_slot = NULL;
+    int side = 0;
+    for (int i = 0; i < SV_MAX_CHANNELS; i++) {
+        sv_channel *c = &d->channels[i];
+        if (!c->used) {
+            free_slot = free_slot ? free_slot : c;
+        } else if (strcmp(c->id[0], a->m.id) == 0 && strcmp(c->id[1], b->m.id) == 0) {
+            ch = c;
+            side = 0;
+        } else if (strcmp(c->id[1], a->m.id) == 0 && strcmp(c->id[0], b->m.id) == 0) {
+            ch = c;
+            side = 1;
+        }
+    }
+    if (!ch) {
+        if (!free_slot) {
+            return KEEL_APP_ERR_NO_SPACE;
+        }
+        keel_manifest_error why;
+        keel_icc_err e = keel_icc_pair(&a->m.km, &b->m.km, NULL, &free_slot->end[0],
+                                       &free_slot->end[1], &why);
+        if (e != KEEL_ICC_OK) {
+            sv_applog_line(d, a, "keeld", why.msg, strlen(why.msg));
+            return e == KEEL_ICC_ERR_DENIED ? KEEL_APP_ERR_DENIED : KEEL_APP_ERR_IO;
+        }
+        ch = free_slot;
+        ch->used = true;
+        snprintf(ch->id[0], sizeof ch->id[0], "%s", a->m.id);
+        snprintf(ch->id[1], sizeof ch->id[1], "%s", b->m.id);
+        side = 0;
+        sv_logf("channel: %s <-> %s paired", a->m.name, b->m.name);
+    }
+    int sp[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
+        return KEEL_APP_ERR_IO;
+    }
+    /* a few dozen bytes and four fds: fits the socket buffer, never blocks */
+    if (keel_icc_end_send(sp[0], &ch->end[side]) != KEEL_ICC_OK) {
+        close(sp[0]);
+        close(sp[1]);
+        return KEEL_APP_ERR_IO;
+    }
+    close(sp[0]);
+    *fd = sp[1];
+    /* the partner, if it is waiting on the channel, hears of it */
+    if (b->state == SV_RUNNING) {
+        (void)sv_notify(d, b, KEEL_APP_NOTIFY_CHANNEL_READABLE, (uint64_t)(ch - d->channels));
+    }
+    return KEEL_APP_OK;
+}
+
 bool sv_broker_handle(sv_daemon *d, sv_app *a)
 {
     static uint8_t buf[KEEL_WIRE_MAX_MSG + 1];
@@ -369,16 +447,9 @@ bool sv_broker_handle(sv_daemon *d, sv_app *a)
         /* no method call is pending until the cloud link delivers one */
         st = a->m.cloud_methods ? KEEL_APP_ERR_NOT_FOUND : KEEL_APP_ERR_DENIED;
         break;
-    case KEEL_WIRE_CHANNEL_OPEN: {
-        st = KEEL_APP_ERR_DENIED;
-        for (int i = 0; i < a->m.npartners; i++) {
-            if (strlen(a->m.partners[i]) == len && memcmp(a->m.partners[i], p, len) == 0) {
-                /* partnered, but intercore channels (include/keel/icc.h) are not wired in */
-                st = KEEL_APP_ERR_UNSUPPORTED;
-            }
-        }
+    case KEEL_WIRE_CHANNEL_OPEN:
+        st = channel_open(d, a, p, len, &fd);
         break;
-    }
     case KEEL_WIRE_CLOUD_OPEN:
         st = do_cloud_open(d, a, p, len, &fd);
         break;

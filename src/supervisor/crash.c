@@ -54,8 +54,13 @@ static bool host_path(const sv_app *a, const char *path, char *out, size_t cap)
     if (strncmp(path, "/app/", 5) == 0) {
         return snprintf(out, cap, "%s/%s", a->pkg_dir, path + 5) < (int)cap;
     }
-    if (path[0] != '/') {
-        return false; /* linux-vdso.so.1 and friends have no file */
+    if (strncmp(path, "/usr/", 5) != 0 && strncmp(path, "/lib", 4) != 0) {
+        /* linux-vdso.so.1 has no file; and the record comes from the app: keeld reads only what
+         * the app could have loaded (its package, the read-only /usr) */
+        return false;
+    }
+    if (strstr(path, "/../")) {
+        return false;
     }
     /* /usr is bound read-only from the host, and /lib is a link into it: same path here */
     return snprintf(out, cap, "%s", path) < (int)cap;

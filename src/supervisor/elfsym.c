@@ -72,7 +72,8 @@ static bool lookup(const uint8_t *base, size_t size, uint64_t addr, char *out, s
 
 bool sv_elf_symbolize(const char *path, uint64_t addr, char *out, size_t outlen)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO named by a hostile crash record must not stall keeld at open */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
         return false;
     }

@@ -46,6 +46,7 @@ sv_err sv_manifest_parse(const char *name, const char *text, size_t len, sv_mani
                  "directories after the app)", name);
         return SV_ERR_CONFIG;
     }
+    m->km = km;
     m->realtime = km.kind == KEEL_MANIFEST_KIND_RT;
     if (km.exec[0] == '\0') {
         /* an app's program, or for real-time firmware what loads it: the sim-port build (a host

@@ -15,7 +15,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "keel/icc.h"
 #include "keel/image.h"
+#include "keel/manifest.h"
 
 struct cJSON;
 #include "keel/status.h"
@@ -88,6 +90,7 @@ typedef struct sv_manifest {
     int nhttp;
     char partners[SV_MAX_PARTNERS][SV_NAME_MAX];
     int npartners;
+    keel_manifest km; /* the parsed manifest itself, for pairing intercore channels */
 } sv_manifest;
 
 sv_err sv_manifest_load(const char *pkg_dir, sv_manifest *m, char *msg, size_t msglen);
@@ -154,6 +157,16 @@ typedef struct sv_app {
     size_t partial_len;
 } sv_app;
 
+/* An intercore channel keeld paired: it keeps both ends for the channel's life and hands a
+ * duplicate to a component each time it opens its side (after a restart too: the region and
+ * its unread messages are kept). */
+#define SV_MAX_CHANNELS 16
+typedef struct sv_channel {
+    bool used;
+    char id[2][SV_NAME_MAX]; /* component ids: side A, side B */
+    keel_icc_end end[2];
+} sv_channel;
+
 typedef struct sv_daemon {
     sv_config cfg;
     sv_caps caps;
@@ -165,6 +178,7 @@ typedef struct sv_daemon {
     void *seccomp;        /* the filter every app gets (scmp_filter_ctx), built once */
     keel_image_pubkey keys[4]; /* loaded from cfg.trusted_keys */
     size_t nkeys;
+    sv_channel channels[SV_MAX_CHANNELS];
     struct keel_cloud *cloud;  /* the cloud link, NULL when the config has none */
     int cloud_next_ms;         /* when the link next wants a step */
 } sv_daemon;

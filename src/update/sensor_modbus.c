@@ -1,19 +1,34 @@
-/* The sensor link over MODBUS TCP: keel_update_sensor_push's requests as FC 3, 16, 21 and
- * 43/14 through keel_modbus_client. A sensor that restarts (after a commit, or a power cut)
- * drops the connection; the link reconnects on the next request, and a request that finds no
- * connection or no answer reports "unanswered" so the push resumes from the sensor's NEXT. */
+/* The sensor link over MODBUS: keel_update_sensor_push's requests as FC 3, 16, 21 and 43/14
+ * through keel_modbus_client, over TCP, RTU over TCP, or RTU on a serial line. A sensor that
+ * restarts (after a commit, or a power cut) drops a TCP connection; the link reconnects on the
+ * next request, and a request that finds no connection or no answer reports "unanswered" so
+ * the push resumes from the sensor's NEXT. On a serial line a silent sensor is a timeout. */
 #include <stdio.h>
 #include <string.h>
 
 #include "keel/modbus.h"
 #include "update_priv.h"
 
-static bool connected(keel_update_sensor_tcp *t)
+static bool connected(keel_update_sensor_modbus *t)
 {
     if (t->client) {
         return true;
     }
-    if (keel_modbus_client_tcp(t->host, t->port, t->rtu_over_tcp, &t->client) != KEEL_MODBUS_OK) {
+    keel_modbus_err e;
+    if (t->device[0]) {
+        keel_modbus_serial_opts o = {0};
+        char parity = t->parity ? t->parity : 'E';
+        o.line = (keel_modbus_line){t->baud ? t->baud : 19200, 8,
+                                    parity == 'N'   ? KEEL_MODBUS_PARITY_NONE
+                                    : parity == 'O' ? KEEL_MODBUS_PARITY_ODD
+                                                    : KEEL_MODBUS_PARITY_EVEN,
+                                    parity == 'N' ? 2 : 1};
+        o.rs485 = t->rs485;
+        e = keel_modbus_client_serial(t->device, &o, &t->client);
+    } else {
+        e = keel_modbus_client_tcp(t->host, t->port, t->rtu_over_tcp, &t->client);
+    }
+    if (e != KEEL_MODBUS_OK) {
         t->client = NULL;
         return false;
     }
@@ -22,7 +37,7 @@ static bool connected(keel_update_sensor_tcp *t)
 }
 
 /* Maps a client result: 0 done, > 0 the exception, -1 no answer (and drop the connection). */
-static int result(keel_update_sensor_tcp *t, keel_modbus_err e, uint8_t exc)
+static int result(keel_update_sensor_modbus *t, keel_modbus_err e, uint8_t exc)
 {
     if (e == KEEL_MODBUS_OK) {
         return 0;
@@ -30,11 +45,13 @@ static int result(keel_update_sensor_tcp *t, keel_modbus_err e, uint8_t exc)
     if (e == KEEL_MODBUS_ERR_EXCEPTION) {
         return exc ? exc : keel_modbus_client_last_exception(t->client);
     }
-    keel_update_sensor_tcp_close(t);
+    if (!t->device[0] || e == KEEL_MODBUS_ERR_IO || e == KEEL_MODBUS_ERR_CLOSED) {
+        keel_update_sensor_modbus_close(t); /* reconnect (reopen) on the next request */
+    }
     return -1;
 }
 
-static int transact(keel_update_sensor_tcp *t, const uint8_t *req, size_t req_len, uint8_t *rsp,
+static int transact(keel_update_sensor_modbus *t, const uint8_t *req, size_t req_len, uint8_t *rsp,
                     size_t cap, size_t *rsp_len, uint8_t *exc)
 {
     keel_modbus_err e = keel_modbus_client_transact(t->client, t->unit, req, req_len, rsp, cap,
@@ -48,7 +65,7 @@ static int transact(keel_update_sensor_tcp *t, const uint8_t *req, size_t req_le
 
 static int tcp_read(void *ctx, uint16_t addr, uint16_t count, uint16_t *regs)
 {
-    keel_update_sensor_tcp *t = ctx;
+    keel_update_sensor_modbus *t = ctx;
     if (!connected(t)) {
         return -1;
     }
@@ -60,7 +77,7 @@ static int tcp_read(void *ctx, uint16_t addr, uint16_t count, uint16_t *regs)
 
 static int tcp_write(void *ctx, uint16_t addr, uint16_t count, const uint16_t *regs)
 {
-    keel_update_sensor_tcp *t = ctx;
+    keel_update_sensor_modbus *t = ctx;
     if (!connected(t)) {
         return -1;
     }
@@ -70,7 +87,7 @@ static int tcp_write(void *ctx, uint16_t addr, uint16_t count, const uint16_t *r
 static int tcp_file(void *ctx, uint16_t file, uint16_t record, uint16_t count,
                     const uint16_t *regs)
 {
-    keel_update_sensor_tcp *t = ctx;
+    keel_update_sensor_modbus *t = ctx;
     if (!connected(t)) {
         return -1;
     }
@@ -85,7 +102,7 @@ static int tcp_file(void *ctx, uint16_t file, uint16_t record, uint16_t count,
 
 static int tcp_version(void *ctx, char *out, size_t cap)
 {
-    keel_update_sensor_tcp *t = ctx;
+    keel_update_sensor_modbus *t = ctx;
     if (!connected(t)) {
         return -1;
     }
@@ -111,12 +128,12 @@ static int tcp_version(void *ctx, char *out, size_t cap)
     return 2;
 }
 
-void keel_update_sensor_link_tcp(keel_update_sensor_tcp *tcp, keel_update_sensor_link *out)
+void keel_update_sensor_link_modbus(keel_update_sensor_modbus *tcp, keel_update_sensor_link *out)
 {
     *out = (keel_update_sensor_link){tcp, tcp_read, tcp_write, tcp_file, tcp_version};
 }
 
-void keel_update_sensor_tcp_close(keel_update_sensor_tcp *tcp)
+void keel_update_sensor_modbus_close(keel_update_sensor_modbus *tcp)
 {
     if (tcp && tcp->client) {
         keel_modbus_client_close(tcp->client);

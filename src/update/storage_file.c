@@ -76,7 +76,9 @@ void keel_update_file_slot_path(const char *dir, int slot, char *out, size_t cap
 keel_update_err keel_update_file_storage_open(const char *dir, uint32_t slot_size,
                                               keel_update_storage *out, keel_update_error *err)
 {
-    const uint32_t erase = 4096;
+    /* Files have no erase blocks; 256 only sets the unit chunk sizes must be a multiple of,
+     * the same unit `keel release make` enforces. */
+    const uint32_t erase = 256;
     if (!dir || !out || slot_size == 0 || slot_size % erase != 0) {
         return ku_fail(err, KEEL_UPDATE_ERR_ARG, "slot size must be a positive multiple of %u",
                        erase);
@@ -92,7 +94,7 @@ keel_update_err keel_update_file_storage_open(const char *dir, uint32_t slot_siz
     out->size[KEEL_UPDATE_SLOT_A] = out->size[KEEL_UPDATE_SLOT_B] = slot_size;
     out->size[KEEL_UPDATE_AREA_MANIFEST] =
         (keel_release_size(KEEL_RELEASE_MAX_CHUNKS) + erase - 1) / erase * erase;
-    out->size[KEEL_UPDATE_AREA_STATE] = 2 * erase;
+    out->size[KEEL_UPDATE_AREA_STATE] = 2 * ((KU_RECORD_SIZE + erase - 1) / erase * erase);
     for (int i = 0; i < KEEL_UPDATE_AREA_COUNT; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", dir, area_names[i]);

@@ -236,14 +236,17 @@ static int image_push(int argc, char **argv)
     static const struct option opts[] = {
         {"key", required_argument, NULL, 'k'},  {"sensor", required_argument, NULL, 's'},
         {"unit", required_argument, NULL, 'u'}, {"rtu-over-tcp", no_argument, NULL, 'r'},
-        {"wait", required_argument, NULL, 'w'}, {0}};
+        {"wait", required_argument, NULL, 'w'}, {"serial", required_argument, NULL, 'S'},
+        {"baud", required_argument, NULL, 'b'}, {"parity", required_argument, NULL, 'p'},
+        {"rs485", no_argument, NULL, '4'},      {0}};
     keel_image_pubkey keys[MAX_KEYS];
     size_t nkeys = 0;
     keel_image_error ierr;
-    keel_update_sensor_tcp tcp = {.unit = 1};
+    keel_update_sensor_modbus tcp = {.unit = 1};
     const char *sensor = NULL;
     unsigned long wait_s = 30;
     int c;
+    const char *serial = NULL;
     while ((c = getopt_long(argc, argv, "k:s:u:rw:", opts, NULL)) != -1) {
         char *end;
         switch (c) {
@@ -266,6 +269,20 @@ static int image_push(int argc, char **argv)
             break;
         }
         case 'r': tcp.rtu_over_tcp = true; break;
+        case 'S': serial = optarg; break;
+        case 'b':
+            tcp.baud = (uint32_t)strtoul(optarg, &end, 0);
+            if (*end || !tcp.baud) {
+                return keel_cli_fail(KEEL_EXIT_USAGE, "image push", "--baud: bits per second");
+            }
+            break;
+        case 'p':
+            if (strlen(optarg) != 1 || !strchr("NEO", optarg[0])) {
+                return keel_cli_fail(KEEL_EXIT_USAGE, "image push", "--parity: N, E or O");
+            }
+            tcp.parity = optarg[0];
+            break;
+        case '4': tcp.rs485 = true; break;
         case 'w':
             wait_s = strtoul(optarg, &end, 0);
             if (*end) {
@@ -276,13 +293,20 @@ static int image_push(int argc, char **argv)
         }
     }
     const char *colon = sensor ? strrchr(sensor, ':') : NULL;
-    if (!nkeys || !colon || colon == sensor || argc - optind != 1 ||
-        (size_t)(colon - sensor) >= sizeof tcp.host || strlen(colon + 1) >= sizeof tcp.port) {
+    bool tcp_ok = colon && colon != sensor && (size_t)(colon - sensor) < sizeof tcp.host &&
+                  strlen(colon + 1) < sizeof tcp.port;
+    bool serial_ok = serial && strlen(serial) < sizeof tcp.device;
+    if (!nkeys || argc - optind != 1 || (!tcp_ok && !serial_ok) || (sensor && serial)) {
         return keel_cli_fail(KEEL_EXIT_USAGE, "image push",
-                             "need --key KEY.pub, --sensor HOST:PORT and IMAGE (see --help)");
+                             "need --key KEY.pub, --sensor HOST:PORT or --serial DEVICE, and IMAGE "
+                             "(see --help)");
     }
-    memcpy(tcp.host, sensor, (size_t)(colon - sensor));
-    snprintf(tcp.port, sizeof tcp.port, "%s", colon + 1);
+    if (serial_ok) {
+        snprintf(tcp.device, sizeof tcp.device, "%s", serial);
+    } else {
+        memcpy(tcp.host, sensor, (size_t)(colon - sensor));
+        snprintf(tcp.port, sizeof tcp.port, "%s", colon + 1);
+    }
     uint8_t *img;
     size_t len;
     if (keel_image_read_file(argv[optind], UINT32_MAX, &img, &len, &ierr) != KEEL_IMAGE_OK) {
@@ -295,7 +319,7 @@ static int image_push(int argc, char **argv)
                  hdr.version.patch);
     }
     keel_update_sensor_link link;
-    keel_update_sensor_link_tcp(&tcp, &link);
+    keel_update_sensor_link_modbus(&tcp, &link);
     int last = -1;
     keel_update_sensor_opts o = {.progress = push_progress, .progress_ctx = &last};
     keel_update_sensor_stats st;
@@ -304,7 +328,7 @@ static int image_push(int argc, char **argv)
     keel_update_err e = keel_update_sensor_push(&link, img, len, &ks, &o, &st, &err);
     free(img);
     if (e != KEEL_UPDATE_OK) {
-        keel_update_sensor_tcp_close(&tcp);
+        keel_update_sensor_modbus_close(&tcp);
         int code = e == KEEL_UPDATE_ERR_FETCH         ? KEEL_EXIT_TIMEOUT
                    : e == KEEL_UPDATE_ERR_UNKNOWN_KEY || e == KEEL_UPDATE_ERR_SIGNATURE ||
                            e == KEEL_UPDATE_ERR_IMAGE
@@ -322,7 +346,7 @@ static int image_push(int argc, char **argv)
         struct timespec poll_interval = {0, 100 * 1000000L};
         nanosleep(&poll_interval, NULL);
     }
-    keel_update_sensor_tcp_close(&tcp);
+    keel_update_sensor_modbus_close(&tcp);
     if (r != 0) {
         return keel_cli_fail(KEEL_EXIT_TIMEOUT, "image push",
                              "the sensor did not come back within %lu s", wait_s);
@@ -361,14 +385,17 @@ static const struct keel_cli_verb image_verbs[] = {
      "but not the signature (use verify for that).\n",
      image_inspect},
     {"push", "update a MODBUS sensor's firmware (sensor update profile)",
-     "usage: keel image push --key KEY.pub --sensor HOST:PORT [--unit N] [--rtu-over-tcp]\n"
-     "                       [--wait SECONDS] IMAGE\n\n"
+     "usage: keel image push --key KEY.pub --sensor HOST:PORT [--rtu-over-tcp] [--unit N]\n"
+     "                       [--wait SECONDS] IMAGE\n"
+     "       keel image push --key KEY.pub --serial DEVICE [--baud N] [--parity N|E|O] [--rs485]\n"
+     "                       [--unit N] [--wait SECONDS] IMAGE\n\n"
      "Verifies IMAGE against the trusted keys, then writes it to the sensor as MODBUS file\n"
      "records (FC 21), resuming from the record the sensor reports if it restarts, and commits.\n"
      "The sensor verifies the image again, restarts into it on trial and confirms it, or falls\n"
      "back. Waits up to --wait seconds (default 30) for the sensor's version (FC 43/14).\n"
      "Exit 0: the sensor runs IMAGE; 1: it fell back; 4: it stopped answering; 5: IMAGE fails\n"
-     "verification; 6: the sensor refused it. See docs/updates.md, \"Sensor update profile\".\n\n"
+     "verification; 6: the sensor refused it. See docs/updates.md, \"Sensor update profile\".\n"
+     "Serial defaults: 19200 baud, even parity (8E1; N means 8N2), unit 1.\n\n"
      "example: keel image push --key release.pub --sensor 192.168.1.20:502 --unit 7 sensor.kimg\n",
      image_push},
     {NULL, NULL, NULL, NULL},

@@ -12,20 +12,20 @@
 #include "keel/modbus.h"
 #include "rs485_world.h"
 
-#define CONN_USAGE                                                                          \
-    "connection (one of):\n"                                                                \
-    "  -t, --tcp HOST[:PORT]       MODBUS TCP (port 502; IPv6 as [::1]:1502)\n"             \
-    "  -R, --rtu-over-tcp HOST[:PORT]  RTU frames over a TCP stream (serial gateways)\n"     \
-    "  -r, --rtu DEVICE            RTU on a serial device (/dev/ttyUSB0, a pty)\n"          \
-    "serial line (with --rtu):\n"                                                           \
-    "  -b, --baud N                19200 (the spec's default)\n"                            \
-    "  -P, --parity even|odd|none  even (the spec's default)\n"                             \
-    "  -s, --stop 1|2              1\n"                                                     \
-    "      --rs485                 drive an RS485 transceiver: kernel RS485 mode\n"         \
-    "                              (TIOCSRS485), else RTS toggling\n"                       \
-    "      --rts-toggle            toggle RTS from user space (no kernel RS485 mode)\n"    \
-    "      --rts-delay US          RTS/DE settle time before and after a frame\n"          \
-    "  -u, --unit N                slave address, 1..247 (default 1; 0 = broadcast)\n"     \
+#define CONN_USAGE                                                                                 \
+    "connection (one of):\n"                                                                       \
+    "  -t, --tcp HOST[:PORT]       MODBUS TCP (port 502; IPv6 as [::1]:1502)\n"                    \
+    "  -R, --rtu-over-tcp HOST[:PORT]  RTU frames over a TCP stream (serial gateways)\n"           \
+    "  -r, --rtu DEVICE            RTU on a serial device (/dev/ttyUSB0, a pty)\n"                 \
+    "serial line (with --rtu):\n"                                                                  \
+    "  -b, --baud N                19200 (the spec's default)\n"                                   \
+    "  -P, --parity even|odd|none  even (the spec's default)\n"                                    \
+    "  -s, --stop 1|2              1\n"                                                            \
+    "      --rs485                 drive an RS485 transceiver: kernel RS485 mode\n"                \
+    "                              (TIOCSRS485), else RTS toggling\n"                              \
+    "      --rts-toggle            toggle RTS from user space (no kernel RS485 mode)\n"            \
+    "      --rts-delay US          RTS/DE settle time before and after a frame\n"                  \
+    "  -u, --unit N                slave address, 1..247 (default 1; 0 = broadcast)\n"             \
     "  -o, --timeout MS            reply timeout (default 1000)\n"
 
 typedef struct conn_opts {
@@ -112,9 +112,15 @@ static int parse_opts(int argc, char **argv, const char *verb, conn_opts *o, con
     long v;
     while ((c = getopt_long(argc, argv, "+t:R:r:b:P:s:u:o:T:", conn_long, NULL)) != -1) {
         switch (c) {
-        case 't': o->tcp = optarg; break;
-        case 'R': o->rtu_tcp = optarg; break;
-        case 'r': o->rtu = optarg; break;
+        case 't':
+            o->tcp = optarg;
+            break;
+        case 'R':
+            o->rtu_tcp = optarg;
+            break;
+        case 'r':
+            o->rtu = optarg;
+            break;
         case 'b':
             if (!parse_long(optarg, 50, 4000000, &v)) {
                 goto bad;
@@ -138,8 +144,12 @@ static int parse_opts(int argc, char **argv, const char *verb, conn_opts *o, con
             }
             o->serial.line.stop_bits = (uint8_t)v;
             break;
-        case OPT_RS485: o->serial.rs485 = true; break;
-        case OPT_RTS: o->serial.rts_toggle = true; break;
+        case OPT_RS485:
+            o->serial.rs485 = true;
+            break;
+        case OPT_RTS:
+            o->serial.rts_toggle = true;
+            break;
         case OPT_RTS_DELAY:
             if (!parse_long(optarg, 0, 100000, &v)) {
                 goto bad;
@@ -191,8 +201,7 @@ static int parse_opts(int argc, char **argv, const char *verb, conn_opts *o, con
         }
     }
     if (!!o->tcp + !!o->rtu_tcp + !!o->rtu != 1) {
-        fprintf(stderr, "keel modbus %s: give exactly one of --tcp, --rtu-over-tcp, --rtu\n",
-                verb);
+        fprintf(stderr, "keel modbus %s: give exactly one of --tcp, --rtu-over-tcp, --rtu\n", verb);
         return -1;
     }
     return optind;
@@ -205,16 +214,23 @@ bad:
 static int exit_for(keel_modbus_err e)
 {
     switch (e) {
-    case KEEL_MODBUS_OK: return KEEL_EXIT_OK;
-    case KEEL_MODBUS_ERR_TIMEOUT: return KEEL_EXIT_TIMEOUT;
+    case KEEL_MODBUS_OK:
+        return KEEL_EXIT_OK;
+    case KEEL_MODBUS_ERR_TIMEOUT:
+        return KEEL_EXIT_TIMEOUT;
     case KEEL_MODBUS_ERR_CRC:
     case KEEL_MODBUS_ERR_FRAME:
-    case KEEL_MODBUS_ERR_MISMATCH: return KEEL_EXIT_VERIFY;
-    case KEEL_MODBUS_ERR_EXCEPTION: return KEEL_EXIT_REMOTE;
+    case KEEL_MODBUS_ERR_MISMATCH:
+        return KEEL_EXIT_VERIFY;
+    case KEEL_MODBUS_ERR_EXCEPTION:
+        return KEEL_EXIT_REMOTE;
     case KEEL_MODBUS_ERR_IO:
-    case KEEL_MODBUS_ERR_CLOSED: return KEEL_EXIT_IO;
-    case KEEL_MODBUS_ERR_ARG: return KEEL_EXIT_USAGE;
-    default: return KEEL_EXIT_FAIL;
+    case KEEL_MODBUS_ERR_CLOSED:
+        return KEEL_EXIT_IO;
+    case KEEL_MODBUS_ERR_ARG:
+        return KEEL_EXIT_USAGE;
+    default:
+        return KEEL_EXIT_FAIL;
     }
 }
 
@@ -224,16 +240,15 @@ static int report(const char *verb, const conn_opts *o, keel_modbus_client *c, k
     snprintf(what, sizeof what, "modbus %s", verb);
     switch (e) {
     case KEEL_MODBUS_ERR_TIMEOUT:
-        return keel_cli_fail(KEEL_EXIT_TIMEOUT, what, "no reply from unit %d within %u ms",
-                             o->unit, o->timeout_ms);
+        return keel_cli_fail(KEEL_EXIT_TIMEOUT, what, "no reply from unit %d within %u ms", o->unit,
+                             o->timeout_ms);
     case KEEL_MODBUS_ERR_EXCEPTION: {
         uint8_t x = keel_modbus_client_last_exception(c);
-        return keel_cli_fail(KEEL_EXIT_REMOTE, what, "unit %d answered exception %u (%s)",
-                             o->unit, x, keel_modbus_exc_name(x));
+        return keel_cli_fail(KEEL_EXIT_REMOTE, what, "unit %d answered exception %u (%s)", o->unit,
+                             x, keel_modbus_exc_name(x));
     }
     case KEEL_MODBUS_ERR_CRC:
-        return keel_cli_fail(KEEL_EXIT_VERIFY, what, "reply from unit %d failed its CRC",
-                             o->unit);
+        return keel_cli_fail(KEEL_EXIT_VERIFY, what, "reply from unit %d failed its CRC", o->unit);
     default:
         return keel_cli_fail(exit_for(e), what, "%s", keel_modbus_err_name(e));
     }
@@ -255,15 +270,17 @@ static int connect_client(const char *verb, const conn_opts *o, keel_modbus_clie
     if (e != KEEL_MODBUS_OK) {
         char what[64];
         snprintf(what, sizeof what, "modbus %s", verb);
-        return keel_cli_fail(exit_for(e) == KEEL_EXIT_USAGE ? KEEL_EXIT_USAGE : KEEL_EXIT_IO,
-                             what, "cannot open %s: %s (%s)", target, keel_modbus_err_name(e),
+        return keel_cli_fail(exit_for(e) == KEEL_EXIT_USAGE ? KEEL_EXIT_USAGE : KEEL_EXIT_IO, what,
+                             "cannot open %s: %s (%s)", target, keel_modbus_err_name(e),
                              errno ? strerror(errno) : "bad address");
     }
     keel_modbus_client_set_timeout(*c, o->timeout_ms * 1000u);
     if (o->rtu && (o->serial.rs485 || o->serial.rts_toggle) &&
         strcmp(keel_modbus_client_rs485_mode(*c), "none") == 0) {
-        fprintf(stderr, "keel modbus %s: warning: %s has neither kernel RS485 mode nor RTS; "
-                        "the transceiver must switch direction by itself\n", verb, o->rtu);
+        fprintf(stderr,
+                "keel modbus %s: warning: %s has neither kernel RS485 mode nor RTS; "
+                "the transceiver must switch direction by itself\n",
+                verb, o->rtu);
     }
     return KEEL_EXIT_OK;
 }
@@ -309,8 +326,8 @@ static int modbus_read(int argc, char **argv)
                 printf("%s[%ld] = %d\n", table_name(o.table), addr + k,
                        (packed[k / 8] >> (k % 8)) & 1);
             } else {
-                printf("%s[%ld] = %u (0x%04x, signed %d)\n", table_name(o.table), addr + k,
-                       regs[k], regs[k], (int16_t)regs[k]);
+                printf("%s[%ld] = %u (0x%04x, signed %d)\n", table_name(o.table), addr + k, regs[k],
+                       regs[k], (int16_t)regs[k]);
             }
         }
         rc = KEEL_EXIT_OK;
@@ -335,8 +352,7 @@ static int modbus_write(int argc, char **argv)
     }
     long addr;
     int n = argc - i - 1;
-    if (i >= argc || !parse_long(argv[i], 0, 65535, &addr) || n < 1 ||
-        n > (bits ? 1968 : 123)) {
+    if (i >= argc || !parse_long(argv[i], 0, 65535, &addr) || n < 1 || n > (bits ? 1968 : 123)) {
         return keel_cli_fail(KEEL_EXIT_USAGE, "modbus write", "give ADDRESS VALUE... (at most %d)",
                              bits ? 1968 : 123);
     }
@@ -345,9 +361,8 @@ static int modbus_write(int argc, char **argv)
     for (int k = 0; k < n; k++) {
         long v;
         if (!parse_long(argv[i + 1 + k], bits ? 0 : -32768, bits ? 1 : 65535, &v)) {
-            return keel_cli_fail(KEEL_EXIT_USAGE, "modbus write",
-                                 "value '%s' is not %s", argv[i + 1 + k],
-                                 bits ? "0 or 1" : "a 16-bit number");
+            return keel_cli_fail(KEEL_EXIT_USAGE, "modbus write", "value '%s' is not %s",
+                                 argv[i + 1 + k], bits ? "0 or 1" : "a 16-bit number");
         }
         if (bits) {
             packed[k / 8] |= (uint8_t)((v & 1) << (k % 8));
@@ -362,9 +377,9 @@ static int modbus_write(int argc, char **argv)
     }
     keel_modbus_err e;
     if (bits) {
-        e = n == 1 ? keel_modbus_write_coil(c, (uint8_t)o.unit, (uint16_t)addr, packed[0] & 1)
-                   : keel_modbus_write_coils(c, (uint8_t)o.unit, (uint16_t)addr, (uint16_t)n,
-                                             packed);
+        e = n == 1
+                ? keel_modbus_write_coil(c, (uint8_t)o.unit, (uint16_t)addr, packed[0] & 1)
+                : keel_modbus_write_coils(c, (uint8_t)o.unit, (uint16_t)addr, (uint16_t)n, packed);
     } else {
         e = n == 1 ? keel_modbus_write_register(c, (uint8_t)o.unit, (uint16_t)addr, regs[0])
                    : keel_modbus_write_registers(c, (uint8_t)o.unit, (uint16_t)addr, (uint16_t)n,
@@ -392,8 +407,8 @@ static int modbus_scan(int argc, char **argv)
         return KEEL_EXIT_USAGE;
     }
     if (i < argc || from < 1 || to < from) {
-        return keel_cli_fail(KEEL_EXIT_USAGE, "modbus scan", "bad range --from %ld --to %ld",
-                             from, to);
+        return keel_cli_fail(KEEL_EXIT_USAGE, "modbus scan", "bad range --from %ld --to %ld", from,
+                             to);
     }
     bool timeout_given = false;
     for (int k = 1; k < argc; k++) {
@@ -451,8 +466,9 @@ static int modbus_id(int argc, char **argv)
     if (rc) {
         return rc;
     }
-    static const char *const names[] = {"vendor", "product_code", "revision", "vendor_url",
-                                        "product_name", "model_name", "application_name"};
+    static const char *const names[] = {"vendor",          "product_code", "revision",
+                                        "vendor_url",      "product_name", "model_name",
+                                        "application_name"};
     uint8_t next = 0;
     keel_modbus_err e = KEEL_MODBUS_OK;
     for (int round = 0; round < 8; round++) {
@@ -612,11 +628,21 @@ static int modbus_simulate(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "b:l:n:w:", longopts, NULL)) != -1) {
         bool ok = true;
         switch (c) {
-        case 'b': ok = parse_long(optarg, 1200, 1000000, &baud); break;
-        case 'l': ok = parse_long(optarg, 0, 10000000, &latency_us); break;
-        case 'n': ok = parse_long(optarg, 1, 10000000, &polls); break;
-        case 'w': vcd = optarg; break;
-        default: ok = false; break;
+        case 'b':
+            ok = parse_long(optarg, 1200, 1000000, &baud);
+            break;
+        case 'l':
+            ok = parse_long(optarg, 0, 10000000, &latency_us);
+            break;
+        case 'n':
+            ok = parse_long(optarg, 1, 10000000, &polls);
+            break;
+        case 'w':
+            vcd = optarg;
+            break;
+        default:
+            ok = false;
+            break;
         }
         if (!ok) {
             return keel_cli_fail(KEEL_EXIT_USAGE, "modbus simulate", "bad option '%s' (see --help)",
@@ -675,9 +701,8 @@ static const struct keel_cli_verb modbus_verbs[] = {
     {"read", "read coils, discrete inputs, holding or input registers (FC 1-4)",
      "usage: keel modbus read CONNECTION [-u UNIT] [-T TYPE] ADDRESS [COUNT]\n\n"
      "Reads COUNT (default 1) items from ADDRESS (0-based, as on the wire) and prints one\n"
-     "line each. TYPE: holding (default, FC 3), input (FC 4), coil (FC 1), discrete (FC 2).\n\n"
-     CONN_USAGE
-     "\nexamples:\n"
+     "line each. TYPE: holding (default, FC 3), input (FC 4), coil (FC 1), discrete (FC "
+     "2).\n\n" CONN_USAGE "\nexamples:\n"
      "  keel modbus read --rtu /dev/ttyUSB0 -b 9600 -u 3 -T input 0 3\n"
      "  keel modbus read --tcp 192.168.1.20 100 10\n"
      "\nexit: 0 ok, 2 usage, 3 cannot open, 4 timeout, 5 CRC/garbled reply, 6 exception\n",
@@ -685,8 +710,7 @@ static const struct keel_cli_verb modbus_verbs[] = {
     {"write", "write coils or holding registers (FC 5, 6, 15, 16)",
      "usage: keel modbus write CONNECTION [-u UNIT] [-T holding|coil] ADDRESS VALUE...\n\n"
      "One value is written with FC 6 (FC 5 for a coil), several with FC 16 (FC 15).\n"
-     "Register values are 0..65535 or -32768..-1; coils 0 or 1. Unit 0 broadcasts.\n\n"
-     CONN_USAGE
+     "Register values are 0..65535 or -32768..-1; coils 0 or 1. Unit 0 broadcasts.\n\n" CONN_USAGE
      "\nexample:\n  keel modbus write --tcp 127.0.0.1:1502 -u 1 10 215 480\n"
      "\nexit: 0 ok, 2 usage, 3 cannot open, 4 timeout, 5 CRC/garbled reply, 6 exception\n",
      modbus_write},
@@ -699,17 +723,17 @@ static const struct keel_cli_verb modbus_verbs[] = {
      modbus_scan},
     {"id", "read a slave's device identification (FC 43/14)",
      "usage: keel modbus id CONNECTION [-u UNIT]\n\n"
-     "Prints the vendor, product code, revision and the regular objects the slave has.\n\n"
-     CONN_USAGE "\nexit: 0 ok, 4 timeout, 6 exception (the slave does not support FC 43)\n",
+     "Prints the vendor, product code, revision and the regular objects the slave "
+     "has.\n\n" CONN_USAGE
+     "\nexit: 0 ok, 4 timeout, 6 exception (the slave does not support FC 43)\n",
      modbus_id},
     {"serve", "be a slave: answer from a register map file",
      "usage: keel modbus serve --map FILE CONNECTION [-u UNIT]\n\n"
      "Serves the map (format: docs/modbus.md) until SIGINT/SIGTERM, then prints counters.\n"
      "For TCP, the argument is [BIND:]PORT (bind \"::\" by default: IPv6 and IPv4); port 0\n"
      "takes a free port, printed as \"listening on port N\". The unit comes from the map\n"
-     "(\"unit\", default 1) unless -u is given; on TCP a server also answers unit 0 and 255.\n\n"
-     CONN_USAGE
-     "\nexamples:\n"
+     "(\"unit\", default 1) unless -u is given; on TCP a server also answers unit 0 and "
+     "255.\n\n" CONN_USAGE "\nexamples:\n"
      "  keel modbus serve --map sensor.json --tcp :1502\n"
      "  keel modbus serve --map sensor.json --rtu /dev/ttyUSB1 -b 9600 -P none -s 2\n",
      modbus_serve},

@@ -17,14 +17,13 @@ enum { IDLE, SEND, RECV };
 const char *keel_rs485_err_name(keel_rs485_err e)
 {
     static const char *const names[KEEL_RS485_ERR_COUNT] = {
-        "KEEL_RS485_OK",         "KEEL_RS485_ERR_ARG",      "KEEL_RS485_ERR_BUSY",
+        "KEEL_RS485_OK",          "KEEL_RS485_ERR_ARG",      "KEEL_RS485_ERR_BUSY",
         "KEEL_RS485_ERR_TIMEOUT", "KEEL_RS485_ERR_OVERFLOW", "KEEL_RS485_ERR_LINE",
     };
     return (unsigned)e < KEEL_RS485_ERR_COUNT ? names[e] : "KEEL_RS485_ERR_UNKNOWN";
 }
 
-keel_rs485_err keel_rs485_init(keel_rs485 *d, const keel_rs485_hw *hw,
-                               const keel_modbus_line *line)
+keel_rs485_err keel_rs485_init(keel_rs485 *d, const keel_rs485_hw *hw, const keel_modbus_line *line)
 {
     if (!d || !hw || !line) {
         return KEEL_RS485_ERR_ARG;
@@ -35,8 +34,8 @@ keel_rs485_err keel_rs485_init(keel_rs485 *d, const keel_rs485_hw *hw,
     }
     d->hw = *hw;
     /* t3.5 in bit-times, rounded up: the receiver timeout counts bits. */
-    d->rto_bits = (uint32_t)(((uint64_t)d->timing.t35_us * 1000u + d->timing.bit_ns - 1) /
-                             d->timing.bit_ns);
+    d->rto_bits =
+        (uint32_t)(((uint64_t)d->timing.t35_us * 1000u + d->timing.bit_ns - 1) / d->timing.bit_ns);
     if (keel_rtos_sem_create(&d->done, 0, 1) != KEEL_RTOS_OK) {
         return KEEL_RS485_ERR_ARG;
     }

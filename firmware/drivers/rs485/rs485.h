@@ -44,22 +44,22 @@ enum {
 };
 
 typedef struct keel_rs485_hw {
-    void (*write)(void *ctx, uint8_t byte);        /* into the TX holding register */
-    void (*irq_mask)(void *ctx, uint32_t mask);   /* which status bits interrupt */
-    void (*clear)(void *ctx, uint32_t flags);     /* clear TC / RTO */
-    void (*set_de)(void *ctx, bool on);           /* the driver-enable GPIO */
+    void (*write)(void *ctx, uint8_t byte);     /* into the TX holding register */
+    void (*irq_mask)(void *ctx, uint32_t mask); /* which status bits interrupt */
+    void (*clear)(void *ctx, uint32_t flags);   /* clear TC / RTO */
+    void (*set_de)(void *ctx, bool on);         /* the driver-enable GPIO */
     void (*set_rx_timeout)(void *ctx, uint32_t bits);
-    uint64_t (*now_ns)(void *ctx);                /* a free-running timestamp */
+    uint64_t (*now_ns)(void *ctx); /* a free-running timestamp */
     void *ctx;
 } keel_rs485_hw;
 
 /* When things happened during the last transaction (from hw->now_ns). */
 typedef struct keel_rs485_times {
-    uint64_t de_on_ns;      /* DE asserted, first byte written */
-    uint64_t tx_done_ns;    /* TX-complete interrupt: DE released */
-    uint64_t first_rx_ns;   /* first reply byte received (0: none) */
-    uint64_t last_rx_ns;    /* last reply byte received */
-    uint64_t frame_end_ns;  /* receiver timeout: t3.5 after the last byte */
+    uint64_t de_on_ns;     /* DE asserted, first byte written */
+    uint64_t tx_done_ns;   /* TX-complete interrupt: DE released */
+    uint64_t first_rx_ns;  /* first reply byte received (0: none) */
+    uint64_t last_rx_ns;   /* last reply byte received */
+    uint64_t frame_end_ns; /* receiver timeout: t3.5 after the last byte */
 } keel_rs485_times;
 
 typedef struct keel_rs485_stats {
@@ -70,7 +70,7 @@ typedef struct keel_rs485 {
     keel_rs485_hw hw;
     keel_modbus_rtu_timing timing;
     uint32_t rto_bits;
-    keel_rtos_sem done;       /* given by the ISR: TX finished, then frame finished */
+    keel_rtos_sem done; /* given by the ISR: TX finished, then frame finished */
     /* state shared with the ISR; the thread touches it only with the UART's interrupts masked */
     volatile int state;
     const uint8_t *tx;
@@ -78,7 +78,7 @@ typedef struct keel_rs485 {
     uint8_t *rx;
     size_t rx_cap, rx_len;
     bool rx_error, rx_overflow;
-    uint64_t bus_idle_ns;     /* no transmission before this: t3.5 after the last byte seen */
+    uint64_t bus_idle_ns; /* no transmission before this: t3.5 after the last byte seen */
     keel_rs485_times times;
     keel_rs485_stats stats;
 } keel_rs485;

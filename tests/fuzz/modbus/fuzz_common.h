@@ -34,20 +34,48 @@ static inline size_t fuzz_request(uint8_t sel, uint8_t *pdu)
     size_t n = 0;
     keel_modbus_err e;
     switch (sel % 14) {
-    case 0: e = keel_modbus_req_read(1, 0, 10, pdu, KEEL_MODBUS_MAX_PDU, &n); break;
-    case 1: e = keel_modbus_req_read(2, 0, 10, pdu, KEEL_MODBUS_MAX_PDU, &n); break;
-    case 2: e = keel_modbus_req_read(3, 0, 3, pdu, KEEL_MODBUS_MAX_PDU, &n); break;
-    case 3: e = keel_modbus_req_read(4, 0, 125, pdu, KEEL_MODBUS_MAX_PDU, &n); break;
-    case 4: e = keel_modbus_req_write_coil(1, true, pdu, KEEL_MODBUS_MAX_PDU, &n); break;
-    case 5: e = keel_modbus_req_write_register(1, 7, pdu, KEEL_MODBUS_MAX_PDU, &n); break;
-    case 6: e = keel_modbus_req_write_coils(1, 9, bits, pdu, KEEL_MODBUS_MAX_PDU, &n); break;
-    case 7: e = keel_modbus_req_write_registers(1, 3, vals, pdu, KEEL_MODBUS_MAX_PDU, &n); break;
-    case 8: e = keel_modbus_req_mask_write(1, 3, 4, pdu, KEEL_MODBUS_MAX_PDU, &n); break;
-    case 9: e = keel_modbus_req_read_write(0, 3, 1, 3, vals, pdu, KEEL_MODBUS_MAX_PDU, &n); break;
-    case 10: e = keel_modbus_req_diagnostics(0, vals, 3, pdu, KEEL_MODBUS_MAX_PDU, &n); break;
-    case 11: e = keel_modbus_req_read_file(&ref, 1, pdu, KEEL_MODBUS_MAX_PDU, &n); break;
-    case 12: e = keel_modbus_req_write_file(&ref, 1, pdu, KEEL_MODBUS_MAX_PDU, &n); break;
-    default: e = keel_modbus_req_device_id(1, 0, pdu, KEEL_MODBUS_MAX_PDU, &n); break;
+    case 0:
+        e = keel_modbus_req_read(1, 0, 10, pdu, KEEL_MODBUS_MAX_PDU, &n);
+        break;
+    case 1:
+        e = keel_modbus_req_read(2, 0, 10, pdu, KEEL_MODBUS_MAX_PDU, &n);
+        break;
+    case 2:
+        e = keel_modbus_req_read(3, 0, 3, pdu, KEEL_MODBUS_MAX_PDU, &n);
+        break;
+    case 3:
+        e = keel_modbus_req_read(4, 0, 125, pdu, KEEL_MODBUS_MAX_PDU, &n);
+        break;
+    case 4:
+        e = keel_modbus_req_write_coil(1, true, pdu, KEEL_MODBUS_MAX_PDU, &n);
+        break;
+    case 5:
+        e = keel_modbus_req_write_register(1, 7, pdu, KEEL_MODBUS_MAX_PDU, &n);
+        break;
+    case 6:
+        e = keel_modbus_req_write_coils(1, 9, bits, pdu, KEEL_MODBUS_MAX_PDU, &n);
+        break;
+    case 7:
+        e = keel_modbus_req_write_registers(1, 3, vals, pdu, KEEL_MODBUS_MAX_PDU, &n);
+        break;
+    case 8:
+        e = keel_modbus_req_mask_write(1, 3, 4, pdu, KEEL_MODBUS_MAX_PDU, &n);
+        break;
+    case 9:
+        e = keel_modbus_req_read_write(0, 3, 1, 3, vals, pdu, KEEL_MODBUS_MAX_PDU, &n);
+        break;
+    case 10:
+        e = keel_modbus_req_diagnostics(0, vals, 3, pdu, KEEL_MODBUS_MAX_PDU, &n);
+        break;
+    case 11:
+        e = keel_modbus_req_read_file(&ref, 1, pdu, KEEL_MODBUS_MAX_PDU, &n);
+        break;
+    case 12:
+        e = keel_modbus_req_write_file(&ref, 1, pdu, KEEL_MODBUS_MAX_PDU, &n);
+        break;
+    default:
+        e = keel_modbus_req_device_id(1, 0, pdu, KEEL_MODBUS_MAX_PDU, &n);
+        break;
     }
     if (e != KEEL_MODBUS_OK) {
         __builtin_trap();

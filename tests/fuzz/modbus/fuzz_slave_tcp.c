@@ -16,8 +16,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while (at < size) {
         uint8_t out[KEEL_MODBUS_MAX_TCP_ADU];
         size_t out_len, used;
-        keel_modbus_err e = keel_modbus_slave_tcp(&s, data + at, size - at, &used, out,
-                                                  sizeof out, &out_len);
+        keel_modbus_err e =
+            keel_modbus_slave_tcp(&s, data + at, size - at, &used, out, sizeof out, &out_len);
         if (e != KEEL_MODBUS_OK) {
             if (used != 0) {
                 abort();

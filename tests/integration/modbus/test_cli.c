@@ -67,8 +67,8 @@ static void test_cli_tcp_read_write_id_and_exit_codes(void **state)
     snprintf(hp, sizeof hp, "127.0.0.1:%u", port);
     char log[600];
     snprintf(log, sizeof log, "%s/serve.log", dir);
-    char *serve[] = {(char *)keel(), "modbus", "serve", "--map", (char *)map_path(), "--tcp", ps,
-                     NULL};
+    char *serve[] = {(char *)keel(),     "modbus", "serve", "--map",
+                     (char *)map_path(), "--tcp",  ps,      NULL};
     assert_int_equal(kf_spawn(&srv, "keel-serve", serve, log), 0);
     assert_int_equal(kf_wait_log(&srv, "listening on port", 10000), 0);
     kf_proc *p;
@@ -142,18 +142,30 @@ static void test_cli_rtu_scan_and_timeout_on_pty(void **state)
     assert_int_equal(kf_wait_file(&socat, b, 10000), 0);
     kf_proc *p;
     /* Nothing on the other end yet: a timeout, exit 4. */
-    char *rd[] = {(char *)keel(), "modbus", "read", "--rtu", b, "-P", "none", "-s", "2", "-o",
-                  "200", "0", NULL};
+    char *rd[] = {(char *)keel(), "modbus", "read", "--rtu", b,   "-P", "none",
+                  "-s",           "2",      "-o",   "200",   "0", NULL};
     assert_int_equal(run(&p, rd), 4);
     expect_output(p, "no reply from unit 1 within 200 ms");
     snprintf(log, sizeof log, "%s/serve-rtu.log", dir);
-    char *serve[] = {(char *)keel(), "modbus", "serve", "--map", (char *)map_path(), "--rtu", a,
-                     "-P", "none", "-s", "2", "-u", "3", NULL};
+    char *serve[] = {(char *)keel(),
+                     "modbus",
+                     "serve",
+                     "--map",
+                     (char *)map_path(),
+                     "--rtu",
+                     a,
+                     "-P",
+                     "none",
+                     "-s",
+                     "2",
+                     "-u",
+                     "3",
+                     NULL};
     assert_int_equal(kf_spawn(&srv, "keel-serve", serve, log), 0);
     assert_int_equal(kf_wait_log(&srv, "ready on", 10000), 0);
     /* A generous timeout per unit: the machine running the tests may be loaded. */
-    char *scan[] = {(char *)keel(), "modbus", "scan", "--rtu", b, "-P", "none", "-s", "2",
-                    "--from", "1", "--to", "5", "-o", "1000", NULL};
+    char *scan[] = {(char *)keel(), "modbus", "scan", "--rtu", b,    "-P",   "none", "-s", "2",
+                    "--from",       "1",      "--to", "5",     "-o", "1000", NULL};
     assert_int_equal(run(&p, scan), 0);
     expect_output(p, "unit 3: present (holding[0] = 215)");
     expect_output(p, "1 unit(s) answered in 1..5");
@@ -167,8 +179,8 @@ static void test_cli_simulate_reports_timing_and_writes_vcd(void **state)
     char vcd[600];
     snprintf(vcd, sizeof vcd, "%s/bus.vcd", dir);
     kf_proc *p;
-    char *sim[] = {(char *)keel(), "modbus", "simulate", "-b", "115200", "-l", "0", "-n", "5",
-                   "-w", vcd, NULL};
+    char *sim[] = {(char *)keel(), "modbus", "simulate", "-b", "115200", "-l", "0",
+                   "-n",           "5",      "-w",       vcd,  NULL};
     assert_int_equal(run(&p, sim), 0);
     expect_output(p, "5/5 polls answered");
     expect_output(p, "DE released at most 550 ns after the last stop bit");

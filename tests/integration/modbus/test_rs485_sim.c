@@ -87,8 +87,8 @@ static void de_release_at(uint32_t baud)
     if (J.ok != 20) {
         print_message("last %s, timeouts %d bad %d, driver tx %u to %u stray %u; bus chars %llu "
                       "garbled %llu cut %llu coll %llu; sensor replies %llu ignored %llu rx %u\n",
-                      keel_modbus_err_name(J.last_err), J.timeouts, J.bad,
-                      W.drv.stats.transactions, W.drv.stats.timeouts, W.drv.stats.stray_bytes,
+                      keel_modbus_err_name(J.last_err), J.timeouts, J.bad, W.drv.stats.transactions,
+                      W.drv.stats.timeouts, W.drv.stats.stray_bytes,
                       (unsigned long long)W.bus.stats.chars,
                       (unsigned long long)W.bus.stats.garbled, (unsigned long long)W.bus.stats.cut,
                       (unsigned long long)W.bus.stats.collisions,
@@ -98,8 +98,8 @@ static void de_release_at(uint32_t baud)
     assert_int_equal(J.ok, 20);
     assert_false(J.de_early);
     uint64_t bit = W.uart.bit_ns;
-    print_message("baud %u: DE released %llu ns after the last stop bit (bit-time %llu ns)\n",
-                  baud, (unsigned long long)J.worst_de_late_ns, (unsigned long long)bit);
+    print_message("baud %u: DE released %llu ns after the last stop bit (bit-time %llu ns)\n", baud,
+                  (unsigned long long)J.worst_de_late_ns, (unsigned long long)bit);
     assert_true(J.worst_de_late_ns <= bit);
     assert_int_equal(W.bus.stats.collisions, 0);
     assert_int_equal(W.bus.stats.cut, 0);
@@ -155,7 +155,9 @@ static void test_100000_polls_without_collision(void **state)
         assert_non_null(world_add_sensor(&W, (uint8_t)(i + 1), lat[i], NULL));
     }
     const char *env = getenv("KEEL_MODBUS_POLLS");
-    J = (job){.polls = env ? atoi(env) : 100000, .units = {1, 2, 3, 4, 5, 6}, .nunits = 6,
+    J = (job){.polls = env ? atoi(env) : 100000,
+              .units = {1, 2, 3, 4, 5, 6},
+              .nunits = 6,
               .timeout_us = 100000};
     run_job();
     print_message("%d polls in %.1f s of virtual time: %d ok, %d timeouts, %d bad; worst DE "
@@ -206,8 +208,8 @@ static void test_late_slave_is_a_timeout_not_the_next_reply(void **state)
                      KEEL_SIM_STOP_CONDITION);
     assert_int_equal(J.timeouts, 1);
     assert_true(J.ok);
-    assert_int_equal(late->dev.replies, 1);          /* it did answer, late */
-    assert_true(W.drv.stats.stray_bytes > 0);        /* and the driver dropped it */
+    assert_int_equal(late->dev.replies, 1);   /* it did answer, late */
+    assert_true(W.drv.stats.stray_bytes > 0); /* and the driver dropped it */
     assert_int_equal(W.bus.stats.collisions, 0);
     world_destroy(&W);
 }
@@ -259,11 +261,12 @@ static void writer(void *arg)
     size_t n, al, rl;
     assert_int_equal(keel_modbus_req_write_register(1, 0xFFCE, pdu, sizeof pdu, &n),
                      KEEL_MODBUS_OK); /* calibration -0.50 degC */
-    assert_int_equal(keel_modbus_master_start(&m, keel_sim_now_us(), 1, pdu, n, adu, sizeof adu, &al),
-                     KEEL_MODBUS_OK);
+    assert_int_equal(
+        keel_modbus_master_start(&m, keel_sim_now_us(), 1, pdu, n, adu, sizeof adu, &al),
+        KEEL_MODBUS_OK);
     keel_rs485_times t;
-    J.line_ok = keel_rs485_transact(&W.drv, adu, al, rsp, sizeof rsp, &rl, 100000, &t) ==
-                KEEL_RS485_OK;
+    J.line_ok =
+        keel_rs485_transact(&W.drv, adu, al, rsp, sizeof rsp, &rl, 100000, &t) == KEEL_RS485_OK;
     W.done = true;
 }
 

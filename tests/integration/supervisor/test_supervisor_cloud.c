@@ -48,7 +48,7 @@ static int setup(void **state)
     }
     *close = '\0';
     snprintf(sub_base, sizeof sub_base,
-             "mosquitto_sub -h localhost -p %u --cafile %s/ca.pem --cert %s/operator.pem "
+             "mosquitto_sub -h 127.0.0.1 -p %u --cafile %s/ca.pem --cert %s/operator.pem "
              "--key %s/operator.key -i keel-sv-op -c -q 1 -t 'keel/dev1/#'",
              B.port, B.dir, B.dir, B.dir);
     char cmd[1400];

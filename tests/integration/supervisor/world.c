@@ -66,6 +66,17 @@ const char *sv_world_store(sv_world *w)
     return store;
 }
 
+const char *sv_world_id(const char *name)
+{
+    static char id[40];
+    uint32_t h = 2166136261u; /* FNV-1a of the name: distinct names, distinct ids */
+    for (const char *p = name; *p; p++) {
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    }
+    snprintf(id, sizeof id, "00000000-0000-4000-8000-0000%08x", (unsigned)h);
+    return id;
+}
+
 int sv_world_package(const char *dir, const char *name, const char *exe, const char *json)
 {
     return sv_world_package_version(dir, name, exe, "1.0.0", json);
@@ -94,9 +105,9 @@ int sv_world_package_version(const char *dir, const char *name, const char *exe,
         return -1;
     }
     fprintf(f,
-            "{\"schema\": 1, \"kind\": \"app\", \"id\": \"00000000-0000-4000-8000-%012x\", "
+            "{\"schema\": 1, \"kind\": \"app\", \"id\": \"%s\", "
             "\"name\": \"%s\", \"version\": \"%s\", \"exec\": \"bin/%s\"%s%s}\n",
-            (unsigned)(strlen(name) * 7919u + (unsigned char)name[0]), name, version, exe,
+            sv_world_id(name), name, version, exe,
             json && *json ? ", " : "", json ? json : "");
     return fclose(f);
 }

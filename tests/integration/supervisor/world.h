@@ -26,6 +26,8 @@ int sv_world_package(const char *dir, const char *name, const char *exe, const c
 /* The same with a version other than 1.0.0. */
 int sv_world_package_version(const char *dir, const char *name, const char *exe,
                              const char *version, const char *json);
+/* The component id sv_world_package gives the app `name`. */
+const char *sv_world_id(const char *name);
 /* The store directory (packages keeld loads at start). */
 const char *sv_world_store(sv_world *w);
 /* Starts keeld and waits for its control socket. */

@@ -5,7 +5,8 @@
  * - killing the sensor mid-transfer (kill -9: a power cut) and starting it again: the push
  *   resumes from the record the sensor reports and resends at most one erase block;
  * - firmware that does not start: the sensor falls back and the push says so (exit 1);
- * - an image signed by an untrusted key never leaves the gateway (exit 5).
+ * - an image signed by an untrusted key never leaves the gateway (exit 5);
+ * - the same push over RTU framing on TCP, and on a serial line (a socat pty pair).
  *
  * argv[1] is keel, argv[2] keel-sim-sensor.
  */
@@ -230,6 +231,40 @@ static void test_sensor_push_rtu_framing_runs_v2(void **state)
     assert_non_null(strstr(out, "sensor runs 2.0.0"));
 }
 
+static void test_sensor_push_serial_line_runs_v2(void **state)
+{
+    (void)state;
+    /* RTU on a serial line: a socat pty pair stands for the RS485 bus (8N2; a pty has no
+     * parity). The sensor keeps its end open across its restart, as a wired UART would. */
+    kf_stop(&sensor, 2000);
+    static kf_proc socat;
+    char pa[800], pb[800], a[700], b[700];
+    snprintf(a, sizeof a, "%s", path("pty-sensor"));
+    snprintf(b, sizeof b, "%s", path("pty-gateway"));
+    snprintf(pa, sizeof pa, "pty,raw,echo=0,link=%s", a);
+    snprintf(pb, sizeof pb, "pty,raw,echo=0,link=%s", b);
+    char *sargv[] = {"socat", pa, pb, NULL};
+    assert_int_equal(kf_spawn(&socat, "socat", sargv, path("socat.log")), 0);
+    assert_int_equal(kf_wait_file(&socat, a, 10000), 0);
+    assert_int_equal(kf_wait_file(&socat, b, 10000), 0);
+    char *argv[] = {(char *)sim, "--flash", flash, "--key", pubp, "--component", COMPONENT,
+                    "--device", a, "--baud", "115200", "--parity", "N", "--slot-size", "131072",
+                    NULL};
+    assert_int_equal(kf_spawn(&sensor, "sensor", argv, path("sensor-serial.log")), 0);
+    assert_int_equal(kf_wait_log(&sensor, "listening on the serial line", 10000), 0);
+    char out[8192];
+    char *pargv[] = {(char *)keel, "image", "push", "--key", pubp, "--serial", b, "--baud",
+                     "115200", "--parity", "N", path("v2.kimg"), NULL};
+    int rc = run(pargv, out, sizeof out);
+    if (rc != 0) {
+        kf_dump_log(&sensor, 20);
+        fail_msg("push over the serial line failed (%d): %s", rc, out);
+    }
+    assert_non_null(strstr(out, "sensor runs 2.0.0"));
+    kf_stop(&sensor, 2000);
+    kf_stop(&socat, 2000);
+}
+
 static void test_sensor_untrusted_image_never_sent(void **state)
 {
     (void)state;
@@ -255,6 +290,7 @@ int main(int argc, char **argv)
         T(test_sensor_firmware_not_starting_falls_back),
         T(test_sensor_untrusted_image_never_sent),
         T(test_sensor_push_rtu_framing_runs_v2),
+        T(test_sensor_push_serial_line_runs_v2),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

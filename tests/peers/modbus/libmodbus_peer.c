@@ -101,8 +101,7 @@ static int client(modbus_t *ctx)
     if (modbus_write_bits(ctx, 21, 3, wb) != 3) {
         return fail("FC15");
     }
-    if (modbus_read_bits(ctx, 20, 4, b) != 4 || b[0] != 1 || b[1] != 1 || b[2] != 0 ||
-        b[3] != 1) {
+    if (modbus_read_bits(ctx, 20, 4, b) != 4 || b[0] != 1 || b[1] != 1 || b[2] != 0 || b[3] != 1) {
         return fail("FC5/FC15 read back");
     }
     if (modbus_mask_write_register(ctx, 40, 0x00F2, 0x0025) != 1) {

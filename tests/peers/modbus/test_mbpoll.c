@@ -40,21 +40,21 @@ static void test_mbpoll_reads_and_writes_keel_slave_tcp(void **state)
     char ps[16];
     snprintf(ps, sizeof ps, "%u", port);
     /* -0: PDU addressing, -1: poll once. */
-    char *rd[] = {"mbpoll", "-m", "tcp", "-p", ps, "-a", "1", "-0", "-1", "-r", "0", "-c", "3",
-                  "127.0.0.1", NULL};
+    char *rd[] = {"mbpoll", "-o", "5",  "-m", "tcp", "-p", ps,          "-a", "1",
+                  "-0",     "-1", "-r", "0",  "-c",  "3",  "127.0.0.1", NULL};
     const char *log = mbpoll(rd);
     expect_log(log, "[0]: \t215");
     expect_log(log, "[2]: \t1013");
-    char *wr[] = {"mbpoll", "-m", "tcp", "-p", ps, "-a", "1", "-0", "-r", "30", "127.0.0.1",
-                  "1234", "5678", NULL};
+    char *wr[] = {"mbpoll", "-o", "5",  "-m", "tcp",       "-p",   ps,     "-a",
+                  "1",      "-0", "-r", "30", "127.0.0.1", "1234", "5678", NULL};
     mbpoll(wr);
-    char *rd2[] = {"mbpoll", "-m", "tcp", "-p", ps, "-a", "1", "-0", "-1", "-r", "30", "-c",
-                   "2", "127.0.0.1", NULL};
+    char *rd2[] = {"mbpoll", "-o", "5",  "-m", "tcp", "-p", ps,          "-a", "1",
+                   "-0",     "-1", "-r", "30", "-c",  "2",  "127.0.0.1", NULL};
     log = mbpoll(rd2);
     expect_log(log, "[30]: \t1234");
     expect_log(log, "[31]: \t5678");
-    char *in[] = {"mbpoll", "-m", "tcp", "-p", ps, "-a", "1", "-0", "-1", "-t", "3", "-r", "1",
-                  "127.0.0.1", NULL};
+    char *in[] = {"mbpoll", "-o", "5",  "-m", "tcp", "-p", ps,          "-a", "1",
+                  "-0",     "-1", "-t", "3",  "-r",  "1",  "127.0.0.1", NULL};
     expect_log(mbpoll(in), "[1]: \t4800");
     kf_stop(&srv, 2000);
 }
@@ -65,14 +65,14 @@ static void test_mbpoll_reads_and_writes_keel_slave_rtu_pty(void **state)
     char a[512], b[512];
     start_pty_pair(&socat, a, b, sizeof a);
     start_keel_rtu(&srv, a);
-    char *rd[] = {"mbpoll", "-m", "rtu", "-b", "19200", "-P", "none", "-s", "2", "-a", "1",
-                  "-0", "-1", "-r", "0", "-c", "2", b, NULL};
+    char *rd[] = {"mbpoll", "-o", "5",  "-m", "rtu", "-b", "19200", "-P", "none", "-s", "2",
+                  "-a",     "1",  "-0", "-1", "-r",  "0",  "-c",    "2",  b,      NULL};
     expect_log(mbpoll(rd), "[1]: \t480");
-    char *wr[] = {"mbpoll", "-m", "rtu", "-b", "19200", "-P", "none", "-s", "2", "-a", "1",
-                  "-0", "-t", "0", "-r", "7", b, "1", NULL};
+    char *wr[] = {"mbpoll", "-o", "5",  "-m", "rtu", "-b", "19200", "-P", "none", "-s", "2",
+                  "-a",     "1",  "-0", "-t", "0",   "-r", "7",     b,    "1",    NULL};
     mbpoll(wr);
-    char *rd2[] = {"mbpoll", "-m", "rtu", "-b", "19200", "-P", "none", "-s", "2", "-a", "1",
-                   "-0", "-1", "-t", "0", "-r", "7", b, NULL};
+    char *rd2[] = {"mbpoll", "-o", "5",  "-m", "rtu", "-b", "19200", "-P", "none", "-s", "2",
+                   "-a",     "1",  "-0", "-1", "-t",  "0",  "-r",    "7",  b,      NULL};
     expect_log(mbpoll(rd2), "[7]: \t1");
     kf_stop(&srv, 2000);
     kf_stop(&socat, 2000);

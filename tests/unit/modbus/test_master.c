@@ -82,7 +82,8 @@ static void test_master_rtu_gap_over_t35_ends_frame_as_crc_error(void **state)
     size_t n = rtu_reply(5, 3, rsp);
     assert_int_equal(keel_modbus_master_input(&m, 10000, rsp, 4), KEEL_MODBUS_ERR_AGAIN);
     /* Silence of t3.5 ends the frame: 4 bytes of 11 fail the CRC. */
-    assert_int_equal(keel_modbus_master_poll(&m, 10000 + m.timing.t35_us - 1), KEEL_MODBUS_ERR_AGAIN);
+    assert_int_equal(keel_modbus_master_poll(&m, 10000 + m.timing.t35_us - 1),
+                     KEEL_MODBUS_ERR_AGAIN);
     assert_int_equal(keel_modbus_master_poll(&m, 10000 + m.timing.t35_us), KEEL_MODBUS_ERR_CRC);
     assert_int_equal(m.stats.crc_errors, 1);
     /* The rest arrives: stray, and the bus stays busy t3.5 after it. */
@@ -92,9 +93,9 @@ static void test_master_rtu_gap_over_t35_ends_frame_as_crc_error(void **state)
     uint8_t pdu[5] = {3, 0, 0, 0, 1};
     assert_int_equal(keel_modbus_master_start(&m, t + 1, 5, pdu, 5, out, sizeof out, &out_len),
                      KEEL_MODBUS_ERR_BUSY);
-    assert_int_equal(keel_modbus_master_start(&m, t + m.timing.t35_us, 5, pdu, 5, out, sizeof out,
-                                              &out_len),
-                     KEEL_MODBUS_OK);
+    assert_int_equal(
+        keel_modbus_master_start(&m, t + m.timing.t35_us, 5, pdu, 5, out, sizeof out, &out_len),
+        KEEL_MODBUS_OK);
 }
 
 static void test_master_rtu_timeout_counts_from_end_of_request(void **state)
@@ -185,7 +186,8 @@ static void test_master_tcp_drops_stale_transaction_ids(void **state)
     const uint8_t r2[] = {3, 2, 0, 22};
     uint8_t stream[64];
     size_t a, b;
-    assert_int_equal(keel_modbus_tcp_frame(tid1, 1, r1, 4, stream, sizeof stream, &a), KEEL_MODBUS_OK);
+    assert_int_equal(keel_modbus_tcp_frame(tid1, 1, r1, 4, stream, sizeof stream, &a),
+                     KEEL_MODBUS_OK);
     assert_int_equal(keel_modbus_tcp_frame(tid2, 1, r2, 4, stream + a, sizeof stream - a, &b),
                      KEEL_MODBUS_OK);
     keel_modbus_err e = KEEL_MODBUS_ERR_AGAIN;

@@ -14,11 +14,11 @@
 static uint8_t pdu[KEEL_MODBUS_MAX_PDU];
 static size_t n;
 
-#define EXPECT(...)                                                                         \
-    do {                                                                                    \
-        const uint8_t want[] = {__VA_ARGS__};                                               \
-        assert_int_equal(n, sizeof want);                                                   \
-        assert_memory_equal(pdu, want, sizeof want);                                        \
+#define EXPECT(...)                                                                                \
+    do {                                                                                           \
+        const uint8_t want[] = {__VA_ARGS__};                                                      \
+        assert_int_equal(n, sizeof want);                                                          \
+        assert_memory_equal(pdu, want, sizeof want);                                               \
     } while (0)
 
 static void test_req_builders_match_spec_examples(void **state)
@@ -46,8 +46,8 @@ static void test_req_builders_match_spec_examples(void **state)
     const uint16_t w[3] = {0x00FF, 0x00FF, 0x00FF};
     assert_int_equal(keel_modbus_req_read_write(3, 6, 14, 3, w, pdu, sizeof pdu, &n),
                      KEEL_MODBUS_OK);
-    EXPECT(0x17, 0x00, 0x03, 0x00, 0x06, 0x00, 0x0E, 0x00, 0x03, 0x06, 0x00, 0xFF, 0x00, 0xFF,
-           0x00, 0xFF);
+    EXPECT(0x17, 0x00, 0x03, 0x00, 0x06, 0x00, 0x0E, 0x00, 0x03, 0x06, 0x00, 0xFF, 0x00, 0xFF, 0x00,
+           0xFF);
     const uint16_t q[1] = {0xA537};
     assert_int_equal(keel_modbus_req_diagnostics(0, q, 1, pdu, sizeof pdu, &n), KEEL_MODBUS_OK);
     EXPECT(0x08, 0x00, 0x00, 0xA5, 0x37);
@@ -55,8 +55,8 @@ static void test_req_builders_match_spec_examples(void **state)
     EXPECT(0x11);
     keel_modbus_file_ref refs[2] = {{4, 1, 2, NULL}, {3, 9, 2, NULL}};
     assert_int_equal(keel_modbus_req_read_file(refs, 2, pdu, sizeof pdu, &n), KEEL_MODBUS_OK);
-    EXPECT(0x14, 0x0E, 0x06, 0x00, 0x04, 0x00, 0x01, 0x00, 0x02, 0x06, 0x00, 0x03, 0x00, 0x09,
-           0x00, 0x02);
+    EXPECT(0x14, 0x0E, 0x06, 0x00, 0x04, 0x00, 0x01, 0x00, 0x02, 0x06, 0x00, 0x03, 0x00, 0x09, 0x00,
+           0x02);
     uint16_t data[3] = {0x06AF, 0x04BE, 0x100D};
     keel_modbus_file_ref wref = {4, 7, 3, data};
     assert_int_equal(keel_modbus_req_write_file(&wref, 1, pdu, sizeof pdu, &n), KEEL_MODBUS_OK);
@@ -140,8 +140,7 @@ static void test_rsp_read_file_checks_each_sub_response(void **state)
     (void)state;
     uint16_t a[2], b[1];
     keel_modbus_file_ref refs[2] = {{4, 1, 2, a}, {3, 9, 1, b}};
-    const uint8_t rsp[] = {0x14, 0x0A, 0x05, 0x06, 0x0D, 0xFE, 0x00, 0x20,
-                           0x03, 0x06, 0x33, 0xCD};
+    const uint8_t rsp[] = {0x14, 0x0A, 0x05, 0x06, 0x0D, 0xFE, 0x00, 0x20, 0x03, 0x06, 0x33, 0xCD};
     assert_int_equal(keel_modbus_rsp_read_file(rsp, sizeof rsp, refs, 2, NULL), KEEL_MODBUS_OK);
     assert_int_equal(a[0], 0x0DFE);
     assert_int_equal(b[0], 0x33CD);

@@ -89,7 +89,8 @@ static void one_op(keel_modbus_framing fr)
     int op = (int)rnd(8);
     bool outside = rnd(10) == 0;
     switch (op) {
-    case 0: case 1: { /* FC 3/4 */
+    case 0:
+    case 1: { /* FC 3/4 */
         uint16_t count = (uint16_t)(1 + rnd(125));
         uint16_t addr = (uint16_t)(outside ? NH - count + 1 + rnd(50) : rnd(NH - count + 1));
         assert_int_equal(keel_modbus_req_read(op ? 4 : 3, addr, count, pdu, sizeof pdu, &n),
@@ -113,7 +114,8 @@ static void one_op(keel_modbus_framing fr)
         uint16_t count = (uint16_t)(1 + rnd(2000));
         uint16_t addr = (uint16_t)(outside ? NC - count + 1 + rnd(50) : rnd(NC - count + 1));
         uint8_t fc = (uint8_t)(1 + rnd(2));
-        assert_int_equal(keel_modbus_req_read(fc, addr, count, pdu, sizeof pdu, &n), KEEL_MODBUS_OK);
+        assert_int_equal(keel_modbus_req_read(fc, addr, count, pdu, sizeof pdu, &n),
+                         KEEL_MODBUS_OK);
         keel_modbus_err e = transact(fr, pdu, n);
         if (outside) {
             assert_int_equal(e, KEEL_MODBUS_ERR_EXCEPTION);
@@ -164,8 +166,9 @@ static void one_op(keel_modbus_framing fr)
             assert_int_equal(keel_modbus_req_write_register(addr, vals[0], pdu, sizeof pdu, &n),
                              KEEL_MODBUS_OK);
         } else {
-            assert_int_equal(keel_modbus_req_write_registers(addr, count, vals, pdu, sizeof pdu, &n),
-                             KEEL_MODBUS_OK);
+            assert_int_equal(
+                keel_modbus_req_write_registers(addr, count, vals, pdu, sizeof pdu, &n),
+                KEEL_MODBUS_OK);
         }
         keel_modbus_err e = transact(fr, pdu, n);
         assert_int_equal(e, outside ? KEEL_MODBUS_ERR_EXCEPTION : KEEL_MODBUS_OK);
@@ -177,7 +180,8 @@ static void one_op(keel_modbus_framing fr)
     case 5: { /* FC 22 */
         uint16_t addr = (uint16_t)rnd(NH);
         uint16_t a = (uint16_t)rnd(65536), o = (uint16_t)rnd(65536);
-        assert_int_equal(keel_modbus_req_mask_write(addr, a, o, pdu, sizeof pdu, &n), KEEL_MODBUS_OK);
+        assert_int_equal(keel_modbus_req_mask_write(addr, a, o, pdu, sizeof pdu, &n),
+                         KEEL_MODBUS_OK);
         assert_int_equal(transact(fr, pdu, n), KEEL_MODBUS_OK);
         shadow_holding[addr] = (uint16_t)((shadow_holding[addr] & a) | (o & ~a));
         break;

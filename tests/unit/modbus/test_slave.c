@@ -333,7 +333,8 @@ static void test_write_file_record_echoes_and_is_atomic(void **state)
     assert_memory_equal(rsp, req, n);
     assert_int_equal(file1[11], 0x0304);
     /* Two sub-requests, the second one malformed (reference type 5): nothing is written. */
-    const uint8_t two[] = {21, 18, 6, 0, 1, 0, 0, 0, 1, 0xAA, 0xAA, 5, 0, 1, 0, 1, 0, 1, 0xBB, 0xBB};
+    const uint8_t two[] = {21,   18, 6, 0, 1, 0, 0, 0, 1,    0xAA,
+                           0xAA, 5,  0, 1, 0, 1, 0, 1, 0xBB, 0xBB};
     expect_exception(two, sizeof two, KEEL_MODBUS_EXC_ILLEGAL_DATA_ADDRESS);
     assert_int_equal(file1[0], 0xF000);
     const uint8_t ragged[] = {21, 10, 6, 0, 1, 0, 0, 0, 2, 0xAA, 0xAA, 0xAA};
@@ -398,8 +399,9 @@ static void test_broadcast_writes_but_never_answers(void **state)
     assert_int_equal(holding[3], 0x55AA);
     assert_int_equal(slave.counters.server_no_response, 1);
     const uint8_t other[] = {6, 0, 3, 0, 0};
-    assert_int_equal(keel_modbus_slave_pdu(&slave, 8, other, sizeof other, rsp, sizeof rsp, &rsp_len),
-                     KEEL_MODBUS_OK);
+    assert_int_equal(
+        keel_modbus_slave_pdu(&slave, 8, other, sizeof other, rsp, sizeof rsp, &rsp_len),
+        KEEL_MODBUS_OK);
     assert_int_equal(rsp_len, 0);
     assert_int_equal(holding[3], 0x55AA); /* another unit's request changes nothing */
 }
@@ -410,14 +412,17 @@ static void test_rtu_frames_counted_and_bad_crc_dropped(void **state)
     uint8_t adu[KEEL_MODBUS_MAX_RTU_ADU], out[KEEL_MODBUS_MAX_RTU_ADU];
     size_t n, m;
     const uint8_t pdu[] = {3, 0, 0, 0, 1};
-    assert_int_equal(keel_modbus_rtu_frame(7, pdu, sizeof pdu, adu, sizeof adu, &n), KEEL_MODBUS_OK);
+    assert_int_equal(keel_modbus_rtu_frame(7, pdu, sizeof pdu, adu, sizeof adu, &n),
+                     KEEL_MODBUS_OK);
     assert_int_equal(keel_modbus_slave_rtu(&slave, adu, n, out, sizeof out, &m), KEEL_MODBUS_OK);
     assert_int_equal(m, 7);
     assert_int_equal(keel_modbus_crc16(out, m), 0); /* a frame with its CRC checks to 0 */
     adu[2] ^= 1;
-    assert_int_equal(keel_modbus_slave_rtu(&slave, adu, n, out, sizeof out, &m), KEEL_MODBUS_ERR_CRC);
+    assert_int_equal(keel_modbus_slave_rtu(&slave, adu, n, out, sizeof out, &m),
+                     KEEL_MODBUS_ERR_CRC);
     assert_int_equal(m, 0);
-    assert_int_equal(keel_modbus_slave_rtu(&slave, adu, 2, out, sizeof out, &m), KEEL_MODBUS_ERR_SHORT);
+    assert_int_equal(keel_modbus_slave_rtu(&slave, adu, 2, out, sizeof out, &m),
+                     KEEL_MODBUS_ERR_SHORT);
     assert_int_equal(keel_modbus_slave_rtu(&slave, adu, 300, out, sizeof out, &m),
                      KEEL_MODBUS_ERR_TOO_BIG);
     assert_int_equal(slave.counters.bus_messages, 4);

@@ -228,7 +228,7 @@ static void test_sensor_push_power_cycles_resume(void **state)
 {
     (void)state;
     unsigned seed = 99;
-    for (int round = 0; round < 6; round++) {
+    for (int round = 0; round < 4; round++) {
         assert_int_equal(sensor_boot_provision(&cfg, v1.p, v1.len), 0);
         link_ctx c = {0};
         power_on(&c);
@@ -249,7 +249,7 @@ static void test_sensor_push_flash_cuts_resume(void **state)
 {
     (void)state;
     unsigned seed = 7;
-    for (int round = 0; round < 12; round++) {
+    for (int round = 0; round < 8; round++) {
         assert_int_equal(sensor_boot_provision(&cfg, v1.p, v1.len), 0);
         link_ctx c = {0};
         power_on(&c);
