@@ -172,9 +172,31 @@ sv_err sv_app_start(sv_daemon *d, sv_app *a, char *msg, size_t msglen)
         close(sp[1]);
         return SV_ERR_IO;
     }
-    pid_t pid = sv_sandbox_spawn(d, a, sp[1], op[1], msg, msglen);
+    /* an RT loader also gets a socket carrying its channel ends (SEQPACKET: one end a record) */
+    int cp[2] = {-1, -1};
+    if (a->m.realtime && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, cp) < 0) {
+        snprintf(msg, msglen, "socketpair: %s", strerror(errno));
+        close(sp[0]);
+        close(sp[1]);
+        close(op[0]);
+        close(op[1]);
+        return SV_ERR_IO;
+    }
+    pid_t pid = sv_sandbox_spawn(d, a, sp[1], op[1], cp[1], msg, msglen);
     close(sp[1]);
     close(op[1]);
+    if (cp[1] >= 0) {
+        close(cp[1]);
+    }
+    if (pid >= 0 && cp[0] >= 0) {
+        /* a few records of a few dozen bytes: fits the socket buffer, never blocks; the
+         * loader reads them until the end of the stream */
+        int n = sv_channels_rt_start(d, a, cp[0]);
+        keeld_line(d, a, "%d channel end%s handed to the RT loader", n, n == 1 ? "" : "s");
+    }
+    if (cp[0] >= 0) {
+        close(cp[0]);
+    }
     if (pid < 0) {
         close(sp[0]);
         close(op[0]);
@@ -282,6 +304,9 @@ void sv_app_reaped(sv_daemon *d, sv_app *a, int wstatus)
     close_fd(d, &a->wake_fd, false);
     a->pid = 0;
     a->ring_cap = 0;
+    if (a->m.realtime) {
+        sv_channels_rt_gone(d, a);
+    }
 
     bool clean = WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0;
     if (a->revert) {

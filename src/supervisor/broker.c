@@ -310,6 +310,9 @@ static keel_app_status channel_open(sv_daemon *d, sv_app *a, const char *p, size
     if (!b) {
         return KEEL_APP_ERR_NOT_FOUND;
     }
+    if (a->m.realtime) {
+        return KEEL_APP_ERR_UNSUPPORTED; /* RT loaders get their ends on $KEEL_RT_CHANNEL_FD */
+    }
     sv_channel *ch = NULL, *free_slot = NULL;
     int side = 0;
     for (int i = 0; i < SV_MAX_CHANNELS; i++) {
@@ -324,7 +327,18 @@ static keel_app_status channel_open(sv_daemon *d, sv_app *a, const char *p, size
             side = 1;
         }
     }
-    if (!ch) {
+    if (b->m.realtime) {
+        /* paired at the loader's start (sv_channels_rt_start): none means the RT component is
+         * not running, or its manifest does not name this app */
+        if (!ch) {
+            keel_manifest_error why;
+            if (keel_manifest_pair_allowed(&a->m.km, &b->m.km, &why) != KEEL_MANIFEST_OK) {
+                sv_applog_line(d, a, "keeld", why.msg, strlen(why.msg));
+                return KEEL_APP_ERR_DENIED;
+            }
+            return KEEL_APP_ERR_BUSY;
+        }
+    } else if (!ch) {
         if (!free_slot) {
             return KEEL_APP_ERR_NO_SPACE;
         }
@@ -355,10 +369,66 @@ static keel_app_status channel_open(sv_daemon *d, sv_app *a, const char *p, size
     close(sp[0]);
     *fd = sp[1];
     /* the partner, if it is waiting on the channel, hears of it */
-    if (b->state == SV_RUNNING) {
+    if (b->state == SV_RUNNING && !b->m.realtime) {
         (void)sv_notify(d, b, KEEL_APP_NOTIFY_CHANNEL_READABLE, (uint64_t)(ch - d->channels));
     }
     return KEEL_APP_OK;
+}
+
+int sv_channels_rt_start(sv_daemon *d, sv_app *rt, int sock)
+{
+    sv_channels_rt_gone(d, rt); /* a leftover of a previous run: never reused */
+    int sent = 0;
+    for (int i = 0; i < d->napps; i++) {
+        sv_app *app = &d->apps[i];
+        if (app == rt || app->m.realtime ||
+            !keel_manifest_allows_partner(&rt->m.km, &app->m.km.id) ||
+            !keel_manifest_allows_partner(&app->m.km, &rt->m.km.id)) {
+            continue;
+        }
+        sv_channel *ch = NULL;
+        for (int k = 0; k < SV_MAX_CHANNELS && !ch; k++) {
+            ch = d->channels[k].used ? NULL : &d->channels[k];
+        }
+        if (!ch) {
+            sv_logf("channel: %s <-> %s: no free channel slot", app->m.name, rt->m.name);
+            break;
+        }
+        keel_manifest_error why;
+        keel_icc_err e = keel_icc_pair(&app->m.km, &rt->m.km, NULL, &ch->end[0], &ch->end[1], &why);
+        if (e != KEEL_ICC_OK) {
+            sv_logf("channel: %s <-> %s: %s", app->m.name, rt->m.name,
+                    e == KEEL_ICC_ERR_DENIED ? why.msg : keel_icc_err_name(e));
+            continue;
+        }
+        e = keel_icc_end_send(sock, &ch->end[1]);
+        /* keeld keeps no copy of the RT end: the app must see the loader's death */
+        keel_icc_end_close(&ch->end[1]);
+        if (e != KEEL_ICC_OK) {
+            sv_logf("channel: %s <-> %s: handing the RT end over: %s", app->m.name, rt->m.name,
+                    keel_icc_err_name(e));
+            keel_icc_end_close(&ch->end[0]);
+            continue;
+        }
+        ch->used = ch->rt = true;
+        snprintf(ch->id[0], sizeof ch->id[0], "%s", app->m.id);
+        snprintf(ch->id[1], sizeof ch->id[1], "%s", rt->m.id);
+        sv_logf("channel: %s <-> %s (rt) paired", app->m.name, rt->m.name);
+        sent++;
+    }
+    return sent;
+}
+
+void sv_channels_rt_gone(sv_daemon *d, sv_app *rt)
+{
+    for (int i = 0; i < SV_MAX_CHANNELS; i++) {
+        sv_channel *c = &d->channels[i];
+        if (c->used && c->rt && strcmp(c->id[1], rt->m.id) == 0) {
+            keel_icc_end_close(&c->end[0]);
+            keel_icc_end_close(&c->end[1]);
+            c->used = c->rt = false;
+        }
+    }
 }
 
 bool sv_broker_handle(sv_daemon *d, sv_app *a)

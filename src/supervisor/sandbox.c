@@ -301,16 +301,21 @@ static void set_limit(int res, rlim_t v, const char *step)
 }
 
 static void __attribute__((noreturn))
-child(const sv_daemon *d, const sv_app *a, int sock, int out)
+child(const sv_daemon *d, const sv_app *a, int sock, int out, int chan)
 {
     const sv_caps *c = &d->caps;
     if (setsid() < 0) {
         child_fail("setsid");
     }
+    /* the channel socket goes out of the way of the dup2s below, then to fd 5 */
+    if (chan >= 0 && (chan = fcntl(chan, F_DUPFD_CLOEXEC, 64)) < 0) {
+        child_fail("set up fds");
+    }
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) {
         child_fail("prctl(PDEATHSIG)");
     }
-    /* fds: 0 /dev/null, 1+2 the log pipe, 3 the SDK socket, nothing else */
+    /* fds: 0 /dev/null, 1+2 the log pipe, 3 the SDK socket, 5 an RT loader's channel socket,
+     * nothing else (4 is the error pipe, closed by exec) */
     int null = open("/dev/null", O_RDONLY);
     if (null < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0 ||
         dup2(sock, 3) < 0) {
@@ -323,8 +328,14 @@ child(const sv_daemon *d, const sv_app *a, int sock, int out)
         }
         g_errfd = 4;
     }
-    if (syscall(SYS_close_range, 5u, ~0u, 0u) < 0) {
+    if (chan >= 0 && dup2(chan, 5) < 0) {
+        child_fail("set up fds");
+    }
+    if (syscall(SYS_close_range, chan >= 0 ? 6u : 5u, ~0u, 0u) < 0) {
         child_fail("close_range");
+    }
+    if (chan >= 0 && fcntl(5, F_SETFD, 0) < 0) {
+        child_fail("set up fds");
     }
     if (fcntl(3, F_SETFD, 0) < 0) {
         child_fail("set up fds");
@@ -391,13 +402,13 @@ child(const sv_daemon *d, const sv_app *a, int sock, int out)
     char env_name[SV_NAME_MAX + 16];
     snprintf(env_name, sizeof env_name, "KEEL_APP_NAME=%s", a->m.name);
     char *envp[] = {"KEEL_APP_FD=3", env_name, "PATH=/usr/bin:/bin", "HOME=/data",
-                    "TMPDIR=/tmp", NULL};
+                    "TMPDIR=/tmp", chan >= 0 ? "KEEL_RT_CHANNEL_FD=5" : NULL, NULL};
     execve(exe, argv, envp);
     child_fail("execve");
 }
 
-pid_t sv_sandbox_spawn(const sv_daemon *d, sv_app *a, int child_sock, int child_out, char *msg,
-                       size_t msglen)
+pid_t sv_sandbox_spawn(const sv_daemon *d, sv_app *a, int child_sock, int child_out,
+                       int child_chan, char *msg, size_t msglen)
 {
     int ep[2];
     if (pipe2(ep, O_CLOEXEC) < 0) {
@@ -414,7 +425,7 @@ pid_t sv_sandbox_spawn(const sv_daemon *d, sv_app *a, int child_sock, int child_
     if (pid == 0) {
         close(ep[0]);
         g_errfd = ep[1];
-        child(d, a, child_sock, child_out);
+        child(d, a, child_sock, child_out, child_chan);
     }
     close(ep[1]);
     /* EOF: exec succeeded (the pipe was close-on-exec); bytes: a step failed. */

@@ -163,10 +163,15 @@ typedef struct sv_app {
 
 /* An intercore channel keeld paired: it keeps both ends for the channel's life and hands a
  * duplicate to a component each time it opens its side (after a restart too: the region and
- * its unread messages are kept). */
+ * its unread messages are kept).
+ * A channel with an RT component (kind "rt") is different: keeld pairs it when the RT loader
+ * starts and hands the RT end to the loader at once (sv_channels_rt_start); it keeps only the
+ * app's end (side A), so the app sees KEEL_ICC_ERR_PEER_GONE when the loader dies. The channel
+ * is dropped then (sv_channels_rt_gone) and paired afresh at the loader's next start. */
 #define SV_MAX_CHANNELS 16
 typedef struct sv_channel {
     bool used;
+    bool rt;                 /* side B is an RT loader; end[1] was handed over and closed */
     char id[2][SV_NAME_MAX]; /* component ids: side A, side B */
     keel_icc_end end[2];
 } sv_channel;
@@ -200,7 +205,10 @@ void sv_sandbox_describe(const sv_caps *caps, char *out, size_t outlen);
 void *sv_seccomp_build(void);
 /* Starts the app in its sandbox; child_sock becomes fd 3, child_out stdout and stderr.
  * Returns the pid, or -1 with the failing step in msg. */
-pid_t sv_sandbox_spawn(const sv_daemon *d, sv_app *a, int child_sock, int child_out, char *msg,
+/* child_chan (-1: none) becomes fd 5 in the child, announced as KEEL_RT_CHANNEL_FD=5: the
+ * socket an RT loader reads its channel ends from. */
+pid_t sv_sandbox_spawn(const sv_daemon *d, sv_app *a, int child_sock, int child_out,
+                       int child_chan, char *msg,
                        size_t msglen);
 /* Kills every process running as the app's uid (escaped children of a fork bomb). */
 void sv_sandbox_kill_uid(const sv_daemon *d, const sv_app *a);
@@ -239,6 +247,12 @@ int sv_applog_tail(const sv_daemon *d, const char *name, int lines, int fd);
 
 /* broker.c: one request from an app's socket. Returns false when the socket closed. */
 bool sv_broker_handle(sv_daemon *d, sv_app *a);
+/* An RT loader rt just started: pairs a fresh channel with every installed app both manifests
+ * pair, sends the RT ends into sock (keel_icc_end_send, one record each) and keeps the app
+ * ends. Returns how many ends were sent. */
+int sv_channels_rt_start(sv_daemon *d, sv_app *rt, int sock);
+/* The RT loader rt ended: its channels are closed (the apps see their peer gone). */
+void sv_channels_rt_gone(sv_daemon *d, sv_app *rt);
 /* Appends a notification to the app's ring and wakes it; false if it was dropped. */
 bool sv_notify(sv_daemon *d, sv_app *a, uint16_t type, uint64_t arg);
 

@@ -130,12 +130,24 @@ static int setup(void **state)
              "\"args\": [\"ping\", \"%s\"], \"capabilities\": {\"intercore\": [\"%s\"]}",
              ponger_id, ponger_id);
     (void)loner_id;
+    /* rtping (an app) and rtpong (an RT loader, kind "rt") name each other */
+    char rtping[300], rtpong[300], rtping_id[40], rtpong_id[40];
+    snprintf(rtping_id, sizeof rtping_id, "%s", sv_world_id("rtping"));
+    snprintf(rtpong_id, sizeof rtpong_id, "%s", sv_world_id("rtpong"));
+    snprintf(rtping, sizeof rtping,
+             "\"args\": [\"pingloop\", \"%s\"], \"capabilities\": {\"intercore\": [\"%s\"]}",
+             rtpong_id, rtpong_id);
+    snprintf(rtpong, sizeof rtpong,
+             "\"args\": [\"rtpong\"], \"capabilities\": {\"intercore\": [\"%s\"]}",
+             rtping_id);
     struct {
         const char *name, *exe, *json;
     } pkgs[] = {
         {"pinger", "sv_chat", ping},
         {"ponger00", "sv_chat", pong},
         {"loner", "sv_chat", lone},
+        {"rtping", "sv_chat", rtping},
+        {"rtpong", "sv_chat", rtpong},
         {"tunneler", "sv_evil", tun},
         {"walled", "sv_evil", tundeny},
         {"sample", "sv_sample", "\"heartbeat_ms\": 2000, \"capabilities\": {\"cloud\": "
@@ -159,6 +171,13 @@ static int setup(void **state)
         if (sv_world_package(st, pkgs[i].name, pkgs[i].exe, pkgs[i].json) < 0) {
             return -1;
         }
+    }
+    /* rtpong is an RT loader: same package, kind "rt" */
+    char sedcmd[1200];
+    snprintf(sedcmd, sizeof sedcmd,
+             "sed -i 's/\"kind\": \"app\"/\"kind\": \"rt\"/' %s/rtpong/app_manifest.json", st);
+    if (system(sedcmd) != 0) {
+        return -1;
     }
     /* real-time firmware: the Cortex-M build under QEMU, loaded by a script in its package */
     char fw[600], cmd[2000];
@@ -592,6 +611,33 @@ static void test_partnered_apps_talk_over_a_paired_channel(void **state)
     assert_true(sv_world_wait(&W, "logs ponger00 50", "chat: served 3", 5000));
 }
 
+/* keeld pairs an app with an RT component when the RT loader starts, hands the loader its end
+ * ($KEEL_RT_CHANNEL_FD) and the app its own (keel_app_channel_open); after the loader restarts
+ * the app sees its peer gone, re-opens and is answered by the new loader. */
+static void test_app_talks_to_rt_loader_and_reopens_after_its_restart(void **state)
+{
+    (void)state;
+    NEED_ROOT();
+    assert_true(sv_world_wait(&W, "logs rtping 50", "chat: done", 15000));
+    sv_world_ctl(&W, "logs rtping 50", out, sizeof out);
+    assert_non_null(strstr(out, "chat: icc open -> KEEL_ICC_OK"));
+    assert_non_null(strstr(out, "chat: reply \"rt pong to ping 1\""));
+    assert_non_null(strstr(out, "chat: reply \"rt pong to ping 3\""));
+    assert_true(sv_world_wait(&W, "logs rtpong 50", "1 channel end handed to the RT loader", 2000));
+    assert_true(sv_world_wait(&W, "logs rtpong 50", "chat: rt end -> KEEL_ICC_OK", 2000));
+    assert_int_equal(sv_world_ctl(&W, "stop rtpong", out, sizeof out), 0);
+    assert_true(sv_world_wait(&W, "list", "rtpong 1.0.0 stopped", 5000));
+    assert_int_equal(sv_world_ctl(&W, "start rtpong", out, sizeof out), 0);
+    assert_true(sv_world_wait(&W, "logs rtping 80", "chat: peer gone; re-opening", 10000));
+    assert_true(sv_world_wait(&W, "logs rtping 80", "chat: reply after reopen \"rt pong to ping",
+                              10000));
+    /* the new loader instance answered: it logged its own first replies again */
+    sv_world_ctl(&W, "logs rtpong 80", out, sizeof out);
+    const char *second = strstr(out, "started rtpong");
+    assert_non_null(second);
+    assert_non_null(strstr(second + 1, "started rtpong"));
+}
+
 static void test_channel_refused_unless_both_manifests_name_each_other(void **state)
 {
     (void)state;
@@ -716,6 +762,7 @@ int main(void)
         cmocka_unit_test(test_keel_app_command),
         cmocka_unit_test(test_partnered_apps_talk_over_a_paired_channel),
         cmocka_unit_test(test_channel_refused_unless_both_manifests_name_each_other),
+        cmocka_unit_test(test_app_talks_to_rt_loader_and_reopens_after_its_restart),
         cmocka_unit_test(test_realtime_firmware_runs_under_qemu_in_the_sandbox),
         cmocka_unit_test(test_app_mqtt_and_http_tunnelled_when_manifest_allows),
         cmocka_unit_test(test_app_tunnels_refused_without_capability),
