@@ -7,11 +7,12 @@
  * control socket and signals meanwhile. A doorbell that arrives during the sleep is taken at
  * the start of the next slice, so a request waits at most one slice.
  *
- * Channel hand-over (a documented gap, docs/quickstart.md): keeld should pair the app with the
- * RT core and load the firmware into this process; until it does, keel-sim pairs the two
- * manifests itself (keel_icc_pair refuses unless each names the other) and serves the
- * connected core's end on a Unix socket (--socket) to whoever connects: the app, or the app
- * again after a restart (the region and its unread messages are kept). */
+ * Channel hand-over: under keeld (the package of kind "rt" the demo installs) keeld pairs the
+ * app with this RT component and sends the RT end over $KEEL_RT_CHANNEL_FD (docs/apps.md);
+ * keeld hands the app its end. Standalone (--socket, for tests and the direct mode), keel-sim
+ * pairs the two manifests itself (keel_icc_pair refuses unless each names the other) and serves
+ * the connected core's end on a Unix socket to whoever connects: the app, or the app again
+ * after a restart (the region and its unread messages are kept). */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -40,6 +41,8 @@ static const char usage[] =
     "\n"
     "  --state DIR          keep the room's state in DIR/room.state (a restart is a power cycle)\n"
     "  --socket PATH        serve the connected core's channel end on this Unix socket\n"
+    "                       (without it, under keeld: the end keeld sends on\n"
+    "                       $KEEL_RT_CHANNEL_FD)\n"
     "  --app-manifest FILE  the HL app's app_manifest.json (pairing; with --socket)\n"
     "  --rt-manifest FILE   the RT firmware's app_manifest.json (pairing; with --socket)\n"
     "  --speed X            virtual seconds per wall second (default 1; 0: as fast as possible)\n"
@@ -292,7 +295,18 @@ int main(int argc, char **argv)
 
     keel_icc_end hl_end, rt_end;
     int lfd = -1;
-    if (sock_path) {
+    /* under keeld (a package of kind "rt"): keeld paired the channel and sends the RT end */
+    const char *keeld_fd = getenv("KEEL_RT_CHANNEL_FD");
+    bool from_keeld = keeld_fd && !sock_path;
+    if (from_keeld) {
+        keel_icc_err rc = keel_icc_end_recv(atoi(keeld_fd), &rt_end);
+        if (rc != KEEL_ICC_OK) {
+            fprintf(stderr, "keel-sim: no channel end from keeld: %s\n", keel_icc_err_name(rc));
+            return 5;
+        }
+        close(atoi(keeld_fd));
+        printf("keel-sim: channel end from keeld\n");
+    } else if (sock_path) {
         int rc = pair(app_m, rt_m, &hl_end, &rt_end);
         if (rc) {
             return rc;
@@ -311,7 +325,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 
-    world_err we = world_create(&wc, sock_path ? &rt_end : NULL);
+    world_err we = world_create(&wc, sock_path || from_keeld ? &rt_end : NULL);
     if (we != WORLD_OK) {
         fprintf(stderr, "keel-sim: %s\n", world_err_name(we));
         return 1;
