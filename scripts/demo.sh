@@ -41,7 +41,7 @@ mosq=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 
 mkdir -p "$dir/state" "$dir/broker"
 # pid files of an earlier run name processes that are gone (and pids that may be reused)
-rm -f "$dir/envmon.pid" "$dir/keel-sim.pid" "$dir/broker/pid"
+rm -f "$dir/envmon.pid" "$dir/keel-sim.pid" "$dir/broker/pid" "$dir/gateway.pid"
 pids=()
 cleanup() {
   trap - EXIT INT TERM
@@ -195,6 +195,7 @@ rm -f "$dir/gateway.json"
   --sensor-key "$fw/sensor.pub" \
   >"$dir/gateway.log" 2>&1 &
 pids+=("$!")
+echo "$!" >"$dir/gateway.pid"
 wait_for 10 "keel-gateway" test -s "$dir/gateway.json"
 log "app: keel-gateway polling 4 points on the bus (log $dir/gateway.log)"
 
@@ -277,6 +278,16 @@ view() {
   jq -r '"world (keel-sim)   t=\(.time_s|floor) s   room \(.room.temperature*100|round/100) C  \(.room.humidity|round) %RH  \(.room.pressure*10|round/10) hPa\n                   HVAC actuator: \(.hvac)   (changes: \(.hvac_changes))\nRT core (envmon)   samples \(.rt.samples)   last \(.rt.temperature*100|round/100) C   requests \(.rt.requests)   channel \(.rt.channel)\nRS485 bus          frames \(.modbus.answered) answered, \(.modbus.refused) refused   supply-air sensor firmware \(.modbus.sensorFirmware)"' <<<"$w" 2>/dev/null || echo "world: starting"
   jq -r '"HL app (envmon)    rt \(.rt)   reading \(.temperature*100|round/100) C   setpoint \(.targetTemperature // "none")   HVAC \(.hvacMode)\ncloud link         \(.cloud)   telemetry sent \(.telemetrySent)   queued \(.queued)   acked \(.acked)\nlast property ack  \(.lastAck)"' <<<"$e" 2>/dev/null || echo "app: starting"
   jq -r '"MODBUS gateway     bus \(.bus)   polls \(.polls)   sent \(.sent)   cloud \(.cloud)\n                   room \(.last.roomTemperature) C  \(.last.roomHumidity) %RH  supply air \(.last.supplyAirTemperature) C  errors \(.last.errors)\n                   last sensor update: \(.lastSensorUpdate)"' "$dir/gateway.json" 2>/dev/null || echo "gateway: starting"
+  local states="" n f
+  for n in mosquitto:broker/pid keel-sim:keel-sim.pid keel-envmon:envmon.pid keel-gateway:gateway.pid; do
+    f=$dir/${n#*:}
+    if [[ -f $f ]] && kill -0 "$(cat "$f")" 2>/dev/null; then
+      states+="${n%%:*} running (pid $(cat "$f"))   "
+    else
+      states+="${n%%:*} STOPPED   "
+    fi
+  done
+  echo "processes          $states"
   echo "-------------------------------------------------------------------------------------"
   echo "Try, from a second terminal in $top (ctl.sh wraps keel cloud / keel modbus; it prints them):"
   echo "  $ctl set 23.5        set the desired targetTemperature (watch the ack and the HVAC)"

@@ -298,6 +298,7 @@ void sv_app_reaped(sv_daemon *d, sv_app *a, int wstatus)
         }
         keeld_line(d, a, "stopped (%s)", a->stop_reason ? a->stop_reason : "requested");
         a->state = SV_STOPPED;
+        sv_deploy_pending(d, a);
         return;
     }
     if (clean && !a->hung && !a->have_crash) {

@@ -30,8 +30,8 @@ static void on_state(void *user, bool connected, const char *why)
 
 static void on_desired(void *user, const char *json, int64_t version)
 {
-    (void)json;
     sv_daemon *d = user;
+    sv_deploy_desired(d, json);
     for (int i = 0; i < d->napps; i++) {
         sv_app *a = &d->apps[i];
         if (a->state == SV_RUNNING && a->m.cloud_properties) {

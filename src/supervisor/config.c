@@ -68,9 +68,10 @@ sv_err sv_config_load(sv_config *c, const char *path, char *msg, size_t msglen)
         return SV_ERR_CONFIG;
     }
     sv_err e = SV_OK;
-    const char *state = NULL, *store = NULL, *sock = NULL, *broker = NULL;
+    const char *state = NULL, *store = NULL, *sock = NULL, *broker = NULL, *hw = NULL;
     if (keel_config_get_string(root, "state_dir", false, &state, &err) ||
         keel_config_get_string(root, "broker", false, &broker, &err) ||
+        keel_config_get_string(root, "hardware", false, &hw, &err) ||
         keel_config_get_string(root, "store_dir", false, &store, &err) ||
         keel_config_get_string(root, "socket", false, &sock, &err)) {
         e = SV_ERR_CONFIG;
@@ -88,6 +89,11 @@ sv_err sv_config_load(sv_config *c, const char *path, char *msg, size_t msglen)
         } else {
             snprintf(c->broker, sizeof c->broker, "%s", broker);
         }
+    }
+    if (!e && hw && !sv_fmt(c->hardware, sizeof c->hardware, "%s", hw)) {
+        snprintf(err.msg, sizeof err.msg, "\"hardware\": at most %zu characters",
+                 sizeof c->hardware - 1);
+        e = SV_ERR_CONFIG;
     }
     if (!e && sock) {
         e = set_path(c->socket_path, sock, NULL);

@@ -24,7 +24,8 @@ static bool lookup(const uint8_t *base, size_t size, uint64_t addr, char *out, s
         return false;
     }
     const Elf64_Ehdr *eh = (const Elf64_Ehdr *)base;
-    if (eh->e_shentsize != sizeof(Elf64_Shdr) ||
+    /* the tables are read in place: their offsets must be aligned for their types */
+    if (eh->e_shentsize != sizeof(Elf64_Shdr) || (eh->e_shoff & 7u) != 0 ||
         !in_file(size, eh->e_shoff, (uint64_t)eh->e_shnum * sizeof(Elf64_Shdr))) {
         return false;
     }
@@ -33,7 +34,7 @@ static bool lookup(const uint8_t *base, size_t size, uint64_t addr, char *out, s
         uint32_t want = pass == 0 ? SHT_SYMTAB : SHT_DYNSYM;
         for (unsigned i = 0; i < eh->e_shnum; i++) {
             if (sh[i].sh_type != want || sh[i].sh_link >= eh->e_shnum ||
-                sh[i].sh_entsize != sizeof(Elf64_Sym) ||
+                sh[i].sh_entsize != sizeof(Elf64_Sym) || (sh[i].sh_offset & 7u) != 0 ||
                 !in_file(size, sh[i].sh_offset, sh[i].sh_size)) {
                 continue;
             }

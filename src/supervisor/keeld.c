@@ -35,7 +35,7 @@ static const char usage[] =
 static int mkdirs(const sv_config *c)
 {
     static const char *const subs[] = {"", "/crashes", "/logs", "/data", "/run", "/outbox",
-                                       "/props"};
+                                       "/props", "/deploy"};
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
         char p[PATH_MAX + 16];
         snprintf(p, sizeof p, "%s%s", c->state_dir, subs[i]);

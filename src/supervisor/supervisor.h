@@ -60,6 +60,7 @@ typedef struct sv_config {
     int ntrusted;
     bool allow_unsigned;      /* development only: install package directories unsigned */
     struct cJSON *cloud_json; /* the "cloud" section (keel_cloud_config_from_json), or NULL */
+    char hardware[32];        /* this device's hardware id; releases for others are refused */
 } sv_config;
 
 /* Defaults, then the file's keys (docs/config.md, "keeld device config"). */
@@ -150,6 +151,9 @@ typedef struct sv_app {
     uint64_t ring_addr;
     uint32_t ring_cap, ring_head, notify_seq, notify_dropped;
     int wake_fd;
+    /* a deployment waiting for the app to stop (deploy.c) */
+    char deploy_image[PATH_MAX];
+    char deploy_url[1024];
     /* recent log lines (a ring), and a partial stdout line */
     char log[SV_LOG_LINES][SV_LOG_LINE_MAX];
     uint32_t log_next;
@@ -213,6 +217,11 @@ int sv_cloud_open(sv_daemon *d);
 void sv_cloud_service(sv_daemon *d);
 /* Sends a summary of crash report seq to the cloud (best effort: queued durably). */
 void sv_cloud_crash(sv_daemon *d, const sv_app *a, uint32_t seq, int wstatus, const char *reason);
+
+/* deploy.c: a desired-properties document from the cloud; applies {"update": ...} */
+void sv_deploy_desired(sv_daemon *d, const char *json);
+/* Installs and starts the app's pending deployment, if any (the app is stopped). */
+void sv_deploy_pending(sv_daemon *d, sv_app *a);
 
 /* crash.c: writes a report for an app that ended; returns its sequence number. */
 uint32_t sv_crash_write(const sv_daemon *d, sv_app *a, int wstatus, const char *reason);

@@ -13,12 +13,19 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include "broker.h"
+#include "keel/image.h"
+#include "nginx_site.h"
 #include "world.h"
 
 static sv_world W;
 static kb_broker B;
 static char sub_base[1200];
+static char keydir[300];
+static kf_proc nginx;
+static uint16_t http_port;
 
 static int setup(void **state)
 {
@@ -56,14 +63,52 @@ static int setup(void **state)
     if (system(cmd) != 0) {
         return -1;
     }
-    if (sv_world_init(&W, "supervisor-cloud", open + 1) < 0) {
+    snprintf(keydir, sizeof keydir, "%s", kf_tmpdir("sv-cloud-keys"));
+    char pp[400], sp[400], extra[2600];
+    keel_image_pubkey pub;
+    keel_image_seckey sec;
+    keel_image_error kerr;
+    snprintf(pp, sizeof pp, "%s/dev.pub", keydir);
+    snprintf(sp, sizeof sp, "%s/dev.sec", keydir);
+    if (keel_image_keygen(&pub, &sec) != KEEL_IMAGE_OK ||
+        keel_image_key_save(pp, sp, &pub, &sec, &kerr) != KEEL_IMAGE_OK) {
+        return -1;
+    }
+    snprintf(extra, sizeof extra, "%s, \"trusted_keys\": [\"%s\"], \"hardware\": \"keel-gw\"",
+             open + 1, pp);
+    if (sv_world_init(&W, "supervisor-cloud", extra) < 0) {
         return -1;
     }
     const char *st = sv_world_store(&W);
     if (sv_world_package(st, "reporter", "sv_sample",
                          "\"capabilities\": {\"cloud\": {\"telemetry\": true}}") < 0 ||
         sv_world_package(st, "crasher", "sv_evil", "\"args\": [\"abort\"], \"restart\": \"never\"") <
-            0) {
+            0 ||
+        sv_world_package(st, "deployee", "sv_sample", "") < 0) {
+        return -1;
+    }
+    /* release 2.0.0 of deployee, served by nginx as keel release make lays it out */
+    char pkgdir[600], site[600], cmd2[8192];
+    snprintf(pkgdir, sizeof pkgdir, "%s/v2", W.root);
+    snprintf(site, sizeof site, "%s/site", W.root);
+    if (mkdir(pkgdir, 0755) < 0 || mkdir(site, 0755) < 0 ||
+        sv_world_package_version(pkgdir, "deployee", "sv_sample", "2.0.0", "") < 0) {
+        return -1;
+    }
+    snprintf(cmd2, sizeof cmd2,
+             "%s/bin/keel app pack --key %s %s/deployee %s/deployee.kpkg >/dev/null && "
+             "%s/bin/keel release make --key %s --hardware keel-gw --out %s %s/deployee.kpkg "
+             ">/dev/null",
+             kf_build_dir(), sp, pkgdir, pkgdir, kf_build_dir(), sp, site, pkgdir);
+    if (system(cmd2) != 0) {
+        return -1;
+    }
+    /* the same package released for other hardware: a device must refuse it */
+    snprintf(cmd2, sizeof cmd2,
+             "mkdir -p %s/other && %s/bin/keel release make --key %s --hardware other-hw "
+             "--serial 2 --out %s/other %s/deployee.kpkg >/dev/null",
+             site, kf_build_dir(), sp, site, pkgdir);
+    if (system(cmd2) != 0 || nginx_site_start(&nginx, W.root, site, &http_port) < 0) {
         return -1;
     }
     return sv_world_start(&W);
@@ -107,10 +152,44 @@ static void test_app_telemetry_and_crash_summary_reach_the_operator(void **state
     assert_non_null(strstr(got, "keel/dev1/"));
 }
 
+static void test_cloud_deployment_installs_and_starts_the_new_version(void **state)
+{
+    (void)state;
+    if (geteuid() != 0) {
+        print_message("skipped: the sandbox needs root\n");
+        skip();
+    }
+    assert_true(sv_world_wait(&W, "list", "deployee 1.0.0 running", 10000));
+    char cmd[2000];
+    snprintf(cmd, sizeof cmd,
+             "%s/bin/keel cloud deploy --manifest http://127.0.0.1:%u/manifest.kman "
+             "--device dev1 --host 127.0.0.1 --port %u --ca %s/ca.pem --cert %s/operator.pem "
+             "--key %s/operator.key >/dev/null 2>&1",
+             kf_build_dir(), http_port, B.port, B.dir, B.dir, B.dir);
+    assert_int_equal(system(cmd), 0);
+    if (!sv_world_wait(&W, "list", "deployee 2.0.0 running", 20000)) {
+        kf_dump_log(&W.keeld, 30);
+        fail();
+    }
+    assert_true(sv_world_wait(&W, "logs deployee 50", "trial passed: health confirmed", 10000));
+    assert_int_equal(kf_wait_log(&W.keeld, "manifest.kman: installed", 2000), 0);
+
+    /* a release for another device's hardware is refused, and the app keeps running */
+    snprintf(cmd, sizeof cmd,
+             "%s/bin/keel cloud deploy --manifest http://127.0.0.1:%u/other/manifest.kman "
+             "--device dev1 --host 127.0.0.1 --port %u --ca %s/ca.pem --cert %s/operator.pem "
+             "--key %s/operator.key >/dev/null 2>&1",
+             kf_build_dir(), http_port, B.port, B.dir, B.dir, B.dir);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(kf_wait_log(&W.keeld, "refused: for hardware other-hw", 10000), 0);
+    assert_true(sv_world_wait(&W, "list", "deployee 2.0.0 running", 2000));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_app_telemetry_and_crash_summary_reach_the_operator),
+        cmocka_unit_test(test_cloud_deployment_installs_and_starts_the_new_version),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
