@@ -185,7 +185,12 @@ static keel_icc_err connect_rt(envmon *m)
         int fd = -1;
         keel_app_status st = keel_app_channel_open(m->app, RT_PARTNER_ID, &fd);
         if (st != KEEL_APP_OK) {
-            say("rt: channel_open: %s", keel_app_status_name(st));
+            /* BUSY: the RT loader is not running (yet, or restarting); said once per outage */
+            static keel_app_status last = KEEL_APP_OK;
+            if (st != last) {
+                say("rt: channel_open: %s", keel_app_status_name(st));
+            }
+            last = st;
             return KEEL_ICC_ERR_IO;
         }
         keel_icc_err rc = keel_icc_end_recv(fd, &end);
