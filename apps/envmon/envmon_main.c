@@ -178,6 +178,8 @@ static void poll_desired_keeld(envmon *m)
 
 /* ---- the channel to the RT core ---- */
 
+static keel_app_status open_failed; /* the last channel_open failure, said once */
+
 static keel_icc_err connect_rt(envmon *m)
 {
     keel_icc_end end;
@@ -186,13 +188,13 @@ static keel_icc_err connect_rt(envmon *m)
         keel_app_status st = keel_app_channel_open(m->app, RT_PARTNER_ID, &fd);
         if (st != KEEL_APP_OK) {
             /* BUSY: the RT loader is not running (yet, or restarting); said once per outage */
-            static keel_app_status last = KEEL_APP_OK;
-            if (st != last) {
+            if (st != open_failed) {
                 say("rt: channel_open: %s", keel_app_status_name(st));
             }
-            last = st;
+            open_failed = st;
             return KEEL_ICC_ERR_IO;
         }
+        open_failed = KEEL_APP_OK;
         keel_icc_err rc = keel_icc_end_recv(fd, &end);
         close(fd);
         if (rc != KEEL_ICC_OK) {
