@@ -7,6 +7,7 @@
 #   demo/ctl.sh broker-stop    stop mosquitto (the app queues telemetry in its outbox)
 #   demo/ctl.sh broker-start   start it again on the same port (the queue drains)
 #   demo/ctl.sh app-restart    SIGKILL the app and start it again
+#   demo/ctl.sh crash          (DEMO_KEELD=1) SIGSEGV keel-envmon; keeld reports and restarts it
 #   demo/ctl.sh world-restart  power-cycle keel-sim (RT core, bus, room; their state persists)
 #   demo/ctl.sh modbus         read the sensors on the world's RS485 bus (keel modbus read)
 #   demo/ctl.sh sensor-update [1.1.0|1.0.0|broken|forged]
@@ -18,7 +19,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 dir=${KEEL_DEMO_DIR:-$top/build/demo}
 bin=${KEEL_BIN:-$top/build/release/bin}
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
 [[ ${1:-} == -h || ${1:-} == --help ]] && { usage; exit 0; }
 [[ -f $dir/env ]] || { echo "ctl: no demo in $dir (run make demo first)" >&2; exit 1; }
 # shellcheck source=/dev/null
@@ -44,6 +45,14 @@ broker-start)
   setsid "$mosq" -c "$dir/broker/mosquitto.conf" </dev/null >/dev/null 2>&1 &
   echo $! >"$dir/broker/pid"
   echo "broker started (pid $!): watch the queue drain"
+  ;;
+crash)
+  [[ ${keeld_mode:-0} == 1 ]] || { echo "ctl: crash needs the demo under keeld (DEMO_KEELD=1)" >&2; exit 1; }
+  export KEEL_SOCKET
+  pid=$("$bin/keel" app list | awk '$1 == "envmon" && $3 == "running" {print $4}')
+  [[ -n $pid ]] || { echo "ctl: envmon is not running" >&2; exit 1; }
+  run kill -SEGV "$pid"
+  echo "keel-envmon (pid $pid) crashed: see keel app list, keel app crashes envmon"
   ;;
 app-restart)
   old=$(cat "$dir/envmon.pid")

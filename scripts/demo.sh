@@ -15,9 +15,15 @@
 #   DEMO_TARGET=C    the setpoint the unattended run asks for (default 22)
 #   KEEL_BIN=DIR     where keel, keel-sim, keel-envmon, keel-gateway are (build/release/bin)
 #   KEEL_DEMO_DIR=D  working directory (default build/demo; the room's state persists there)
+#   DEMO_KEELD=1     run the RT core (keel-sim) and keel-envmon as signed keeld packages: keeld
+#                    pairs their channel, carries telemetry to the broker and restarts a
+#                    crashed app (demo/ctl.sh crash). Needs root and unsanitized binaries
+#                    (the release tree). No MODBUS gateway in this mode (keel-sim's bus is a
+#                    TCP socket and keeld's sandbox has no network); unattended, it checks
+#                    telemetry, the ack, a crash recovered by keeld and the room instead.
 set -euo pipefail
 if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
   exit 0
 fi
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,6 +36,12 @@ speed=${DEMO_SPEED:-$((unattended ? 60 : 1))}
 [[ $speed =~ ^[1-9][0-9]*$ ]] || { echo "demo: DEMO_SPEED must be a whole number >= 1" >&2; exit 2; }
 target=${DEMO_TARGET:-22}
 dir=${KEEL_DEMO_DIR:-$top/build/demo}
+keeld_mode=${DEMO_KEELD:-0}
+[[ $keeld_mode == 0 || $keeld_mode == 1 ]] || { echo "demo: DEMO_KEELD must be 0 or 1" >&2; exit 2; }
+if ((keeld_mode)); then
+  [[ -x $bin/keeld ]] || { echo "demo: $bin/keeld not built (make release)" >&2; exit 3; }
+  [[ $(id -u) == 0 ]] || { echo "demo: DEMO_KEELD=1 needs root (keeld's sandbox)" >&2; exit 3; }
+fi
 device=envmon-1
 prefix=keel
 for b in keel keel-sim keel-envmon keel-gateway; do
@@ -114,6 +126,8 @@ device=$device
 prefix=$prefix
 pki=$pki
 mosq=$mosq
+keeld_mode=$keeld_mode
+KEEL_SOCKET=$dir/keeld/keeld.sock
 ENV
 start_broker() {
   "$mosq" -c "$dir/broker/mosquitto.conf" >>"$dir/broker/mosquitto.out" 2>&1 &
@@ -143,6 +157,109 @@ sign_fw 1.1.0 KEEL-SENSOR-FW "$fw/sensor.sec" "$fw/supply-air-1.1.0.kimg"
 sign_fw 1.2.0 BROKEN-BUILD "$fw/sensor.sec" "$fw/supply-air-1.2.0-broken.kimg"
 sign_fw 9.9.9 KEEL-SENSOR-FW "$fw/rogue.sec" "$fw/supply-air-forged.kimg"
 
+period=2000
+((unattended)) && period=$((2000 / speed > 50 ? 2000 / speed : 50))
+echo "$period" >"$dir/envmon.period"
+
+# ---- DEMO_KEELD=1: keeld runs the RT core and the app as signed packages ----
+if ((keeld_mode)); then
+  export KEEL_SOCKET=$dir/keeld/keeld.sock
+  keys=$dir/keys
+  mkdir -p "$keys" "$dir/keeld" "$dir/packages"
+  [[ -f $keys/dev.pub ]] || "$bin/keel" image keygen --out "$keys/dev" >/dev/null
+  jq -n --arg st "$dir/keeld" --arg key "$keys/dev.pub" --slurpfile dev "$dir/device.json" \
+    '{state_dir: $st, trusted_keys: [$key], backoff_initial_ms: 200,
+      cloud: ($dev[0].cloud + {outbox: ($st + "/outbox.db")})}' >"$dir/keeld.json"
+  rm -f "$KEEL_SOCKET"
+  "$bin/keeld" --config "$dir/keeld.json" >"$dir/keeld.log" 2>&1 &
+  pids+=("$!")
+  wait_for 10 "keeld" test -S "$KEEL_SOCKET"
+  pkg() { # name exe manifest args-json: pack a signed package, install it (over an old one)
+    local p=$dir/packages/$1
+    rm -rf "$p" "$p.kpkg" && mkdir -p "$p/bin" && cp "$bin/$2" "$p/bin/"
+    jq --arg exe "bin/$2" --argjson args "$4" '. + {exec: $exe, args: $args}' \
+      "$3" >"$p/app_manifest.json"
+    "$bin/keel" app pack --key "$keys/dev.sec" "$p" "$p.kpkg" >/dev/null
+    "$bin/keel" app install "$p.kpkg" >/dev/null
+  }
+  pkg envmon-rt keel-sim "$top/firmware/apps/envmon/app_manifest.json" \
+    "[\"--state\", \"/data\", \"--status\", \"/data/world.json\", \"--speed\", \"$speed\"]"
+  pkg envmon keel-envmon "$top/apps/envmon/app_manifest.json" \
+    "[\"--status\", \"/data/envmon.json\", \"--period-ms\", \"$period\"]"
+  rm -f "$dir/keeld/data/envmon-rt/world.json" "$dir/keeld/data/envmon/envmon.json"
+  ln -sfn "$dir/keeld/data/envmon-rt/world.json" "$dir/world.json"
+  ln -sfn "$dir/keeld/data/envmon/envmon.json" "$dir/envmon.json"
+  "$bin/keel" app start envmon-rt >/dev/null
+  "$bin/keel" app start envmon >/dev/null
+  wait_for 10 "the world's status" test -s "$dir/world.json"
+  wait_for 10 "keel-envmon" test -s "$dir/envmon.json"
+  log "keeld: envmon-rt (keel-sim, the RT core at ${speed}x) and envmon installed signed; keeld paired their channel (log $dir/keeld.log)"
+  applog() { "$bin/keel" app logs envmon 200 2>/dev/null || true; }
+  if ((unattended)); then
+    sub() {
+      mosquitto_sub -h 127.0.0.1 -p "$port" --cafile "$pki/ca.pem" --cert "$pki/operator.pem" \
+        --key "$pki/operator.key" -i "demo-watch-$$-$RANDOM" -v -t "$1" >"$2" 2>/dev/null &
+      pids+=("$!")
+    }
+    sub "$prefix/$device/messages/events/#" "$dir/telemetry.log"
+    sub "$prefix/$device/twin/PATCH/properties/reported/#" "$dir/reported.log"
+    deadline=$((SECONDS + seconds))
+    have_telemetry=0 asked=0 acked=0 settled=0 crashed=0 recovered=0 room=0
+    while ((SECONDS < deadline)); do
+      grep -q '"temperature"' "$dir/telemetry.log" 2>/dev/null && have_telemetry=1
+      if ((have_telemetry && !asked)); then
+        "$top/demo/ctl.sh" set "$target" >/dev/null && asked=1
+        log "telemetry reached the broker through keeld; asked for targetTemperature=$target"
+      fi
+      if ((asked)) && grep -q "\"targetTemperature\":{\"value\":$target,\"ac\":200" "$dir/reported.log"; then
+        ((acked)) || log "the device acknowledged targetTemperature=$target (ac 200)"
+        acked=1
+      fi
+      if ((acked && !crashed)) && "$top/demo/ctl.sh" crash >/dev/null; then
+        crashed=1
+        log "keel-envmon crashed (SIGSEGV)"
+      fi
+      if ((crashed && !recovered)) && "$bin/keel" app crashes envmon 2>/dev/null | grep -q SIGSEGV &&
+        (($(applog | grep -c 'rt: connected') >= 2)); then
+        recovered=1
+        log "keeld wrote a crash report and restarted it; it re-opened its channel to the RT core"
+      fi
+      room=$(jq -r '.room.temperature' "$dir/world.json" 2>/dev/null || echo 0)
+      if ((acked)) && jq -en --argjson r "$room" --argjson t "$target" '($r - $t) | fabs <= 0.5' >/dev/null; then
+        settled=$((settled + 1))
+      else
+        settled=0
+      fi
+      if ((settled >= 10 && recovered)); then
+        log "room settled at $room C (target $target); world $(jq -r .time_s "$dir/world.json") s"
+        log "PASS"
+        exit 0
+      fi
+      sleep 0.5
+    done
+    log "FAIL after ${seconds}s: telemetry=$have_telemetry asked=$asked acked=$acked crash_recovered=$recovered room=$room target=$target"
+    applog | tail -5 | sed 's/^/  envmon | /'
+    tail -5 "$dir/keeld.log" | sed 's/^/  keeld  | /'
+    exit 1
+  fi
+  while :; do
+    printf '\033[H\033[2J'
+    echo "Keel demo under keeld: environment monitor with HVAC control  (Ctrl-C stops everything)"
+    echo "-------------------------------------------------------------------------------------"
+    jq -r '"world (envmon-rt)  t=\(.time_s|floor) s   room \(.room.temperature*100|round/100) C   HVAC actuator: \(.hvac)"' "$dir/world.json" 2>/dev/null || echo "world: starting"
+    jq -r '"HL app (envmon)    rt \(.rt)   reading \(.temperature*100|round/100) C   setpoint \(.targetTemperature // "none")   HVAC \(.hvacMode)   cloud \(.cloud)\nlast property ack  \(.lastAck)"' "$dir/envmon.json" 2>/dev/null || echo "app: starting"
+    echo "apps (keel app list):"
+    "$bin/keel" app list 2>/dev/null | sed 's/^/  /'
+    echo "-------------------------------------------------------------------------------------"
+    echo "Try, from a second terminal in $top (KEEL_SOCKET=$KEEL_SOCKET for keel app):"
+    echo "  demo/ctl.sh set 23.5   set targetTemperature        demo/ctl.sh watch   watch the broker"
+    echo "  demo/ctl.sh crash      SIGSEGV keel-envmon: keeld restarts it; keel app crashes envmon"
+    echo "Recent app events:"
+    applog | tail -4 | sed 's/^/  /'
+    sleep 1
+  done
+fi
+
 # ---- the world: the RT core (envmon firmware on the RTOS sim port), sensor, HVAC, room ----
 # keeld does not yet load RT images into a sim process or pair channels (docs/quickstart.md,
 # "Gaps"), so the demo starts keel-sim and the app itself; keel-sim pairs the two manifests.
@@ -164,9 +281,6 @@ wait_for 10 "keel-sim" test -S "$dir/rt.sock"
 wait_for 10 "the world's status" test -s "$dir/world.json"
 log "world: keel-sim at ${speed}x real time, RS485 bus on 127.0.0.1:$bus_port (log $dir/keel-sim.log)"
 
-period=2000
-((unattended)) && period=$((2000 / speed > 50 ? 2000 / speed : 50))
-echo "$period" >"$dir/envmon.period"
 "$bin/keel-envmon" --rt-socket "$dir/rt.sock" --cloud "$dir/device.json" \
   --status "$dir/envmon.json" --period-ms "$period" >"$dir/envmon.log" 2>&1 &
 envmon_pid=$!
