@@ -412,6 +412,7 @@ view() {
   echo "  $ctl world-restart   power-cycle the world (RT core, sensors, room): the apps ride it out"
   echo "  $ctl modbus          read the sensors on the RS485 bus yourself (keel modbus)"
   echo "  $ctl sensor-update [1.1.0|broken|forged]   push sensor firmware through the gateway"
+  echo "  (sudo make demo DEMO_KEELD=1: the RT core and the app as keeld packages; docs/quickstart.md 3b)"
   echo "Recent app events:"
   tail -4 "$dir/envmon.log" 2>/dev/null | sed 's/^/  /'
 }
