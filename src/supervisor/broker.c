@@ -444,8 +444,11 @@ bool sv_broker_handle(sv_daemon *d, sv_app *a)
                                     : do_desired(d, a, out, sizeof out, &outlen);
         break;
     case KEEL_WIRE_METHOD_ANSWER:
-        /* no method call is pending until the cloud link delivers one */
-        st = a->m.cloud_methods ? KEEL_APP_ERR_NOT_FOUND : KEEL_APP_ERR_DENIED;
+        st = !a->m.cloud_methods ? KEEL_APP_ERR_DENIED : sv_cloud_method_answer(d, a, p, len);
+        break;
+    case KEEL_WIRE_METHOD_TAKE:
+        st = !a->m.cloud_methods ? KEEL_APP_ERR_DENIED
+                                 : sv_cloud_method_take(d, a, out, sizeof out, &outlen);
         break;
     case KEEL_WIRE_CHANNEL_OPEN:
         st = channel_open(d, a, p, len, &fd);

@@ -56,6 +56,7 @@ typedef struct sv_config {
     uint32_t stop_grace_ms;   /* SIGTERM, then SIGKILL after this */
     uint32_t trial_crashes;   /* crashes during an update trial that revert it */
     uint32_t trial_ms;        /* a new version must confirm health within this */
+    uint32_t method_timeout_ms; /* an app's method answer later than this: the cloud gets 504 */
     char trusted_keys[4][PATH_MAX]; /* public keys (.pub) packages must be signed with */
     int ntrusted;
     bool allow_unsigned;      /* development only: install package directories unsigned */
@@ -121,6 +122,19 @@ typedef struct sv_cgroup {
     char pids[PATH_MAX], memory[PATH_MAX], cpu[PATH_MAX]; /* "" when not used */
 } sv_cgroup;
 
+/* A cloud method call routed to an app ("<app>.<method>"), waiting for its answer. */
+#define SV_MAX_CALLS 4
+typedef struct sv_call {
+    bool used;
+    bool taken;            /* handed to the app (keel_app_method_take) */
+    uint32_t id;           /* the call id the app answers with */
+    char rid[128];         /* the cloud's request id */
+    char method[SV_NAME_MAX];
+    char *body;            /* malloc'd JSON, body_len bytes */
+    size_t body_len;
+    int64_t deadline_ms;
+} sv_call;
+
 typedef struct sv_app {
     sv_manifest m;
     char pkg_dir[PATH_MAX];
@@ -151,6 +165,7 @@ typedef struct sv_app {
     uint64_t ring_addr;
     uint32_t ring_cap, ring_head, notify_seq, notify_dropped;
     int wake_fd;
+    sv_call calls[SV_MAX_CALLS];
     /* a deployment waiting for the app to stop (deploy.c) */
     char deploy_image[PATH_MAX];
     char deploy_url[1024];
@@ -185,6 +200,7 @@ typedef struct sv_daemon {
     sv_channel channels[SV_MAX_CHANNELS];
     struct keel_cloud *cloud;  /* the cloud link, NULL when the config has none */
     int cloud_next_ms;         /* when the link next wants a step */
+    uint32_t next_call_id;     /* method call ids, daemon-wide */
 } sv_daemon;
 
 /* Monotonic milliseconds. */
@@ -217,6 +233,12 @@ int sv_cloud_open(sv_daemon *d);
 void sv_cloud_service(sv_daemon *d);
 /* Sends a summary of crash report seq to the cloud (best effort: queued durably). */
 void sv_cloud_crash(sv_daemon *d, const sv_app *a, uint32_t seq, int wstatus, const char *reason);
+
+/* Method calls routed to apps: the next one for the app (KEEL_WIRE_METHOD_TAKE's answer into
+ * out), and the app's answer (keel_wire_method + JSON), which goes to the cloud. */
+keel_app_status sv_cloud_method_take(sv_daemon *d, sv_app *a, char *out, size_t cap,
+                                     size_t *outlen);
+keel_app_status sv_cloud_method_answer(sv_daemon *d, sv_app *a, const char *p, size_t len);
 
 /* deploy.c: a desired-properties document from the cloud; applies {"update": ...} */
 void sv_deploy_desired(sv_daemon *d, const char *json);
