@@ -542,6 +542,16 @@ keel_update_err keel_update_install(keel_update_agent *a, keel_update_error *err
                     info.header.version.major, info.header.version.minor,
                     info.header.version.patch, info.header.security_counter);
     }
+    return ku_finish_install(a, e, &info, err);
+}
+
+/* The end of every install, pulled or pushed: `e` is the verdict on the staged image. A refused
+ * image abandons the update (back to IDLE, the running slot untouched); an accepted one is put
+ * on trial and a reboot into it is requested. A storage failure is returned as is: the record
+ * on disk still says DOWNLOADING, and the next attempt verifies (and decides) again. */
+keel_update_err ku_finish_install(keel_update_agent *a, keel_update_err e,
+                                  const keel_image_info *info, keel_update_error *err)
+{
     if (e == KEEL_UPDATE_ERR_STORAGE) {
         return e;
     }
@@ -561,7 +571,7 @@ keel_update_err keel_update_install(keel_update_agent *a, keel_update_error *err
     if ((e = ku_commit(a, &next, err)) != KEEL_UPDATE_OK) {
         return e;
     }
-    a->trial_version = info.header.version;
+    a->trial_version = info->header.version;
     a->reboot_pending = true;
     return KEEL_UPDATE_OK;
 }

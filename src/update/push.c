@@ -178,25 +178,5 @@ keel_update_err keel_update_push_commit(keel_update_agent *a, keel_update_error 
          * the image is verified in full against its own signature. */
         e = ku_verify_slot(a, slot, len, false, &info, err);
     }
-    if (e == KEEL_UPDATE_ERR_STORAGE) {
-        return e;
-    }
-    ku_record next = a->rec;
-    if (e != KEEL_UPDATE_OK) {
-        keel_update_error keep = *err;
-        next.state = KEEL_UPDATE_IDLE;
-        if (ku_commit(a, &next, NULL) != KEEL_UPDATE_OK) {
-            /* still DOWNLOADING with every block held; a second commit refuses again */
-        }
-        *err = keep;
-        return e;
-    }
-    next.state = KEEL_UPDATE_TRIAL;
-    next.trial_boots = 0;
-    if ((e = ku_commit(a, &next, err)) != KEEL_UPDATE_OK) {
-        return e;
-    }
-    a->trial_version = info.header.version;
-    a->reboot_pending = true;
-    return KEEL_UPDATE_OK;
+    return ku_finish_install(a, e, &info, err);
 }

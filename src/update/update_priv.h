@@ -64,6 +64,9 @@ int ku_store_bytes(const keel_update_storage *s, keel_update_area area, uint32_t
                    const uint8_t *data, uint32_t len);
 /* Stores `next` as the new record and adopts it; on failure the agent keeps the old one. */
 keel_update_err ku_commit(keel_update_agent *a, ku_record *next, keel_update_error *err);
+/* Ends an install (pulled or pushed) with the verdict `e` on the staged image. */
+keel_update_err ku_finish_install(keel_update_agent *a, keel_update_err e,
+                                  const keel_image_info *info, keel_update_error *err);
 /* Verifies a slot's image: signature, component, counter at or above the floor; the full
  * SHA-256 pass unless `bytes_authenticated` (every byte was checked against a signed
  * manifest as it landed). */

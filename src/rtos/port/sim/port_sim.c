@@ -16,9 +16,9 @@
  * returns; the next run resumes it first.
  *
  * Sanitizers: every swapcontext is announced to ASan (start/finish_switch_fiber) and TSan
- * (one fiber per thread), so instrumented builds follow the stacks. */
-#include <errno.h>
-#include <poll.h>
+ * (one fiber per thread), so instrumented builds follow the stacks.
+ *
+ * The event heap, interrupt lines and host fds are in sim_devices.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +27,7 @@
 
 #include "keel/rtos_sim.h"
 #include "rtos_private.h"
+#include "sim_private.h"
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -50,71 +51,8 @@
 #include <sanitizer/tsan_interface.h>
 #endif
 
-struct sim_ctx {
-    ucontext_t uc;
-    void *fake_stack; /* ASan's fake stack of this fiber while it is switched out */
-    const void *stack_bottom;
-    size_t stack_size;
-    void *tsan_fiber;
-};
-
-#define SIM_MAX_EVENTS 4096u
-#define SIM_MAX_THREADS 512u
-
-static struct sim {
-    bool exists;
-    keel_sim_config cfg;
-    uint64_t now, rng, seq;
-    uint64_t tick_count;   /* tick boundaries passed */
-    uint64_t tick_pending; /* boundaries not yet announced to the kernel */
-    struct sim_ctx host;
-    struct sim_ctx *switching_from;
-    keel_rtos_thread *parked;
-    bool have_stop;
-    keel_sim_stop stop;
-    uint64_t run_limit;
-    bool (*cond)(void *);
-    void *cond_arg;
-    bool stop_req;
-    keel_sim_event *heap[SIM_MAX_EVENTS];
-    size_t nheap;
-    struct {
-        void (*fn)(void *);
-        void *arg;
-    } irq[KEEL_SIM_IRQ_COUNT];
-    uint64_t irq_pending, irq_enabled;
-    struct {
-        int fd;
-        unsigned irq;
-    } fds[KEEL_SIM_MAX_FDS];
-    size_t nfds;
-    uint64_t wall_base, vt_base;
-    keel_sim_stats stats;
-    struct {
-        void *stack;
-        size_t size;
-        void *tsan_fiber;
-    } stacks[SIM_MAX_THREADS];
-    size_t nstacks;
-} S;
-
+struct sim keel_sim_state;
 struct keel_sim_cpu keel_sim_cpu;
-
-static const char *const sim_err_names[KEEL_SIM_ERR_COUNT] = {
-    [KEEL_SIM_OK] = "KEEL_SIM_OK",
-    [KEEL_SIM_ERR_INVALID] = "KEEL_SIM_ERR_INVALID",
-    [KEEL_SIM_ERR_BUSY] = "KEEL_SIM_ERR_BUSY",
-    [KEEL_SIM_ERR_NO_SIM] = "KEEL_SIM_ERR_NO_SIM",
-    [KEEL_SIM_ERR_FULL] = "KEEL_SIM_ERR_FULL",
-};
-
-const char *keel_sim_err_name(keel_sim_err e)
-{
-    if ((unsigned)e >= KEEL_SIM_ERR_COUNT) {
-        return "KEEL_SIM_ERR_UNKNOWN";
-    }
-    return sim_err_names[e];
-}
 
 /* ---- fibers ---- */
 
@@ -230,64 +168,6 @@ void keel_sim_port_switch(void)
 
 /* ---- the hardware timeline ---- */
 
-static bool ev_before(const keel_sim_event *a, const keel_sim_event *b)
-{
-    return a->at_ns < b->at_ns || (a->at_ns == b->at_ns && a->seq < b->seq);
-}
-
-static void heap_set(size_t i, keel_sim_event *ev)
-{
-    S.heap[i] = ev;
-    ev->slot = (int32_t)i;
-}
-
-static void heap_up(size_t i)
-{
-    keel_sim_event *ev = S.heap[i];
-    while (i > 0 && ev_before(ev, S.heap[(i - 1) / 2])) {
-        heap_set(i, S.heap[(i - 1) / 2]);
-        i = (i - 1) / 2;
-    }
-    heap_set(i, ev);
-}
-
-static void heap_down(size_t i)
-{
-    keel_sim_event *ev = S.heap[i];
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= S.nheap) {
-            break;
-        }
-        if (c + 1 < S.nheap && ev_before(S.heap[c + 1], S.heap[c])) {
-            c++;
-        }
-        if (!ev_before(S.heap[c], ev)) {
-            break;
-        }
-        heap_set(i, S.heap[c]);
-        i = c;
-    }
-    heap_set(i, ev);
-}
-
-static void heap_remove(size_t i)
-{
-    keel_sim_event *gone = S.heap[i];
-    S.nheap--;
-    if (i < S.nheap && S.nheap < SIM_MAX_EVENTS) {
-        heap_set(i, S.heap[S.nheap]);
-        /* i < nheap < SIM_MAX_EVENTS here, which cppcheck cannot follow through slot. */
-        // cppcheck-suppress arrayIndexOutOfBoundsCond
-        if (i > 0 && ev_before(S.heap[i], S.heap[(i - 1) / 2])) {
-            heap_up(i);
-        } else {
-            heap_down(i);
-        }
-    }
-    gone->slot = -1;
-}
-
 static uint64_t wall_ns(void)
 {
     struct timespec ts;
@@ -327,7 +207,7 @@ static void hw_until(uint64_t t)
 {
     while (S.nheap != 0 && S.heap[0]->at_ns <= t) {
         keel_sim_event *ev = S.heap[0];
-        heap_remove(0);
+        sim_heap_remove(0);
         if (ev->at_ns > S.now) {
             pace(ev->at_ns);
             S.now = ev->at_ns;
@@ -394,7 +274,7 @@ static bool stop_reason(keel_sim_stop *why)
 }
 
 /* An interrupt point in a thread: handlers, then a switch if one is due, then a stop. */
-static void thread_point(void)
+void sim_thread_point(void)
 {
     for (;;) {
         take_interrupts();
@@ -432,7 +312,7 @@ static void thread_busy(uint64_t ns)
             left -= next - S.now;
             hw_until(next);
         }
-        thread_point();
+        sim_thread_point();
         if (left == 0) {
             return;
         }
@@ -584,34 +464,6 @@ void keel_sim_stats_get(keel_sim_stats *out)
 
 /* ---- running ---- */
 
-/* Polls the attached fds (timeout_ns: 0 = just look, FOREVER = wait); pends the lines of
- * readable ones. True if any was readable. */
-static bool poll_fds(uint64_t timeout_ns)
-{
-    struct pollfd p[KEEL_SIM_MAX_FDS];
-    for (size_t i = 0; i < S.nfds; i++) {
-        p[i].fd = S.fds[i].fd;
-        p[i].events = POLLIN;
-        p[i].revents = 0;
-    }
-    struct timespec ts, *tsp = NULL;
-    if (timeout_ns != KEEL_SIM_FOREVER) {
-        ts.tv_sec = (time_t)(timeout_ns / 1000000000ull);
-        ts.tv_nsec = (long)(timeout_ns % 1000000000ull);
-        tsp = &ts;
-    }
-    int r = ppoll(p, S.nfds, tsp, NULL);
-    if (r <= 0) {
-        return false;
-    }
-    for (size_t i = 0; i < S.nfds; i++) {
-        if (p[i].revents & (POLLIN | POLLHUP | POLLERR)) {
-            S.irq_pending |= 1ull << S.fds[i].irq;
-        }
-    }
-    return true;
-}
-
 /* One idle step: jump to the next instant something can happen. False: nothing ever will. */
 static bool idle_step(void)
 {
@@ -638,7 +490,7 @@ static bool idle_step(void)
             uint64_t target = S.wall_base + (next - S.vt_base), w = wall_ns();
             wait = target > w ? target - w : 0;
         }
-        if (poll_fds(wait)) {
+        if (sim_poll_fds(wait)) {
             if (S.cfg.paced) {
                 uint64_t vt = S.vt_base + (wall_ns() - S.wall_base);
                 hw_until(vt < next ? vt : next);
@@ -712,122 +564,4 @@ keel_sim_stop keel_sim_run_for(uint64_t ns)
 void keel_sim_request_stop(void)
 {
     S.stop_req = true;
-}
-
-/* ---- events ---- */
-
-bool keel_sim_event_pending(const keel_sim_event *ev)
-{
-    return ev != NULL && ev->slot >= 0 && (size_t)ev->slot < S.nheap && S.heap[ev->slot] == ev;
-}
-
-keel_sim_err keel_sim_event_schedule(keel_sim_event *ev, uint64_t at_ns, void (*fn)(void *arg),
-                                     void *arg)
-{
-    if (!S.exists) {
-        return KEEL_SIM_ERR_NO_SIM;
-    }
-    if (ev == NULL || fn == NULL || at_ns < S.now) {
-        return KEEL_SIM_ERR_INVALID;
-    }
-    if (keel_sim_event_pending(ev)) {
-        heap_remove((size_t)ev->slot);
-    }
-    if (S.nheap == SIM_MAX_EVENTS) {
-        return KEEL_SIM_ERR_FULL;
-    }
-    ev->at_ns = at_ns;
-    ev->seq = S.seq++;
-    ev->fn = fn;
-    ev->arg = arg;
-    S.heap[S.nheap] = ev;
-    ev->slot = (int32_t)S.nheap;
-    S.nheap++;
-    heap_up(S.nheap - 1);
-    return KEEL_SIM_OK;
-}
-
-void keel_sim_event_cancel(keel_sim_event *ev)
-{
-    if (keel_sim_event_pending(ev)) {
-        heap_remove((size_t)ev->slot);
-    }
-}
-
-/* ---- interrupt lines ---- */
-
-keel_sim_err keel_sim_irq_attach(unsigned irq, void (*handler)(void *arg), void *arg)
-{
-    if (!S.exists) {
-        return KEEL_SIM_ERR_NO_SIM;
-    }
-    if (irq >= KEEL_SIM_IRQ_COUNT || handler == NULL) {
-        return KEEL_SIM_ERR_INVALID;
-    }
-    S.irq[irq].fn = handler;
-    S.irq[irq].arg = arg;
-    S.irq_enabled |= 1ull << irq;
-    return KEEL_SIM_OK;
-}
-
-keel_sim_err keel_sim_irq_enable(unsigned irq, bool enabled)
-{
-    if (irq >= KEEL_SIM_IRQ_COUNT || (enabled && S.irq[irq].fn == NULL)) {
-        return KEEL_SIM_ERR_INVALID;
-    }
-    if (enabled) {
-        S.irq_enabled |= 1ull << irq;
-    } else {
-        S.irq_enabled &= ~(1ull << irq);
-    }
-    return KEEL_SIM_OK;
-}
-
-keel_sim_err keel_sim_irq_raise(unsigned irq)
-{
-    if (!S.exists) {
-        return KEEL_SIM_ERR_NO_SIM;
-    }
-    if (irq >= KEEL_SIM_IRQ_COUNT) {
-        return KEEL_SIM_ERR_INVALID;
-    }
-    S.irq_pending |= 1ull << irq;
-    if (keel_sim_cpu.in_run && keel_sim_cpu.isr_depth == 0 && keel_sim_cpu.nesting == 0 &&
-        keel_rtos_k.current != &keel_rtos_k.idle && S.parked == NULL) {
-        thread_point(); /* a thread raised it: taken at once */
-    }
-    return KEEL_SIM_OK;
-}
-
-bool keel_sim_irq_pending(unsigned irq)
-{
-    return irq < KEEL_SIM_IRQ_COUNT && (S.irq_pending & (1ull << irq)) != 0;
-}
-
-keel_sim_err keel_sim_fd_attach(int fd, unsigned irq)
-{
-    if (!S.exists) {
-        return KEEL_SIM_ERR_NO_SIM;
-    }
-    if (fd < 0 || irq >= KEEL_SIM_IRQ_COUNT) {
-        return KEEL_SIM_ERR_INVALID;
-    }
-    if (S.nfds == KEEL_SIM_MAX_FDS) {
-        return KEEL_SIM_ERR_FULL;
-    }
-    S.fds[S.nfds].fd = fd;
-    S.fds[S.nfds].irq = irq;
-    S.nfds++;
-    return KEEL_SIM_OK;
-}
-
-keel_sim_err keel_sim_fd_detach(int fd)
-{
-    for (size_t i = 0; i < S.nfds; i++) {
-        if (S.fds[i].fd == fd) {
-            S.fds[i] = S.fds[--S.nfds];
-            return KEEL_SIM_OK;
-        }
-    }
-    return KEEL_SIM_ERR_INVALID;
 }

@@ -1,5 +1,7 @@
-/* Board interface, simulator board: the same API as every real-time-core board, implemented on
- * the host so firmware and its tests build unchanged for the RTOS sim port (virtual time). */
+/* Board interface every real-time-core board provides: console, exit, clock, interrupts.
+ * Firmware and tests use only this header, so they build for any board that implements it:
+ * mps2-an386 on QEMU (firmware/boards/mps2-an386) and the simulator board, which implements it
+ * on the host for the RTOS sim port (firmware/boards/sim). */
 #ifndef KEEL_BOARD_H
 #define KEEL_BOARD_H
 
