@@ -153,6 +153,22 @@ sv_err sv_app_start(sv_daemon *d, sv_app *a, char *msg, size_t msglen)
         snprintf(msg, msglen, "%s is already %s", a->m.name, sv_state_name(a->state));
         return SV_ERR_STATE;
     }
+    /* verified at every start, not only at install: what runs is what was signed */
+    char why[320];
+    if (sv_package_verify_dir(d, a->m.name, a->pkg_dir, &a->sealed, &a->counter, why,
+                              sizeof why) != SV_OK) {
+        a->state = SV_FAILED;
+        keeld_line(d, a, "start %s", why);
+        snprintf(msg, msglen, "%s: %s", a->m.name, why);
+        return SV_ERR_CONFIG;
+    }
+    if (!a->sealed) {
+        keeld_line(d, a, "package not verified: placed in the store by hand (no signed image)");
+    } else if (!a->trial) {
+        /* a version that runs outside a trial is the known-good one: nothing older may come
+         * back (a trial raises it when the new version confirms its health) */
+        sv_package_floor_raise(d, a->m.id, a->counter);
+    }
     if (!a->swept) {
         /* leftovers of a previous keeld would count against NPROC; after a reap the uid was
          * swept already */
@@ -258,6 +274,9 @@ static void revert(sv_daemon *d, sv_app *a, const char *why)
         a->state = SV_FAILED;
         return;
     }
+    char kept[PATH_MAX + 96];
+    (void)sv_fmt(kept, sizeof kept, "%s/%s", dst, SV_PKG_IMAGE);
+    sv_package_seal_mark(d, a->m.name, access(kept, F_OK) == 0);
     if (sv_app_add(d, dst, NULL, msg, sizeof msg) != SV_OK) {
         keeld_line(d, a, "REVERT FAILED after %s: %s", why, msg);
         a->state = SV_FAILED;
@@ -527,6 +546,7 @@ sv_err sv_app_install(sv_daemon *d, const char *src, char *msg, size_t msglen)
         snprintf(msg, msglen, "%s: %s", dst, strerror(errno));
         return SV_ERR_IO;
     }
+    sv_package_seal_mark(d, m.name, S_ISREG(st.st_mode));
     sv_app *a;
     e = sv_app_add(d, dst, &a, msg, msglen);
     if (e) {

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "keel/cloud.h"
+#include "package.h"
 #include "supervisor.h"
 
 static void answer(sv_app *a, const keel_wire_hdr *req, keel_app_status st, const void *data,
@@ -425,6 +426,9 @@ bool sv_broker_handle(sv_daemon *d, sv_app *a)
         if (a->trial) {
             a->trial = false;
             sv_applog_line(d, a, "keeld", "trial passed: health confirmed", 30);
+            if (a->sealed) {
+                sv_package_floor_raise(d, a->m.id, a->counter);
+            }
             sv_logf("%s: version %s confirmed healthy; trial over", a->m.name, a->m.version);
         }
         break;

@@ -157,6 +157,8 @@ typedef struct sv_app {
     bool trial;               /* a new version on trial: <store>/<name>.prev is the fallback */
     bool revert;              /* the trial failed: revert once the process is gone */
     bool forged;              /* the ring was found forged; notifications stopped */
+    bool sealed;              /* verified against its kept signed image at the last start */
+    uint32_t counter;         /* that image's security counter (anti-rollback) */
     const char *stop_reason;  /* for the crash report when keeld killed it */
     /* crash record from libkeel, if one came before the exit */
     keel_wire_crash crash;
