@@ -22,7 +22,8 @@
 #include "supervisor.h"
 
 #define SV_HUNG_GRACE_MS 2000  /* SIGABRT to SIGKILL: time for libkeel's handler to report */
-#define SV_START_GRACE_MS 5000 /* a heartbeat is due only once the app said HELLO, or after this */
+#define SV_START_GRACE_MS 5000 /* a heartbeat is due once the app said HELLO or sent any record
+                                * (an RT loader's beat), or after this */
 
 const char *sv_state_name(sv_state s)
 {
@@ -209,7 +210,7 @@ sv_err sv_app_start(sv_daemon *d, sv_app *a, char *msg, size_t msglen)
     sv_loop_watch(d, a->out, SV_EV_OUT, (uint32_t)idx);
     a->state = SV_RUNNING;
     a->started_ms = a->beat_ms = sv_now_ms();
-    a->hung = a->confirmed = a->have_crash = a->forged = a->ready = false;
+    a->hung = a->confirmed = a->have_crash = a->forged = a->ready = a->beaten = false;
     a->stop_reason = NULL;
     a->ring_cap = 0;
     a->partial_len = 0;
@@ -391,7 +392,7 @@ void sv_apps_tick(sv_daemon *d, int64_t now)
                 a->revert = true;
                 sv_app_stop(d, a, "trial failed");
             } else if (a->m.heartbeat_ms && now - a->beat_ms > (int64_t)a->m.heartbeat_ms &&
-                       (a->ready || now - a->started_ms > SV_START_GRACE_MS)) {
+                       (a->ready || a->beaten || now - a->started_ms > SV_START_GRACE_MS)) {
                 keeld_line(d, a, "heartbeat missed (%lld ms silent): SIGABRT",
                            (long long)(now - a->beat_ms));
                 a->hung = true;
@@ -422,7 +423,7 @@ int64_t sv_apps_next_deadline(const sv_daemon *d)
             t = a->deadline_ms;
         } else if (a->state == SV_RUNNING && a->m.heartbeat_ms) {
             t = a->beat_ms + a->m.heartbeat_ms + 1;
-            if (!a->ready && t < a->started_ms + SV_START_GRACE_MS + 1) {
+            if (!a->ready && !a->beaten && t < a->started_ms + SV_START_GRACE_MS + 1) {
                 t = a->started_ms + SV_START_GRACE_MS + 1; /* loading under load is not a hang */
             }
         }

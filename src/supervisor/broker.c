@@ -392,7 +392,9 @@ bool sv_broker_handle(sv_daemon *d, sv_app *a)
             }
         }
     }
+    /* any record is a heartbeat, a malformed one too: an RT loader's heartbeat is one byte */
     a->beat_ms = sv_now_ms();
+    a->beaten = true;
     keel_wire_hdr h = {0};
     if ((size_t)n >= sizeof h) {
         memcpy(&h, buf, sizeof h);

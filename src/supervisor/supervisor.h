@@ -153,6 +153,8 @@ typedef struct sv_app {
     bool hung;                /* heartbeat missed, SIGABRT sent */
     bool confirmed;           /* confirmed health since start */
     bool ready;               /* the app said HELLO (keel_app_open) since start */
+    bool beaten;              /* any record came on its socket since start (an RT loader's
+                               * heartbeat is a bare record): its heartbeat clock runs */
     bool swept;               /* no process of the app's uid is left (true after a reap) */
     bool trial;               /* a new version on trial: <store>/<name>.prev is the fallback */
     bool revert;              /* the trial failed: revert once the process is gone */
