@@ -302,6 +302,7 @@ void sv_app_reaped(sv_daemon *d, sv_app *a, int wstatus)
     close_fd(d, &a->wake_fd, false);
     a->pid = 0;
     a->ring_cap = 0;
+    sv_cloud_app_gone(d, a);
 
     bool clean = WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0;
     if (a->revert) {

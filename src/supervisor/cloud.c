@@ -177,6 +177,21 @@ keel_app_status sv_cloud_method_answer(sv_daemon *d, sv_app *a, const char *p, s
     return e == KEEL_CLOUD_OK ? KEEL_APP_OK : KEEL_APP_ERR_IO;
 }
 
+void sv_cloud_app_gone(sv_daemon *d, sv_app *a)
+{
+    for (int k = 0; k < SV_MAX_CALLS; k++) {
+        sv_call *c = &a->calls[k];
+        if (c->used) {
+            char name[2 * SV_NAME_MAX + 1];
+            snprintf(name, sizeof name, "%s.%s", a->m.name, c->method);
+            if (d->cloud) {
+                refuse(d, name, c->rid, 503, "the app stopped before answering");
+            }
+            call_free(c);
+        }
+    }
+}
+
 /* Calls past their deadline get 504: the caller hears why instead of timing out itself. */
 static void method_deadlines(sv_daemon *d)
 {

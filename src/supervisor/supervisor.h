@@ -243,6 +243,8 @@ void sv_cloud_crash(sv_daemon *d, const sv_app *a, uint32_t seq, int wstatus, co
 keel_app_status sv_cloud_method_take(sv_daemon *d, sv_app *a, char *out, size_t cap,
                                      size_t *outlen);
 keel_app_status sv_cloud_method_answer(sv_daemon *d, sv_app *a, const char *p, size_t len);
+/* The app's process ended: its calls are answered 503 at once rather than 504 later. */
+void sv_cloud_app_gone(sv_daemon *d, sv_app *a);
 
 /* deploy.c: a desired-properties document from the cloud; applies {"update": ...} */
 void sv_deploy_desired(sv_daemon *d, const char *json);

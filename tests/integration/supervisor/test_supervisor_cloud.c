@@ -246,6 +246,14 @@ static void test_cloud_methods_reach_the_app_and_its_answer_returns(void **state
     rc = cloud_call("methodist.echo", "[1,2]", out, sizeof out);
     assert_int_equal(rc, 0);
     assert_non_null(strstr(out, "200 [1,2]"));
+    /* the app ends with the call in hand: 503 at once, not a 504 later */
+    rc = cloud_call("methodist.quit", "{}", out, sizeof out);
+    assert_int_equal(rc, 6);
+    assert_non_null(strstr(out, "503 {\"error\":\"the app stopped before answering\"}"));
+    assert_true(sv_world_wait(&W, "list", "methodist 1.0.0 stopped", 5000));
+    rc = cloud_call("methodist.echo", "{}", out, sizeof out); /* and while it is stopped */
+    assert_int_equal(rc, 6);
+    assert_non_null(strstr(out, "503 {\"error\":\"the app is not running\"}"));
 }
 
 int main(void)

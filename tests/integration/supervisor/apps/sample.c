@@ -7,7 +7,8 @@
  *   sample rtt N      time N SDK round trips (heartbeat calls), log the mean, keep running
  *
  * Cloud methods it answers (when its manifest grants "methods"): "echo" answers 200 with the
- * call's body, "slow" is never answered (keeld's 504), anything else 404. */
+ * call's body, "slow" is never answered (keeld's 504), "quit" makes it exit without answering
+ * (keeld's 503), anything else 404. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -76,6 +77,10 @@ static void answer_methods(keel_app *app)
     while (keel_app_method_take(app, &id, name, sizeof name, body, sizeof body, &len) ==
            KEEL_APP_OK) {
         keel_app_status st = KEEL_APP_OK;
+        if (strcmp(name, "quit") == 0) {
+            logf_(app, "sample: method quit: exiting");
+            exit(0);
+        }
         if (strcmp(name, "echo") == 0) {
             st = keel_app_method_answer(app, id, 200, body, len);
         } else if (strcmp(name, "slow") != 0) {
