@@ -108,6 +108,14 @@ KEEL_NODISCARD keel_app_status keel_app_properties_report(keel_app *app, const v
 /* Copies the desired-properties document into buf (cap bytes); *len gets its length. */
 KEEL_NODISCARD keel_app_status keel_app_properties_desired(keel_app *app, void *buf, size_t cap,
                                                            size_t *len);
+/* Takes the next cloud method call waiting for the app (a CLOUD_MESSAGE notification says one
+ * came). The cloud calls "<app>.<method>"; the app gets `method` alone, NUL-terminated in
+ * name (name_cap bytes), the JSON body in body (cap bytes, *len used), and the id to answer
+ * with. KEEL_APP_ERR_NOT_FOUND when none is waiting, KEEL_APP_ERR_NO_SPACE when name or body
+ * does not fit (*call_id is still set: answer it, 413 say; keeld hands a call out once). */
+KEEL_NODISCARD keel_app_status keel_app_method_take(keel_app *app, uint32_t *call_id, char *name,
+                                                    size_t name_cap, void *body, size_t cap,
+                                                    size_t *len);
 /* Answers method call `call_id` with a status (HTTP-like, 200 = ok) and a JSON body. */
 KEEL_NODISCARD keel_app_status keel_app_method_answer(keel_app *app, uint32_t call_id,
                                                       int32_t status, const void *json,

@@ -322,6 +322,47 @@ keel_app_status keel_app_method_answer(keel_app *app, uint32_t call_id, int32_t 
     return keel_app_call(app, KEEL_WIRE_METHOD_ANSWER, parts, len ? 2 : 1, NULL, 0, NULL, NULL);
 }
 
+keel_app_status keel_app_method_take(keel_app *app, uint32_t *call_id, char *name,
+                                     size_t name_cap, void *body, size_t cap, size_t *len)
+{
+    if (!call_id || !name || !len || (!body && cap)) {
+        return KEEL_APP_ERR_BAD_POINTER;
+    }
+    if (name_cap == 0) {
+        return KEEL_APP_ERR_BAD_LENGTH;
+    }
+    /* keeld's answer lands here first, then goes to the app's buffers through the checked copy,
+     * so a bad pointer is a status and not a fault */
+    static uint8_t in[KEEL_APP_MAX_PAYLOAD];
+    size_t n = 0;
+    keel_app_status st = keel_app_call(app, KEEL_WIRE_METHOD_TAKE, NULL, 0, in, sizeof in, &n, NULL);
+    if (st != KEEL_APP_OK) {
+        return st;
+    }
+    keel_wire_method_call c;
+    if (n < sizeof c) {
+        return KEEL_APP_ERR_PROTOCOL;
+    }
+    memcpy(&c, in, sizeof c);
+    if (c.name_len > n - sizeof c || c.body_len != n - sizeof c - c.name_len) {
+        return KEEL_APP_ERR_PROTOCOL;
+    }
+    if (!keel_app_copy_safe(call_id, &c.call_id, sizeof *call_id)) {
+        return KEEL_APP_ERR_BAD_POINTER;
+    }
+    if (c.name_len + 1 > name_cap || c.body_len > cap) {
+        return KEEL_APP_ERR_NO_SPACE;
+    }
+    char zero = '\0';
+    if (!keel_app_copy_safe(name, in + sizeof c, c.name_len) ||
+        !keel_app_copy_safe(name + c.name_len, &zero, 1) ||
+        (c.body_len && !keel_app_copy_safe(body, in + sizeof c + c.name_len, c.body_len)) ||
+        !keel_app_copy_safe(len, &(size_t){c.body_len}, sizeof *len)) {
+        return KEEL_APP_ERR_BAD_POINTER;
+    }
+    return KEEL_APP_OK;
+}
+
 keel_app_status keel_app_channel_open(keel_app *app, const char *partner_id, int *fd)
 {
     char id[65];

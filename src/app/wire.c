@@ -19,6 +19,7 @@ const char *keel_wire_op_name(uint16_t op)
         [KEEL_WIRE_CLOUD_OPEN] = "CLOUD_OPEN",
         [KEEL_WIRE_NOTIFY_REGISTER] = "NOTIFY_REGISTER",
         [KEEL_WIRE_CRASH] = "CRASH",
+        [KEEL_WIRE_METHOD_TAKE] = "METHOD_TAKE",
     };
     op &= (uint16_t)~KEEL_WIRE_ANSWER;
     if (op == 0 || op >= KEEL_WIRE_OP_COUNT) {
@@ -35,6 +36,7 @@ static keel_app_status check_payload(uint16_t op, const uint8_t *p, size_t len)
     case KEEL_WIRE_HEARTBEAT:
     case KEEL_WIRE_CONFIRM:
     case KEEL_WIRE_DESIRED:
+    case KEEL_WIRE_METHOD_TAKE:
         return len == 0 ? KEEL_APP_OK : KEEL_APP_ERR_BAD_LENGTH;
     case KEEL_WIRE_LOG:
     case KEEL_WIRE_TELEMETRY:

@@ -28,6 +28,7 @@ enum keel_wire_op {
     KEEL_WIRE_CLOUD_OPEN,     /* payload: kind '\0' target; answer carries an fd */
     KEEL_WIRE_NOTIFY_REGISTER,/* payload: keel_wire_ring; answer carries an eventfd */
     KEEL_WIRE_CRASH,          /* payload: keel_wire_crash (no answer: the app is dying) */
+    KEEL_WIRE_METHOD_TAKE,    /* answer payload: keel_wire_method_call + name + body */
     KEEL_WIRE_OP_COUNT
 };
 
@@ -46,6 +47,14 @@ typedef struct keel_wire_method {
     uint32_t call_id;
     int32_t status;
 } keel_wire_method;
+
+/* A method call handed to the app: the name (no NUL) and the JSON body follow it. */
+typedef struct keel_wire_method_call {
+    uint32_t call_id;
+    uint32_t name_len;
+    uint32_t body_len;
+    uint32_t reserved;
+} keel_wire_method_call;
 
 typedef struct keel_wire_ring {
     uint64_t addr; /* the ring's address in the app's memory */

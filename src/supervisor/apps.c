@@ -22,7 +22,8 @@
 #include "supervisor.h"
 
 #define SV_HUNG_GRACE_MS 2000  /* SIGABRT to SIGKILL: time for libkeel's handler to report */
-#define SV_START_GRACE_MS 5000 /* a heartbeat is due only once the app said HELLO, or after this */
+#define SV_START_GRACE_MS 5000 /* a heartbeat is due once the app said HELLO or sent any record
+                                * (an RT loader's beat), or after this */
 
 const char *sv_state_name(sv_state s)
 {
@@ -153,6 +154,22 @@ sv_err sv_app_start(sv_daemon *d, sv_app *a, char *msg, size_t msglen)
         snprintf(msg, msglen, "%s is already %s", a->m.name, sv_state_name(a->state));
         return SV_ERR_STATE;
     }
+    /* verified at every start, not only at install: what runs is what was signed */
+    char why[320];
+    if (sv_package_verify_dir(d, a->m.name, a->pkg_dir, &a->sealed, &a->counter, why,
+                              sizeof why) != SV_OK) {
+        a->state = SV_FAILED;
+        keeld_line(d, a, "start %s", why);
+        snprintf(msg, msglen, "%s: %s", a->m.name, why);
+        return SV_ERR_CONFIG;
+    }
+    if (!a->sealed) {
+        keeld_line(d, a, "package not verified: placed in the store by hand (no signed image)");
+    } else if (!a->trial) {
+        /* a version that runs outside a trial is the known-good one: nothing older may come
+         * back (a trial raises it when the new version confirms its health) */
+        sv_package_floor_raise(d, a->m.id, a->counter);
+    }
     if (!a->swept) {
         /* leftovers of a previous keeld would count against NPROC; after a reap the uid was
          * swept already */
@@ -215,7 +232,7 @@ sv_err sv_app_start(sv_daemon *d, sv_app *a, char *msg, size_t msglen)
     sv_loop_watch(d, a->out, SV_EV_OUT, (uint32_t)idx);
     a->state = SV_RUNNING;
     a->started_ms = a->beat_ms = sv_now_ms();
-    a->hung = a->confirmed = a->have_crash = a->forged = a->ready = false;
+    a->hung = a->confirmed = a->have_crash = a->forged = a->ready = a->beaten = false;
     a->stop_reason = NULL;
     a->ring_cap = 0;
     a->partial_len = 0;
@@ -280,6 +297,9 @@ static void revert(sv_daemon *d, sv_app *a, const char *why)
         a->state = SV_FAILED;
         return;
     }
+    char kept[PATH_MAX + 96];
+    (void)sv_fmt(kept, sizeof kept, "%s/%s", dst, SV_PKG_IMAGE);
+    sv_package_seal_mark(d, a->m.name, access(kept, F_OK) == 0);
     if (sv_app_add(d, dst, NULL, msg, sizeof msg) != SV_OK) {
         keeld_line(d, a, "REVERT FAILED after %s: %s", why, msg);
         a->state = SV_FAILED;
@@ -307,6 +327,7 @@ void sv_app_reaped(sv_daemon *d, sv_app *a, int wstatus)
     if (a->m.realtime) {
         sv_channels_rt_gone(d, a);
     }
+    sv_cloud_app_gone(d, a);
 
     bool clean = WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0;
     if (a->revert) {
@@ -397,7 +418,7 @@ void sv_apps_tick(sv_daemon *d, int64_t now)
                 a->revert = true;
                 sv_app_stop(d, a, "trial failed");
             } else if (a->m.heartbeat_ms && now - a->beat_ms > (int64_t)a->m.heartbeat_ms &&
-                       (a->ready || now - a->started_ms > SV_START_GRACE_MS)) {
+                       (a->ready || a->beaten || now - a->started_ms > SV_START_GRACE_MS)) {
                 keeld_line(d, a, "heartbeat missed (%lld ms silent): SIGABRT",
                            (long long)(now - a->beat_ms));
                 a->hung = true;
@@ -428,7 +449,7 @@ int64_t sv_apps_next_deadline(const sv_daemon *d)
             t = a->deadline_ms;
         } else if (a->state == SV_RUNNING && a->m.heartbeat_ms) {
             t = a->beat_ms + a->m.heartbeat_ms + 1;
-            if (!a->ready && t < a->started_ms + SV_START_GRACE_MS + 1) {
+            if (!a->ready && !a->beaten && t < a->started_ms + SV_START_GRACE_MS + 1) {
                 t = a->started_ms + SV_START_GRACE_MS + 1; /* loading under load is not a hang */
             }
         }
@@ -552,6 +573,7 @@ sv_err sv_app_install(sv_daemon *d, const char *src, char *msg, size_t msglen)
         snprintf(msg, msglen, "%s: %s", dst, strerror(errno));
         return SV_ERR_IO;
     }
+    sv_package_seal_mark(d, m.name, S_ISREG(st.st_mode));
     sv_app *a;
     e = sv_app_add(d, dst, &a, msg, msglen);
     if (e) {

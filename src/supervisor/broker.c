@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "keel/cloud.h"
+#include "package.h"
 #include "supervisor.h"
 
 static void answer(sv_app *a, const keel_wire_hdr *req, keel_app_status st, const void *data,
@@ -461,7 +462,9 @@ bool sv_broker_handle(sv_daemon *d, sv_app *a)
             }
         }
     }
+    /* any record is a heartbeat, a malformed one too: an RT loader's heartbeat is one byte */
     a->beat_ms = sv_now_ms();
+    a->beaten = true;
     keel_wire_hdr h = {0};
     if ((size_t)n >= sizeof h) {
         memcpy(&h, buf, sizeof h);
@@ -495,6 +498,9 @@ bool sv_broker_handle(sv_daemon *d, sv_app *a)
         if (a->trial) {
             a->trial = false;
             sv_applog_line(d, a, "keeld", "trial passed: health confirmed", 30);
+            if (a->sealed) {
+                sv_package_floor_raise(d, a->m.id, a->counter);
+            }
             sv_logf("%s: version %s confirmed healthy; trial over", a->m.name, a->m.version);
         }
         break;
@@ -514,8 +520,11 @@ bool sv_broker_handle(sv_daemon *d, sv_app *a)
                                     : do_desired(d, a, out, sizeof out, &outlen);
         break;
     case KEEL_WIRE_METHOD_ANSWER:
-        /* no method call is pending until the cloud link delivers one */
-        st = a->m.cloud_methods ? KEEL_APP_ERR_NOT_FOUND : KEEL_APP_ERR_DENIED;
+        st = !a->m.cloud_methods ? KEEL_APP_ERR_DENIED : sv_cloud_method_answer(d, a, p, len);
+        break;
+    case KEEL_WIRE_METHOD_TAKE:
+        st = !a->m.cloud_methods ? KEEL_APP_ERR_DENIED
+                                 : sv_cloud_method_take(d, a, out, sizeof out, &outlen);
         break;
     case KEEL_WIRE_CHANNEL_OPEN:
         st = channel_open(d, a, p, len, &fd);

@@ -1,12 +1,14 @@
 /* The cloud link inside keeld (include/keel/cloud.h): apps' telemetry and reported properties
  * go into its durable outbox, desired properties come from its cache (apps with the properties
  * capability get a PROPERTY_CHANGED notification when they change), and every crash report is
- * summarised to the cloud as telemetry from "keeld". The link runs on keeld's loop: its socket
+ * summarised to the cloud as telemetry from "keeld". Direct methods named "<app>.<method>" are
+ * routed to the app (on_method) and its answer goes back to the caller. The link runs on keeld's loop: its socket
  * is in the epoll set and keel_cloud_step() is called every turn, bounded by its own timer. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/wait.h>
@@ -40,17 +42,171 @@ static void on_desired(void *user, const char *json, int64_t version)
     }
 }
 
+/* Answers a call the cloud made and keeld cannot route, with a JSON {"error": why}. */
+static void refuse(sv_daemon *d, const char *name, const char *rid, int status, const char *why)
+{
+    char body[256];
+    snprintf(body, sizeof body, "{\"error\":\"%s\"}", why);
+    sv_logf("cloud: method %s: %d %s", name, status, why);
+    if (keel_cloud_method_answer(d->cloud, rid, status, body) != KEEL_CLOUD_OK) {
+        sv_logf("cloud: method %s: answer not sent", name);
+    }
+}
+
+/* A method call "<app>.<method>" goes to the app as a CLOUD_MESSAGE notification; the app
+ * takes it (sv_cloud_method_take) and answers (sv_cloud_method_answer), or the cloud gets 504
+ * after method_timeout_ms (sv_cloud_service). The app decides which methods it has: keeld
+ * checks only the app and its "methods" capability. */
 static void on_method(void *user, const char *name, const char *rid, const char *payload,
                       size_t len)
 {
     sv_daemon *d = user;
-    (void)payload;
-    (void)len;
-    /* method routing to apps is not built yet: answer so the caller does not time out */
-    sv_logf("cloud: method %s (rid %s): no app takes methods yet, answering 501", name, rid);
-    if (keel_cloud_method_answer(d->cloud, rid, 501, "{\"error\":\"not implemented\"}") !=
-        KEEL_CLOUD_OK) {
-        sv_logf("cloud: method %s: answer not sent", name);
+    const char *dot = strchr(name, '.');
+    char app[SV_NAME_MAX];
+    if (!dot || dot == name || !dot[1] || (size_t)(dot - name) >= sizeof app) {
+        refuse(d, name, rid, 404, "no such method: call <app>.<method>");
+        return;
+    }
+    snprintf(app, sizeof app, "%.*s", (int)(dot - name), name);
+    const char *method = dot + 1;
+    sv_app *a = sv_app_find(d, app);
+    if (!a) {
+        refuse(d, name, rid, 404, "no such app");
+        return;
+    }
+    if (!a->m.cloud_methods) {
+        refuse(d, name, rid, 403, "the app's manifest does not grant cloud methods");
+        return;
+    }
+    if (a->state != SV_RUNNING || !a->ready) {
+        refuse(d, name, rid, 503, "the app is not running");
+        return;
+    }
+    if (strlen(method) >= SV_NAME_MAX || strlen(rid) >= sizeof a->calls[0].rid ||
+        sizeof(keel_wire_method_call) + strlen(method) + len > KEEL_APP_MAX_PAYLOAD) {
+        refuse(d, name, rid, 413, "method name or body too large");
+        return;
+    }
+    sv_call *c = NULL;
+    for (int i = 0; i < SV_MAX_CALLS && !c; i++) {
+        c = a->calls[i].used ? NULL : &a->calls[i];
+    }
+    if (!c) {
+        refuse(d, name, rid, 503, "the app has too many calls waiting");
+        return;
+    }
+    char *body = malloc(len ? len : 1);
+    if (!body) {
+        refuse(d, name, rid, 503, "out of memory");
+        return;
+    }
+    memcpy(body, payload, len);
+    *c = (sv_call){.used = true,
+                   .id = ++d->next_call_id,
+                   .body = body,
+                   .body_len = len,
+                   .deadline_ms = sv_now_ms() + d->cfg.method_timeout_ms};
+    snprintf(c->rid, sizeof c->rid, "%s", rid);
+    snprintf(c->method, sizeof c->method, "%s", method);
+    (void)sv_notify(d, a, KEEL_APP_NOTIFY_CLOUD_MESSAGE, c->id);
+}
+
+static void call_free(sv_call *c)
+{
+    free(c->body);
+    *c = (sv_call){0};
+}
+
+keel_app_status sv_cloud_method_take(sv_daemon *d, sv_app *a, char *out, size_t cap,
+                                     size_t *outlen)
+{
+    (void)d;
+    sv_call *c = NULL;
+    for (int i = 0; i < SV_MAX_CALLS; i++) {
+        sv_call *k = &a->calls[i];
+        if (k->used && !k->taken && (!c || k->id < c->id)) {
+            c = k; /* oldest first */
+        }
+    }
+    if (!c) {
+        return KEEL_APP_ERR_NOT_FOUND;
+    }
+    keel_wire_method_call h = {c->id, (uint32_t)strlen(c->method), (uint32_t)c->body_len, 0};
+    if (sizeof h + h.name_len + h.body_len > cap) {
+        return KEEL_APP_ERR_NO_SPACE; /* on_method bounds it: not reached */
+    }
+    memcpy(out, &h, sizeof h);
+    memcpy(out + sizeof h, c->method, h.name_len);
+    memcpy(out + sizeof h + h.name_len, c->body, c->body_len);
+    *outlen = sizeof h + h.name_len + h.body_len;
+    c->taken = true;
+    return KEEL_APP_OK;
+}
+
+keel_app_status sv_cloud_method_answer(sv_daemon *d, sv_app *a, const char *p, size_t len)
+{
+    keel_wire_method m;
+    memcpy(&m, p, sizeof m); /* the wire check guarantees the size */
+    sv_call *c = NULL;
+    for (int i = 0; i < SV_MAX_CALLS && !c; i++) {
+        c = a->calls[i].used && a->calls[i].id == m.call_id ? &a->calls[i] : NULL;
+    }
+    if (!c || !d->cloud) {
+        return KEEL_APP_ERR_NOT_FOUND; /* never made, answered already, or timed out */
+    }
+    if (m.status < 100 || m.status > 599) {
+        return KEEL_APP_ERR_INVALID_ARG;
+    }
+    size_t blen = len - sizeof m;
+    char body[KEEL_APP_MAX_PAYLOAD + 1];
+    memcpy(body, p + sizeof m, blen);
+    body[blen] = '\0';
+    if (blen == 0) {
+        snprintf(body, sizeof body, "{}");
+    } else {
+        cJSON *j = cJSON_ParseWithLength(body, blen);
+        if (!j) {
+            return KEEL_APP_ERR_INVALID_ARG; /* the cloud gets JSON; the call stays open */
+        }
+        cJSON_Delete(j);
+    }
+    keel_cloud_err e = keel_cloud_method_answer(d->cloud, c->rid, m.status, body);
+    sv_logf("cloud: method %s.%s answered %d%s", a->m.name, c->method, (int)m.status,
+            e == KEEL_CLOUD_OK ? "" : " (not sent: link down)");
+    call_free(c);
+    return e == KEEL_CLOUD_OK ? KEEL_APP_OK : KEEL_APP_ERR_IO;
+}
+
+void sv_cloud_app_gone(sv_daemon *d, sv_app *a)
+{
+    for (int k = 0; k < SV_MAX_CALLS; k++) {
+        sv_call *c = &a->calls[k];
+        if (c->used) {
+            char name[2 * SV_NAME_MAX + 1];
+            snprintf(name, sizeof name, "%s.%s", a->m.name, c->method);
+            if (d->cloud) {
+                refuse(d, name, c->rid, 503, "the app stopped before answering");
+            }
+            call_free(c);
+        }
+    }
+}
+
+/* Calls past their deadline get 504: the caller hears why instead of timing out itself. */
+static void method_deadlines(sv_daemon *d)
+{
+    int64_t now = sv_now_ms();
+    for (int i = 0; i < d->napps; i++) {
+        sv_app *a = &d->apps[i];
+        for (int k = 0; k < SV_MAX_CALLS; k++) {
+            sv_call *c = &a->calls[k];
+            if (c->used && now >= c->deadline_ms) {
+                char name[2 * SV_NAME_MAX + 1];
+                snprintf(name, sizeof name, "%s.%s", a->m.name, c->method);
+                refuse(d, name, c->rid, 504, "the app did not answer in time");
+                call_free(c);
+            }
+        }
     }
 }
 
@@ -85,6 +241,7 @@ void sv_cloud_service(sv_daemon *d)
     if (!d->cloud) {
         return;
     }
+    method_deadlines(d);
     d->cloud_next_ms = keel_cloud_step(d->cloud, 0);
     /* the link's socket changes across reconnects: (re)register it every turn */
     int fd = keel_cloud_fd(d->cloud);

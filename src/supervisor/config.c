@@ -45,6 +45,7 @@ sv_err sv_config_defaults(sv_config *c, const char *state_dir)
     c->stop_grace_ms = 2000;
     c->trial_crashes = 3;
     c->trial_ms = 60000;
+    c->method_timeout_ms = 10000;
     return SV_OK;
 }
 
@@ -122,6 +123,9 @@ sv_err sv_config_load(sv_config *c, const char *path, char *msg, size_t msglen)
     }
     if (!e) {
         e = get_u32(root, "trial_ms", 1, 86400000, &c->trial_ms, &err);
+    }
+    if (!e) {
+        e = get_u32(root, "method_timeout_ms", 1, 600000, &c->method_timeout_ms, &err);
     }
     if (!e && keel_config_get_bool(root, "allow_unsigned", false, &c->allow_unsigned, &err)) {
         e = SV_ERR_CONFIG;

@@ -56,6 +56,7 @@ typedef struct sv_config {
     uint32_t stop_grace_ms;   /* SIGTERM, then SIGKILL after this */
     uint32_t trial_crashes;   /* crashes during an update trial that revert it */
     uint32_t trial_ms;        /* a new version must confirm health within this */
+    uint32_t method_timeout_ms; /* an app's method answer later than this: the cloud gets 504 */
     char trusted_keys[4][PATH_MAX]; /* public keys (.pub) packages must be signed with */
     int ntrusted;
     bool allow_unsigned;      /* development only: install package directories unsigned */
@@ -121,6 +122,19 @@ typedef struct sv_cgroup {
     char pids[PATH_MAX], memory[PATH_MAX], cpu[PATH_MAX]; /* "" when not used */
 } sv_cgroup;
 
+/* A cloud method call routed to an app ("<app>.<method>"), waiting for its answer. */
+#define SV_MAX_CALLS 4
+typedef struct sv_call {
+    bool used;
+    bool taken;            /* handed to the app (keel_app_method_take) */
+    uint32_t id;           /* the call id the app answers with */
+    char rid[128];         /* the cloud's request id */
+    char method[SV_NAME_MAX];
+    char *body;            /* malloc'd JSON, body_len bytes */
+    size_t body_len;
+    int64_t deadline_ms;
+} sv_call;
+
 typedef struct sv_app {
     sv_manifest m;
     char pkg_dir[PATH_MAX];
@@ -139,10 +153,14 @@ typedef struct sv_app {
     bool hung;                /* heartbeat missed, SIGABRT sent */
     bool confirmed;           /* confirmed health since start */
     bool ready;               /* the app said HELLO (keel_app_open) since start */
+    bool beaten;              /* any record came on its socket since start (an RT loader's
+                               * heartbeat is a bare record): its heartbeat clock runs */
     bool swept;               /* no process of the app's uid is left (true after a reap) */
     bool trial;               /* a new version on trial: <store>/<name>.prev is the fallback */
     bool revert;              /* the trial failed: revert once the process is gone */
     bool forged;              /* the ring was found forged; notifications stopped */
+    bool sealed;              /* verified against its kept signed image at the last start */
+    uint32_t counter;         /* that image's security counter (anti-rollback) */
     const char *stop_reason;  /* for the crash report when keeld killed it */
     /* crash record from libkeel, if one came before the exit */
     keel_wire_crash crash;
@@ -151,6 +169,7 @@ typedef struct sv_app {
     uint64_t ring_addr;
     uint32_t ring_cap, ring_head, notify_seq, notify_dropped;
     int wake_fd;
+    sv_call calls[SV_MAX_CALLS];
     /* a deployment waiting for the app to stop (deploy.c) */
     char deploy_image[PATH_MAX];
     char deploy_url[1024];
@@ -190,6 +209,7 @@ typedef struct sv_daemon {
     sv_channel channels[SV_MAX_CHANNELS];
     struct keel_cloud *cloud;  /* the cloud link, NULL when the config has none */
     int cloud_next_ms;         /* when the link next wants a step */
+    uint32_t next_call_id;     /* method call ids, daemon-wide */
 } sv_daemon;
 
 /* Monotonic milliseconds. */
@@ -225,6 +245,14 @@ int sv_cloud_open(sv_daemon *d);
 void sv_cloud_service(sv_daemon *d);
 /* Sends a summary of crash report seq to the cloud (best effort: queued durably). */
 void sv_cloud_crash(sv_daemon *d, const sv_app *a, uint32_t seq, int wstatus, const char *reason);
+
+/* Method calls routed to apps: the next one for the app (KEEL_WIRE_METHOD_TAKE's answer into
+ * out), and the app's answer (keel_wire_method + JSON), which goes to the cloud. */
+keel_app_status sv_cloud_method_take(sv_daemon *d, sv_app *a, char *out, size_t cap,
+                                     size_t *outlen);
+keel_app_status sv_cloud_method_answer(sv_daemon *d, sv_app *a, const char *p, size_t len);
+/* The app's process ended: its calls are answered 503 at once rather than 504 later. */
+void sv_cloud_app_gone(sv_daemon *d, sv_app *a);
 
 /* deploy.c: a desired-properties document from the cloud; applies {"update": ...} */
 void sv_deploy_desired(sv_daemon *d, const char *json);

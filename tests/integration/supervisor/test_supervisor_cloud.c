@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "broker.h"
 #include "keel/image.h"
@@ -74,7 +75,8 @@ static int setup(void **state)
         keel_image_key_save(pp, sp, &pub, &sec, &kerr) != KEEL_IMAGE_OK) {
         return -1;
     }
-    snprintf(extra, sizeof extra, "%s, \"trusted_keys\": [\"%s\"], \"hardware\": \"keel-gw\"",
+    snprintf(extra, sizeof extra, "%s, \"trusted_keys\": [\"%s\"], \"hardware\": \"keel-gw\", "
+             "\"method_timeout_ms\": 1500",
              open + 1, pp);
     if (sv_world_init(&W, "supervisor-cloud", extra) < 0) {
         return -1;
@@ -84,7 +86,10 @@ static int setup(void **state)
                          "\"capabilities\": {\"cloud\": {\"telemetry\": true}}") < 0 ||
         sv_world_package(st, "crasher", "sv_evil", "\"args\": [\"abort\"], \"restart\": \"never\"") <
             0 ||
-        sv_world_package(st, "deployee", "sv_sample", "") < 0) {
+        sv_world_package(st, "deployee", "sv_sample", "") < 0 ||
+        sv_world_package(st, "methodist", "sv_sample",
+                         "\"capabilities\": {\"cloud\": {\"methods\": true}}") < 0 ||
+        sv_world_package(st, "mute", "sv_sample", "") < 0) {
         return -1;
     }
     /* release 2.0.0 of deployee, served by nginx as keel release make lays it out */
@@ -185,11 +190,78 @@ static void test_cloud_deployment_installs_and_starts_the_new_version(void **sta
     assert_true(sv_world_wait(&W, "list", "deployee 2.0.0 running", 2000));
 }
 
+/* `keel cloud call` as the operator: its output line into out, its exit code returned. */
+static int cloud_call(const char *method, const char *body, char *out, size_t cap)
+{
+    char cmd[2000];
+    snprintf(cmd, sizeof cmd,
+             "%s/bin/keel cloud call --device dev1 --timeout 10 --host 127.0.0.1 --port %u "
+             "--ca %s/ca.pem --cert %s/operator.pem --key %s/operator.key %s '%s' 2>&1",
+             kf_build_dir(), B.port, B.dir, B.dir, B.dir, method, body);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int rc = pclose(p);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static void test_cloud_methods_reach_the_app_and_its_answer_returns(void **state)
+{
+    (void)state;
+    if (geteuid() != 0) {
+        print_message("skipped: the sandbox needs root\n");
+        skip();
+    }
+    assert_int_equal(kf_wait_log(&W.keeld, "cloud: connected", 10000), 0);
+    assert_true(sv_world_wait(&W, "logs methodist 50", "sample: started", 10000));
+    assert_true(sv_world_wait(&W, "logs mute 50", "sample: started", 10000));
+    char out[4096];
+    /* the app's own answer, body and status */
+    int rc = cloud_call("methodist.echo", "{\"x\":42}", out, sizeof out);
+    if (rc != 0 || !strstr(out, "200 {\"x\":42}")) {
+        kf_dump_log(&W.keeld, 30);
+        fail_msg("echo: rc %d: %s", rc, out);
+    }
+    assert_true(sv_world_wait(&W, "logs methodist 50", "method echo call", 2000));
+    rc = cloud_call("methodist.nope", "{}", out, sizeof out);
+    assert_int_equal(rc, 6);
+    assert_non_null(strstr(out, "404 {\"error\":\"no such method\"}"));
+    /* the app takes the call and never answers: keeld answers 504 after method_timeout_ms */
+    rc = cloud_call("methodist.slow", "{}", out, sizeof out);
+    assert_int_equal(rc, 6);
+    assert_non_null(strstr(out, "504 "));
+    /* keeld's own refusals */
+    rc = cloud_call("ghost.echo", "{}", out, sizeof out);
+    assert_int_equal(rc, 6);
+    assert_non_null(strstr(out, "404 {\"error\":\"no such app\"}"));
+    rc = cloud_call("echo", "{}", out, sizeof out);
+    assert_int_equal(rc, 6);
+    assert_non_null(strstr(out, "404 "));
+    rc = cloud_call("mute.echo", "{}", out, sizeof out);
+    assert_int_equal(rc, 6);
+    assert_non_null(strstr(out, "403 "));
+    assert_false(sv_world_wait(&W, "logs mute 50", "method", 200)); /* it never heard of it */
+    /* the app still answers after a timed-out call */
+    rc = cloud_call("methodist.echo", "[1,2]", out, sizeof out);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "200 [1,2]"));
+    /* the app ends with the call in hand: 503 at once, not a 504 later */
+    rc = cloud_call("methodist.quit", "{}", out, sizeof out);
+    assert_int_equal(rc, 6);
+    assert_non_null(strstr(out, "503 {\"error\":\"the app stopped before answering\"}"));
+    assert_true(sv_world_wait(&W, "list", "methodist 1.0.0 stopped", 5000));
+    rc = cloud_call("methodist.echo", "{}", out, sizeof out); /* and while it is stopped */
+    assert_int_equal(rc, 6);
+    assert_non_null(strstr(out, "503 {\"error\":\"the app is not running\"}"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_app_telemetry_and_crash_summary_reach_the_operator),
         cmocka_unit_test(test_cloud_deployment_installs_and_starts_the_new_version),
+        cmocka_unit_test(test_cloud_methods_reach_the_app_and_its_answer_returns),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -157,6 +157,60 @@ static void test_desired_copied_into_app_buffer_or_no_space(void **state)
     (void)take_request(NULL, 0, NULL);
 }
 
+/* keeld's METHOD_TAKE answer: keel_wire_method_call, then name, then body. */
+static void queue_call(uint32_t id, const char *name, uint32_t name_len, const char *body)
+{
+    uint8_t b[256];
+    keel_wire_method_call c = {id, name_len, (uint32_t)strlen(body), 0};
+    memcpy(b, &c, sizeof c);
+    memcpy(b + sizeof c, name, strlen(name));
+    memcpy(b + sizeof c + strlen(name), body, strlen(body));
+    queue_answer(KEEL_WIRE_METHOD_TAKE, KEEL_APP_OK, b, sizeof c + strlen(name) + strlen(body),
+                 -1);
+}
+
+static void test_method_take_copies_the_call_or_says_why_not(void **state)
+{
+    (void)state;
+    uint32_t id = 0;
+    char name[16], body[64];
+    size_t n = 0;
+    queue_call(7, "echo", 4, "{\"a\":1}");
+    assert_int_equal(keel_app_method_take(app, &id, name, sizeof name, body, sizeof body, &n),
+                     KEEL_APP_OK);
+    assert_int_equal(take_request(NULL, 0, NULL), KEEL_WIRE_METHOD_TAKE);
+    assert_int_equal(id, 7);
+    assert_string_equal(name, "echo");
+    assert_int_equal(n, 7);
+    assert_memory_equal(body, "{\"a\":1}", 7);
+    /* the name does not fit with its NUL: NO_SPACE, but the id is there to answer with */
+    queue_call(8, "echo", 4, "{}");
+    assert_int_equal(keel_app_method_take(app, &id, name, 4, body, sizeof body, &n),
+                     KEEL_APP_ERR_NO_SPACE);
+    assert_int_equal(id, 8);
+    (void)take_request(NULL, 0, NULL);
+    /* an unmapped body buffer: a status, not a crash */
+    queue_call(9, "echo", 4, "{}");
+    assert_int_equal(keel_app_method_take(app, &id, name, sizeof name, (void *)4096, 64, &n),
+                     KEEL_APP_ERR_BAD_POINTER);
+    (void)take_request(NULL, 0, NULL);
+    /* lengths that disagree with the answer */
+    queue_call(10, "echo", 40, "{}");
+    assert_int_equal(keel_app_method_take(app, &id, name, sizeof name, body, sizeof body, &n),
+                     KEEL_APP_ERR_PROTOCOL);
+    (void)take_request(NULL, 0, NULL);
+    /* nothing waiting: keeld's status as it is */
+    queue_answer(KEEL_WIRE_METHOD_TAKE, KEEL_APP_ERR_NOT_FOUND, NULL, 0, -1);
+    assert_int_equal(keel_app_method_take(app, &id, name, sizeof name, body, sizeof body, &n),
+                     KEEL_APP_ERR_NOT_FOUND);
+    (void)take_request(NULL, 0, NULL);
+    assert_int_equal(keel_app_method_take(app, NULL, name, sizeof name, body, sizeof body, &n),
+                     KEEL_APP_ERR_BAD_POINTER);
+    assert_int_equal(keel_app_method_take(app, &id, name, 0, body, sizeof body, &n),
+                     KEEL_APP_ERR_BAD_LENGTH);
+    assert_true(nothing_sent());
+}
+
 static void test_answer_for_another_call_is_protocol_error(void **state)
 {
     (void)state;
@@ -235,6 +289,7 @@ int main(void)
         cmocka_unit_test(test_unmapped_buffer_is_bad_pointer_not_a_crash),
         cmocka_unit_test(test_desired_copied_into_app_buffer_or_no_space),
         cmocka_unit_test(test_answer_for_another_call_is_protocol_error),
+        cmocka_unit_test(test_method_take_copies_the_call_or_says_why_not),
         cmocka_unit_test(test_notify_ring_register_and_take),
         cmocka_unit_test(test_status_names_cover_the_enum),
         cmocka_unit_test(test_no_keeld_is_not_connected),

@@ -4,7 +4,11 @@
  * as the benchmark sends), and exits cleanly when keeld asks it to stop.
  *
  *   sample            run until stopped
- *   sample rtt N      time N SDK round trips (heartbeat calls), log the mean, keep running */
+ *   sample rtt N      time N SDK round trips (heartbeat calls), log the mean, keep running
+ *
+ * Cloud methods it answers (when its manifest grants "methods"): "echo" answers 200 with the
+ * call's body, "slow" is never answered (keeld's 504), "quit" makes it exit without answering
+ * (keeld's 503), anything else 404. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -64,6 +68,28 @@ static unsigned boot_count(void)
     return n + 1;
 }
 
+static void answer_methods(keel_app *app)
+{
+    uint32_t id;
+    char name[64];
+    static char body[KEEL_APP_MAX_PAYLOAD];
+    size_t len;
+    while (keel_app_method_take(app, &id, name, sizeof name, body, sizeof body, &len) ==
+           KEEL_APP_OK) {
+        keel_app_status st = KEEL_APP_OK;
+        if (strcmp(name, "quit") == 0) {
+            logf_(app, "sample: method quit: exiting");
+            exit(0);
+        }
+        if (strcmp(name, "echo") == 0) {
+            st = keel_app_method_answer(app, id, 200, body, len);
+        } else if (strcmp(name, "slow") != 0) {
+            st = keel_app_method_answer(app, id, 404, "{\"error\":\"no such method\"}", 26);
+        }
+        logf_(app, "sample: method %s call %u answered %s", name, id, keel_app_status_name(st));
+    }
+}
+
 int main(int argc, char **argv)
 {
     keel_app *app;
@@ -110,6 +136,9 @@ int main(int argc, char **argv)
             for (size_t i = 0; i < got; i++) {
                 if (recs[i].type == KEEL_APP_NOTIFY_STOP_REQUESTED) {
                     g_stop = 1;
+                }
+                if (recs[i].type == KEEL_APP_NOTIFY_CLOUD_MESSAGE) {
+                    answer_methods(app);
                 }
                 logf_(app, "sample: notify type=%u seq=%u arg=%llu latency_ns=%lld",
                       recs[i].type, recs[i].seq, (unsigned long long)recs[i].arg,
