@@ -8,10 +8,18 @@ static void sem_wake(void *arg)
     (void)keel_rtos_sem_put(arg);
 }
 
+/* The wait is bounded to one tick: the ring core re-checks the ring after every wake, so a
+ * timeout costs one look, and it bounds a doorbell lost to a store-load reordering the
+ * platform does not fence. QEMU's single-threaded TCG (-icount) emits no host fence for a
+ * guest DMB, so on an x86 host the guest's "arm, then re-check" can pass the connected core's
+ * "publish, then look at the flag" and neither side rings: without the bound the RT thread
+ * would sleep until the next message, which may never come. */
+#define ICC_BELL_POLL_TICKS 1u
+
 static void sem_wait(void *ctx)
 {
     keel_icc_rt_uart *uart = ctx;
-    (void)keel_rtos_sem_get(uart->wake_arg, KEEL_RTOS_WAIT_FOREVER);
+    (void)keel_rtos_sem_get(uart->wake_arg, ICC_BELL_POLL_TICKS);
 }
 
 keel_icc_err keel_icc_rt_uart_rtos_bell_init(keel_icc_rt_uart_rtos *u, keel_icc_rt_bell *bell,
