@@ -354,10 +354,11 @@ keel_app_status keel_app_method_take(keel_app *app, uint32_t *call_id, char *nam
         return KEEL_APP_ERR_NO_SPACE;
     }
     char zero = '\0';
+    size_t body_len = c.body_len;
     if (!keel_app_copy_safe(name, in + sizeof c, c.name_len) ||
         !keel_app_copy_safe(name + c.name_len, &zero, 1) ||
         (c.body_len && !keel_app_copy_safe(body, in + sizeof c + c.name_len, c.body_len)) ||
-        !keel_app_copy_safe(len, &(size_t){c.body_len}, sizeof *len)) {
+        !keel_app_copy_safe(len, &body_len, sizeof *len)) {
         return KEEL_APP_ERR_BAD_POINTER;
     }
     return KEEL_APP_OK;
