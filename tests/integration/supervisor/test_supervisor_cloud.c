@@ -86,18 +86,25 @@ static int setup(void **state)
                          "\"capabilities\": {\"cloud\": {\"telemetry\": true}}") < 0 ||
         sv_world_package(st, "crasher", "sv_evil", "\"args\": [\"abort\"], \"restart\": \"never\"") <
             0 ||
-        sv_world_package(st, "deployee", "sv_sample", "") < 0 ||
         sv_world_package(st, "methodist", "sv_sample",
                          "\"capabilities\": {\"cloud\": {\"methods\": true}}") < 0 ||
         sv_world_package(st, "mute", "sv_sample", "") < 0) {
         return -1;
     }
-    /* release 2.0.0 of deployee, served by nginx as keel release make lays it out */
-    char pkgdir[600], site[600], cmd2[8192];
+    /* release 2.0.0 of deployee, served by nginx as keel release make lays it out; 1.0.0 is
+     * installed signed once keeld runs (a deployment goes into its update slots) */
+    char pkgdir[600], site[600], cmd2[8192], v1dir[600];
     snprintf(pkgdir, sizeof pkgdir, "%s/v2", W.root);
+    snprintf(v1dir, sizeof v1dir, "%s/v1", W.root);
     snprintf(site, sizeof site, "%s/site", W.root);
-    if (mkdir(pkgdir, 0755) < 0 || mkdir(site, 0755) < 0 ||
-        sv_world_package_version(pkgdir, "deployee", "sv_sample", "2.0.0", "") < 0) {
+    if (mkdir(pkgdir, 0755) < 0 || mkdir(site, 0755) < 0 || mkdir(v1dir, 0755) < 0 ||
+        sv_world_package_version(pkgdir, "deployee", "sv_sample", "2.0.0", "") < 0 ||
+        sv_world_package_version(v1dir, "deployee", "sv_sample", "1.0.0", "") < 0) {
+        return -1;
+    }
+    snprintf(cmd2, sizeof cmd2, "%s/bin/keel app pack --key %s %s/deployee %s/deployee.kpkg "
+             ">/dev/null", kf_build_dir(), sp, v1dir, v1dir);
+    if (system(cmd2) != 0) {
         return -1;
     }
     snprintf(cmd2, sizeof cmd2,
@@ -116,7 +123,17 @@ static int setup(void **state)
     if (system(cmd2) != 0 || nginx_site_start(&nginx, W.root, site, &http_port) < 0) {
         return -1;
     }
-    return sv_world_start(&W);
+    if (sv_world_start(&W) < 0) {
+        return -1;
+    }
+    char req[800], out[1024];
+    snprintf(req, sizeof req, "install %s/deployee.kpkg", v1dir);
+    if (sv_world_ctl(&W, req, out, sizeof out) != 0 ||
+        sv_world_ctl(&W, "start deployee", out, sizeof out) != 0) {
+        fprintf(stderr, "installing deployee 1.0.0: %s\n", out);
+        return -1;
+    }
+    return 0;
 }
 
 static int teardown(void **state)
