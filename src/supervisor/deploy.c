@@ -54,6 +54,7 @@ typedef struct sv_deploy {
     char hardware[KEEL_RELEASE_HW_SIZE + 1];
     char image_name[128];
     uint64_t expires;
+    uint32_t image_size;
     /* fetch */
     keel_update_agent *agent;
     atomic_uint chunks_done, chunks_total;
@@ -137,6 +138,7 @@ static void *probe_main(void *arg)
             snprintf(j->hardware, sizeof j->hardware, "%s", rel.hardware);
             snprintf(j->image_name, sizeof j->image_name, "%s", rel.image_name);
             j->expires = rel.expires;
+            j->image_size = rel.image_size;
         }
         free(man.p);
     }
@@ -393,6 +395,17 @@ static void probe_done(sv_daemon *d, sv_deploy *j)
     if (a->deploy) {
         snprintf(msg, sizeof msg, "%s: another deployment is downloading", a->m.name);
         report(d, j->url, "refused", msg, 0, 0);
+        return;
+    }
+    keel_update_status st;
+    keel_update_get_status(sv_slots_agent(a), &st);
+    if (st.state == KEEL_UPDATE_TRIAL) {
+        report(d, j->url, "refused", "a trial of another version is under way: it must confirm "
+               "or revert first", 0, 0);
+        return;
+    }
+    if (sv_slots_reserve(d, a, j->image_size, msg, sizeof msg) != SV_OK) {
+        report(d, j->url, "failed", msg, 0, 0);
         return;
     }
     snprintf(a->deploy_url, sizeof a->deploy_url, "%s", j->url);

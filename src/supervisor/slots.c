@@ -431,6 +431,18 @@ bool sv_slots_trial_used_up(const sv_app *a)
     return st.state == KEEL_UPDATE_TRIAL && st.trial_boots >= st.max_trial_boots;
 }
 
+sv_err sv_slots_reserve(sv_daemon *d, sv_app *a, uint32_t image_size, char *msg, size_t msglen)
+{
+    struct sv_slots *s = a->slots;
+    uint8_t comp[KEEL_IMAGE_UUID_SIZE];
+    if (!s || s->busy || !keel_image_uuid_parse(a->m.id, comp)) {
+        snprintf(msg, msglen, "%s: no update slots to grow", a->m.name);
+        return SV_ERR_STATE;
+    }
+    /* reopening resets the agent's boot (it is booted again before a download) */
+    return slots_open(d, s, comp, image_size, NULL, 0, NULL, msg, msglen);
+}
+
 struct keel_update_agent *sv_slots_agent(sv_app *a) { return a->slots ? a->slots->agent : NULL; }
 
 void sv_slots_busy(sv_app *a, bool busy)

@@ -292,6 +292,8 @@ sv_err sv_slots_boot(sv_daemon *d, sv_app *a, char *msg, size_t msglen);
 void sv_slots_confirm(sv_daemon *d, sv_app *a);
 /* Gives the trial up durably; the next start runs the confirmed version. */
 void sv_slots_revert(sv_daemon *d, sv_app *a, const char *why);
+/* Grows the app's slots (files) to hold an image of image_size bytes, before a download. */
+sv_err sv_slots_reserve(sv_daemon *d, sv_app *a, uint32_t image_size, char *msg, size_t msglen);
 /* The trial has used up its starts (each crashed): revert rather than restart. */
 bool sv_slots_trial_used_up(const sv_app *a);
 /* The agent, for deploy.c (NULL without slots), and whether a deployment thread owns it. */
