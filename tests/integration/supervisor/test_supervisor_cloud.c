@@ -194,7 +194,7 @@ static int setup(void **state)
         return -1;
     }
     snprintf(extra, sizeof extra, "%s, \"trusted_keys\": [\"%s\"], \"hardware\": \"keel-gw\", "
-             "\"method_timeout_ms\": 1500",
+             "\"method_timeout_ms\": 4000",
              open + 1, pp);
     if (sv_world_init(&W, "supervisor-cloud", extra) < 0) {
         return -1;
@@ -475,6 +475,62 @@ static void test_cloud_methods_reach_the_app_and_its_answer_returns(void **state
     assert_non_null(strstr(out, "503 {\"error\":\"the app is not running\"}"));
 }
 
+/* How many "slow" calls methodist has logged taking, so far. */
+static int slow_calls_seen(void)
+{
+    static char logs[65536];
+    int n = 0;
+    if (sv_world_ctl(&W, "logs methodist 200", logs, sizeof logs) == 0) {
+        for (const char *p = logs; (p = strstr(p, "method slow call")); p++) {
+            n++;
+        }
+    }
+    return n;
+}
+
+/* A call the app took and keeld died before answering: the next keeld answers it 503 once
+ * connected, and the caller hears that instead of timing out. */
+static void test_call_pending_when_keeld_dies_is_answered_after_restart(void **state)
+{
+    (void)state;
+    if (geteuid() != 0) {
+        print_message("skipped: the sandbox needs root\n");
+        skip();
+    }
+    char out[4096];
+    sv_world_ctl(&W, "start methodist", out, sizeof out); /* an earlier test stopped it */
+    assert_true(sv_world_wait(&W, "list", "methodist 1.0.0 running", 10000));
+    assert_int_equal(kf_wait_log(&W.keeld, "cloud: connected", 10000), 0);
+    int before = slow_calls_seen();
+    char cmd[2000];
+    snprintf(cmd, sizeof cmd,
+             "%s/bin/keel cloud call --device dev1 --timeout 20 --host 127.0.0.1 --port %u "
+             "--ca %s/ca.pem --cert %s/operator.pem --key %s/operator.key methodist.slow '{}' "
+             "2>&1; echo \"exit $?\"",
+             kf_build_dir(), B.port, B.dir, B.dir, B.dir);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    /* the app has the call in hand (it never answers "slow"); keeld dies before its 504 */
+    for (int i = 0; slow_calls_seen() == before; i++) {
+        assert_true(i < 300);
+        struct timespec pause = {0, 10 * 1000000L};
+        nanosleep(&pause, NULL);
+    }
+    assert_int_equal(kill(W.keeld.pid, SIGKILL), 0);
+    assert_true(kf_wait_exit(&W.keeld, 5000) >= 0);
+    assert_int_equal(sv_world_start(&W), 0);
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    pclose(p);
+    if (!strstr(out, "503 {\"error\":\"supervisor restarted")) {
+        kf_dump_log(&W.keeld, 20);
+        fail_msg("the caller got: %s", out);
+    }
+    assert_non_null(strstr(out, "exit 6"));
+    assert_int_equal(kf_wait_log(&W.keeld, "left open by the previous keeld answered 503", 2000),
+                     0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -482,6 +538,7 @@ int main(void)
         cmocka_unit_test(test_cloud_deployment_installs_and_starts_the_new_version),
         cmocka_unit_test(test_cloud_methods_reach_the_app_and_its_answer_returns),
         cmocka_unit_test(test_deployment_resumes_after_drops_and_a_keeld_kill),
+        cmocka_unit_test(test_call_pending_when_keeld_dies_is_answered_after_restart),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
