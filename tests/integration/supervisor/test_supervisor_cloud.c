@@ -354,6 +354,17 @@ static void test_deployment_resumes_after_drops_and_a_keeld_kill(void **state)
         skip();
     }
     assert_true(sv_world_wait(&W, "list", "deployee 2.0.0 running", 10000));
+    /* the operator watches the device's reported properties */
+    char topic[100], ca[400], cert[400], key[400], port[16];
+    snprintf(topic, sizeof topic, "keel/dev1/twin/PATCH/properties/reported/#");
+    snprintf(ca, sizeof ca, "%s/ca.pem", B.dir);
+    snprintf(cert, sizeof cert, "%s/operator.pem", B.dir);
+    snprintf(key, sizeof key, "%s/operator.key", B.dir);
+    snprintf(port, sizeof port, "%u", B.port);
+    char *sargv[] = {"mosquitto_sub", "-h", "127.0.0.1", "-p", port, "--cafile", ca, "--cert",
+                     cert, "--key", key, "-i", "keel-sv-op-props", "-q", "1", "-t", topic, NULL};
+    kf_proc sub;
+    assert_int_equal(kf_spawn(&sub, "mosquitto_sub", sargv, NULL), 0);
     atomic_store(&relay_bytes, 0);
     atomic_store(&relay_hold_at, v3_image_len / 2); /* the manifest, then half the image */
     char cmd[2000];
@@ -407,6 +418,12 @@ static void test_deployment_resumes_after_drops_and_a_keeld_kill(void **state)
     assert_true(atomic_load(&relay_dropped) > 0);
     assert_true(after < v3_image_len * 3 / 4); /* resumed: not the whole image again */
     assert_true(before + after >= v3_image_len);
+    /* progress and outcome reached the operator as reported properties */
+    assert_int_equal(kf_wait_log(&sub, "\"state\":\"downloading\"", 10000), 0);
+    assert_int_equal(kf_wait_log(&sub, "\"chunks_total\":63", 1000), 0);
+    assert_int_equal(kf_wait_log(&sub, "resuming with", 10000), 0);
+    assert_int_equal(kf_wait_log(&sub, "deployee 3.0.0 started on trial", 10000), 0);
+    kf_stop(&sub, 1000);
 }
 
 /* `keel cloud call` as the operator: its output line into out, its exit code returned. */
