@@ -255,8 +255,9 @@ static int setup(void **state)
              "--chunk-size 4096 --serial 3 --out %s/v3 %s/deployee.kpkg >/dev/null",
              v3dir, kf_build_dir(), sp, v3dir, v3dir, site, kf_build_dir(), sp, site, v3dir);
     struct stat ist;
-    snprintf(pkgdir, sizeof pkgdir, "%s/deployee.kpkg", v3dir);
-    if (system(cmd2) != 0 || stat(pkgdir, &ist) != 0 || relay_start() < 0) {
+    char v3img[640];
+    snprintf(v3img, sizeof v3img, "%s/deployee.kpkg", v3dir);
+    if (system(cmd2) != 0 || stat(v3img, &ist) != 0 || relay_start() < 0) {
         return -1;
     }
     v3_image_len = (long)ist.st_size;

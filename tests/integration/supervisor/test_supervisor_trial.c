@@ -259,7 +259,7 @@ static const char *signed_rt_package(const char *name, const char *version, cons
     static int next;
     assert_true(next < 4);
     char *img = imgs[next++];
-    char dir[700], path[800], cmd[2400];
+    char dir[600], path[800], cmd[2400];
     snprintf(dir, sizeof dir, "%s/rt-%s-%s", W.root, name, version);
     snprintf(cmd, sizeof cmd, "mkdir -p %s/bin", dir);
     assert_int_equal(system(cmd), 0);
