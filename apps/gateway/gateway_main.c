@@ -86,7 +86,7 @@ typedef struct gateway {
     uint64_t polls, sent;
     keel_image_pubkey sensor_key;
     bool have_key;
-    char last_update[256];
+    char last_update[600]; /* "status body", body up to 512 */
 } gateway;
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -538,7 +538,7 @@ int main(int argc, char **argv)
             /* method calls wait in keeld until taken: look every 100 ms */
             (void)poll(NULL, 0, wait < 100 ? wait : 100);
             keeld_methods(&g);
-            (void)keel_app_heartbeat(g.app);
+            (void)!keel_app_heartbeat(g.app); /* any call counts: a lost one is retried */
         }
     }
     say("gateway: stopping");
