@@ -11,9 +11,9 @@
  *    guest's (the loader plays the connected core), frame by frame through the ring core, which
  *    checks every index and length: the guest is trusted no more than a real RT core. A guest
  *    that corrupts its ring ends the run (exit 6), a forged sender is dropped and logged;
- *  - doorbells: into the guest, a byte on UART1's character device (the socket QEMU connects
- *    to; the firmware's icc driver takes its RX interrupt); out of the guest, a byte it writes
- *    to UART1. Because QEMU's TCG emits no host fence for a guest DMB, a doorbell can be lost
+ *  - doorbells: into the guest, a byte on UART1's character device (one end of a socketpair
+ *    QEMU gets as an fd: keeld's sandbox allows no socket(); the firmware's icc driver takes
+ *    its RX interrupt); out of the guest, a byte it writes to UART1. Because QEMU's TCG emits no host fence for a guest DMB, a doorbell can be lost
  *    (see firmware/drivers/icc/icc_bell_uart_rtos.c): the loader also looks at every ring each
  *    --poll-ms, so a lost doorbell costs one period, never a hang;
  *  - heartbeat: the firmware bumps the table's counter (board_heartbeat); each change is
@@ -86,7 +86,7 @@ static unsigned nchans;
 static int bell = -1; /* the guest's doorbell UART, connected by QEMU */
 static int beat_fd = -1;
 static pid_t qemu = -1;
-static char shm_path[512], sock_path[600];
+static char shm_path[512];
 
 static int64_t now_ms(void)
 {
@@ -112,10 +112,6 @@ static void cleanup_files(void)
     if (shm_path[0]) {
         (void)unlink(shm_path);
         shm_path[0] = '\0';
-    }
-    if (sock_path[0]) {
-        (void)unlink(sock_path);
-        sock_path[0] = '\0';
     }
 }
 
@@ -319,33 +315,13 @@ static bool pump_all(bool *again)
     return true;
 }
 
-static int listen_bell(const char *dir)
-{
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
-    int n = snprintf(sock_path, sizeof sock_path, "%s/keel-qemu-%d.bell", dir, (int)getpid());
-    if (n < 0 || (size_t)n >= sizeof a.sun_path) {
-        sock_path[0] = '\0';
-        say("%s: path too long for a socket", dir);
-        return -1;
-    }
-    memcpy(a.sun_path, sock_path, (size_t)n + 1);
-    (void)unlink(sock_path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 1) != 0) {
-        say("doorbell socket %s: %s", sock_path, strerror(errno));
-        if (fd >= 0) {
-            close(fd);
-        }
-        return -1;
-    }
-    return fd;
-}
-
+/* QEMU runs with the guest's doorbell UART on `bell_end` (one end of a socketpair: the sandbox
+ * allows no socket(), and a connected pair needs no name), passed as its fd 3. */
 static pid_t spawn_qemu(const char *qemu_exe, const char *elf, bool icount, char **extra,
-                        int nextra)
+                        int nextra, int bell_end)
 {
-    char chardev[700], backend[700];
-    snprintf(chardev, sizeof chardev, "socket,id=bell,path=%s", sock_path);
+    char chardev[64], backend[700];
+    snprintf(chardev, sizeof chardev, "socket,id=bell,fd=3");
     snprintf(backend, sizeof backend,
              "memory-backend-file,id=ram,size=16M,mem-path=%s,share=on", shm_path);
     char *argv[40 + 64];
@@ -381,7 +357,11 @@ static pid_t spawn_qemu(const char *qemu_exe, const char *elf, bool icount, char
     if (devnull >= 0) {
         dup2(devnull, 0);
     }
-    (void)close_range(3, ~0u, 0);
+    int b = dup(bell_end); /* a copy without FD_CLOEXEC */
+    if (b < 0 || (b != 3 && dup2(b, 3) != 3)) {
+        _exit(127);
+    }
+    (void)close_range(4, ~0u, 0);
     execvp(qemu_exe, argv);
     fprintf(stderr, "keel-qemu: %s: %s\n", qemu_exe, strerror(errno));
     _exit(127);
@@ -520,12 +500,16 @@ int main(int argc, char **argv)
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    int lis = listen_bell(dir);
-    if (sfd < 0 || lis < 0) {
+    int sp[2];
+    if (sfd < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) {
+        say("signalfd/socketpair: %s", strerror(errno));
         cleanup_files();
         return EXIT_IO;
     }
-    qemu = spawn_qemu(qemu_exe, elf, icount, argv + optind, argc - optind);
+    qemu = spawn_qemu(qemu_exe, elf, icount, argv + optind, argc - optind, sp[1]);
+    close(sp[1]);
+    bell = sp[0];
+    (void)fcntl(bell, F_SETFL, O_NONBLOCK);
     if (qemu < 0) {
         say("fork: %s", strerror(errno));
         cleanup_files();
@@ -533,33 +517,6 @@ int main(int argc, char **argv)
     }
     say("%u channel%s, firmware %s, QEMU pid %d", nchans, nchans == 1 ? "" : "s", elf,
         (int)qemu);
-
-    /* QEMU connects the doorbell UART while it starts; if it dies first, so do we */
-    int64_t deadline = now_ms() + 30000;
-    while (bell < 0) {
-        struct pollfd p[2] = {{.fd = lis, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
-        int left = (int)(deadline - now_ms());
-        if (left <= 0 || poll(p, 2, left) == 0) {
-            say("QEMU did not connect the doorbell UART in 30 s");
-            return stop_qemu(EXIT_FAIL);
-        }
-        if (p[1].revents) {
-            struct signalfd_siginfo si;
-            if (read(sfd, &si, sizeof si) == (ssize_t)sizeof si && si.ssi_signo != SIGCHLD) {
-                return stop_qemu(0);
-            }
-            int st;
-            if (waitpid(qemu, &st, WNOHANG) == qemu) {
-                qemu = -1;
-                cleanup_files();
-                return exit_of(st);
-            }
-        }
-        if (p[0].revents) {
-            bell = accept4(lis, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        }
-    }
-    close(lis);
 
     struct pollfd p[2 + KEEL_ICC_TABLE_MAX];
     uint32_t last_beat_count = 0;
