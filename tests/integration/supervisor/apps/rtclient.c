@@ -5,7 +5,10 @@
  * Opens the channel (keel_app_channel_open, waiting while keeld says BUSY), sends an echo
  * request every 100 ms; after three echoes it sends ACTION once ("stall": the firmware's
  * serving thread blocks for ever; "fault": it executes an undefined instruction; "none").
- * When the RT core goes away (keeld restarts it) it re-opens and logs the first echo after. */
+ * When the RT core goes away (keeld restarts it) it re-opens and logs the first echo after.
+ *   rtclient PARTNER_UUID env
+ * Talks to the environment monitor's RT firmware instead: ENV_GET every 100 ms, the decoded
+ * sample logged for the first three answers that carry one (seq > 0). */
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,6 +16,7 @@
 #include <unistd.h>
 
 #include "keel/app.h"
+#include "envmon_proto.h"
 #include "keel/icc.h"
 
 enum { T_DATA = 1, T_REPLY = 3, T_STALL = 4, T_FAULT = 5 };
@@ -60,6 +64,39 @@ static keel_icc *open_channel(const char *partner)
     }
 }
 
+static int env_loop(keel_icc *c)
+{
+    for (unsigned answers = 0; c;) {
+        uint8_t buf[64];
+        keel_icc_msg m;
+        keel_icc_err e = keel_icc_request(c, ENVMON_MSG_ENV_GET, NULL, 0, &m, buf, sizeof buf, 1000);
+        if (e == KEEL_ICC_OK && answers < 3) {
+            envmon_env env;
+            envmon_proto_err pe = m.type == ENVMON_MSG_ENV_DATA
+                                      ? envmon_env_decode(buf, m.len, &env)
+                                      : ENVMON_PROTO_ERR_LENGTH;
+            if (pe == ENVMON_PROTO_OK && env.seq == 0) {
+                continue; /* asked before the first sample: ask again */
+            }
+            answers++;
+            if (pe == ENVMON_PROTO_OK) {
+                say("rtclient: env seq=%u temp_mc=%d humidity_cp=%u sensor_ok=%u", env.seq,
+                    (int)env.temp_mc, env.humidity_cp, env.sensor_ok);
+            } else {
+                say("rtclient: env answer bad: %s", envmon_proto_err_name(pe));
+            }
+        } else if (e != KEEL_ICC_OK && e != KEEL_ICC_ERR_TIMEOUT) {
+            say("rtclient: env request -> %s", keel_icc_err_name(e));
+            return 1;
+        }
+        if (keel_app_heartbeat(g_app) != KEEL_APP_OK) {
+            return 0;
+        }
+        poll(NULL, 0, 100);
+    }
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     if (keel_app_open(&g_app) != KEEL_APP_OK || argc != 3) {
@@ -67,6 +104,9 @@ int main(int argc, char **argv)
     }
     const char *action = argv[2];
     keel_icc *c = open_channel(argv[1]);
+    if (strcmp(action, "env") == 0) {
+        return env_loop(c);
+    }
     unsigned echoes = 0, opens = 1;
     bool acted = strcmp(action, "none") == 0, after_reopen = false;
     for (unsigned i = 1; c; i++) {
