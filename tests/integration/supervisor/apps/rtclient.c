@@ -31,8 +31,10 @@ static void say(const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    if (n > 0) {
-        (void)keel_app_log(g_app, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+    if (n > 0 &&
+        keel_app_log(g_app, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1) !=
+            KEEL_APP_OK) {
+        return; /* nobody to tell */
     }
 }
 
