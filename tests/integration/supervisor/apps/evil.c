@@ -1,6 +1,7 @@
 /* The misbehaving-app suite, one binary: argv[1] picks the misbehaviour. Each mode logs what
  * it tried and what happened, so the test can assert both keeld's reaction and the app's
- * view. Modes: null, abort, loop, forkbomb, memhog, socket, peek PATH..., forge, badptr.
+ * view. Modes: null, abort, loop, forkbomb, memhog, socket, peek PATH..., forge, badptr,
+ * sys NAME|NUMBER.
  * This program is hostile on purpose: it writes raw wire messages (src/app/wire.h) to keeld. */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -285,6 +287,26 @@ static void badptr(void)
     idle_forever();
 }
 
+/* A system call outside keeld's seccomp allow list, by name or number: the app must die of
+ * SIGSYS inside the call, never see it return. */
+static void sys_call(const char *what)
+{
+    static const struct {
+        const char *name;
+        long nr;
+    } known[] = {{"bpf", SYS_bpf}, {"ptrace", SYS_ptrace}, {"unshare", SYS_unshare},
+                 {"keyctl", SYS_keyctl}};
+    long nr = strtol(what, NULL, 10);
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+        if (strcmp(known[i].name, what) == 0) {
+            nr = known[i].nr;
+        }
+    }
+    say("evil: sys calling %ld", nr);
+    long rc = syscall(nr, 0, 0, 0, 0, 0, 0);
+    say("evil: sys returned %ld (%s)", rc, strerror(errno));
+}
+
 int main(int argc, char **argv)
 {
     keel_app_status st = keel_app_open(&g_app);
@@ -312,6 +334,8 @@ int main(int argc, char **argv)
         forge();
     } else if (strcmp(mode, "tunnel") == 0) {
         tunnel(argc, argv);
+    } else if (strcmp(mode, "sys") == 0 && argc > 2) {
+        sys_call(argv[2]);
     } else if (strcmp(mode, "badptr") == 0) {
         badptr();
     } else {
