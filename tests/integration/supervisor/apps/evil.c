@@ -276,6 +276,12 @@ static void badptr(void)
         keel_app_status_name(keel_app_channel_open(g_app, (const char *)0x1000, &fd)));
     say("badptr cloud_open(fd unmapped) -> %s",
         keel_app_status_name(keel_app_cloud_open(g_app, "http", "x:1", (int *)0x1000)));
+    say("badptr serial_open(name unmapped) -> %s",
+        keel_app_status_name(keel_app_serial_open(g_app, (const char *)0x1000, &fd)));
+    say("badptr gpio_open(fd unmapped) -> %s",
+        keel_app_status_name(keel_app_gpio_open(g_app, "relay", (int *)0x1000)));
+    say("badptr serial_open(name too long) -> %s",
+        keel_app_status_name(keel_app_serial_open(g_app, "a-name-longer-than-thirty-one-chars", &fd)));
     say("badptr notify_register(unmapped) -> %s",
         keel_app_status_name(keel_app_notify_register(g_app, (void *)0x10000, 4096, &fd)));
     say("badptr notify_register(read-only) -> %s",
