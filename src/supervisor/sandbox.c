@@ -89,6 +89,7 @@ void sv_sandbox_describe(const sv_caps *c, char *out, size_t outlen)
              "own uid/gid per app: %s\n"
              "seccomp filter + no_new_privs: %s\n"
              "rlimits (processes, address space, files): on\n"
+             "cgroup hierarchy: %s\n"
              "cgroup process limit: %s\n"
              "cgroup memory limit: %s\n"
              "cgroup CPU quota: %s\n",
@@ -97,6 +98,10 @@ void sv_sandbox_describe(const sv_caps *c, char *out, size_t outlen)
              c->ipcns && c->utsns ? "on" : "OFF",
              c->root ? "on" : "OFF (keeld is not root: apps run as keeld's uid)",
              c->seccomp ? "on" : "OFF (seccomp unavailable)",
+             !c->root   ? "none (needs root)"
+             : c->cg_v2 ? "v2 (unified, /sys/fs/cgroup)"
+             : c->cg_pids || c->cg_memory || c->cg_cpu ? "v1 (one hierarchy per controller)"
+                                                        : "none found under /sys/fs/cgroup",
              c->cg_pids ? "on" : "OFF (no pids controller; RLIMIT_NPROC still applies)",
              c->cg_memory ? "on" : "OFF (no memory controller; RLIMIT_AS still applies)",
              c->cg_cpu ? "on" : "OFF (no cpu controller)");
