@@ -11,14 +11,13 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "keel/app.h"
-#include <fcntl.h>
-
 #include "wire.h"
 
 static int keeld_end = -1;
