@@ -40,6 +40,15 @@ run() {
 keeld_only() {
   [[ ${keeld_mode:-0} == 1 ]] || { echo "ctl: $1 needs the demo under keeld (make demo without DEMO_DIRECT)" >&2; exit 1; }
 }
+# keel app stop returns while the app is stopping; start is refused until it has stopped.
+keeld_restart() { # app
+  run "$bin/keel" app stop "$1"
+  for _ in $(seq 200); do
+    "$bin/keel" app list | awk -v n="$1" '$1 == n {s=$3} END {exit s != "stopped"}' && break
+    sleep 0.05
+  done
+  run "$bin/keel" app start "$1"
+}
 direct_only() {
   [[ ${keeld_mode:-0} == 0 ]] || { echo "ctl: $1 needs DEMO_DIRECT=1 (the gateway does not run under keeld yet)" >&2; exit 1; }
 }
@@ -88,8 +97,7 @@ deploy)
   ;;
 app-restart)
   if [[ ${keeld_mode:-0} == 1 ]]; then
-    run "$bin/keel" app stop envmon
-    run "$bin/keel" app start envmon
+    keeld_restart envmon
     exit 0
   fi
   old=$(cat "$dir/envmon.pid")
@@ -102,13 +110,7 @@ app-restart)
   ;;
 world-restart)
   if [[ ${keeld_mode:-0} == 1 ]]; then
-    run "$bin/keel" app stop envmon-rt
-    # stop returns at once; start is refused until the loader has gone
-    for _ in $(seq 100); do
-      "$bin/keel" app list | awk '$1 == "envmon-rt" {s=$3} END {exit s != "stopped"}' && break
-      sleep 0.05
-    done
-    run "$bin/keel" app start envmon-rt
+    keeld_restart envmon-rt
     echo "RT core powered off and on again: the room persists; keeld re-pairs the app's channel"
     exit 0
   fi

@@ -159,14 +159,16 @@ view() {
   echo "---------------------------------------------------------------------------------------"
   jq -r '"world (envmon-rt)  t=\(.time_s|floor) s   room \(.room.temperature*100|round/100) C  \(.room.humidity|round) %RH  \(.room.pressure*10|round/10) hPa\n                   HVAC actuator: \(.hvac)   (changes: \(.hvac_changes))\nRT core (firmware) samples \(.rt.samples)   last \(.rt.temperature*100|round/100) C   requests \(.rt.requests)   channel \(.rt.channel)"' <<<"$w" 2>/dev/null || echo "world: starting"
   jq -r '"HL app (envmon)    rt \(.rt)   reading \(.temperature*100|round/100) C   setpoint \(.targetTemperature // "none")   HVAC \(.hvacMode)\nlast property ack  \(.lastAck)"' <<<"$e" 2>/dev/null || echo "app: starting"
-  line=$(grep 'cloud: \(connected\|disconnected\)' "$dir/keeld.log" 2>/dev/null | tail -1 | sed 's/.*cloud: //')
+  # (a grep that finds nothing is no error here: set -e and pipefail are on)
+  line=$(grep 'cloud: \(connected\|disconnected\)' "$dir/keeld.log" 2>/dev/null | tail -1 | sed 's/.*cloud: //; s/^connected (connected)$/connected/' || true)
   echo "cloud link (keeld) ${line:-connecting}"
   echo "apps (keel app list):"
-  "$bin/keel" app list 2>/dev/null | sed 's/^/  /'
-  line=$(grep -o 'deploy: .*' "$dir/keeld.log" 2>/dev/null | tail -1 | sed 's|deploy: http://[^ ]*/\([^/]*\)/manifest.kman: |release \1: |')
-  echo "last deployment    ${line:-none yet (demo/ctl.sh deploy)}"
-  line=$(applog | grep -E 'on trial|trial|reverted|started envmon' | tail -1 | sed 's/^[^]]*] *//')
-  echo "envmon trial       ${line:-none}"
+  "$bin/keel" app list 2>/dev/null | sed 's/^/  /' || true
+  echo "deployments (keeld: fetched and verified, on trial, confirmed or reverted):"
+  line=$(grep -E 'keeld: (deploy: |envmon: (version .* confirmed|trial))' "$dir/keeld.log" 2>/dev/null |
+    tail -3 | sed -e 's|keeld: deploy: http://[^ ]*/\([^/]*\)/manifest.kman: |\1: |' \
+      -e 's/keeld: //' -e 's/^/  /' || true)
+  echo "${line:-  none yet (demo/ctl.sh deploy)}"
   echo "---------------------------------------------------------------------------------------"
   echo "Try, from a second terminal in $top (ctl.sh prints each keel command it runs):"
   echo "  demo/ctl.sh set 23.5        set the desired targetTemperature (watch the ack and HVAC)"
