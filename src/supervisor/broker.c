@@ -524,6 +524,15 @@ bool sv_broker_handle(sv_daemon *d, sv_app *a)
     case KEEL_WIRE_CLOUD_OPEN:
         st = do_cloud_open(d, a, p, len, &fd);
         break;
+    case KEEL_WIRE_SERIAL_OPEN:
+    case KEEL_WIRE_GPIO_OPEN: {
+        char name[SV_DEV_NAME_MAX]; /* keel_wire_check: 1..31 bytes, no NUL */
+        memcpy(name, p, len);
+        name[len] = '\0';
+        st = h.op == KEEL_WIRE_SERIAL_OPEN ? sv_serial_open(d, a, name, &fd)
+                                           : sv_gpio_open(d, a, name, &fd);
+        break;
+    }
     case KEEL_WIRE_NOTIFY_REGISTER: {
         keel_wire_ring r;
         memcpy(&r, p, sizeof r);

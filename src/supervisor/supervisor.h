@@ -43,6 +43,28 @@ typedef enum sv_err {
 } sv_err;
 const char *keel_supervisor_err_name(sv_err e);
 
+/* Devices the device config names (docs/config.md, "serial" and "gpio"): an app's manifest
+ * lists the names it may use and keeld opens the device and hands the fd (devices.c). */
+#define SV_MAX_SERIAL 8
+#define SV_MAX_GPIO 16
+#define SV_DEV_NAME_MAX 32
+typedef struct sv_serial_port {
+    char name[SV_DEV_NAME_MAX];
+    char path[256];
+    uint32_t baud;     /* 0: leave the line settings as they are */
+    char parity;       /* 'N', 'E', 'O' */
+    uint8_t data_bits; /* 5..8 */
+    uint8_t stop_bits; /* 1, 2 */
+} sv_serial_port;
+typedef struct sv_gpio_line {
+    char name[SV_DEV_NAME_MAX];
+    char chip[256];    /* /dev/gpiochipN */
+    uint32_t line;     /* offset on that chip */
+    bool output;       /* direction; input otherwise */
+    bool active_low;
+    bool initial;      /* an output's value when requested */
+} sv_gpio_line;
+
 typedef struct sv_config {
     char state_dir[PATH_MAX]; /* keeld.sock, crashes/, logs/, data/, run/ */
     char store_dir[PATH_MAX]; /* installed packages, one directory per app */
@@ -62,6 +84,10 @@ typedef struct sv_config {
     bool allow_unsigned;      /* development only: install package directories unsigned */
     struct cJSON *cloud_json; /* the "cloud" section (keel_cloud_config_from_json), or NULL */
     char hardware[32];        /* this device's hardware id; releases for others are refused */
+    sv_serial_port serial[SV_MAX_SERIAL];
+    int nserial;
+    sv_gpio_line gpio[SV_MAX_GPIO];
+    int ngpio;
 } sv_config;
 
 /* Defaults, then the file's keys (docs/config.md, "keeld device config"). */
@@ -314,6 +340,14 @@ void sv_applog_line(const sv_daemon *d, sv_app *a, const char *src, const char *
                     size_t len);
 void sv_applog_output(const sv_daemon *d, sv_app *a, const char *buf, size_t len);
 int sv_applog_tail(const sv_daemon *d, const char *name, int lines, int fd);
+
+/* devices.c: the "serial" and "gpio" sections of the device config (root is the whole
+ * document; false with a message naming the key), and the fds handed to apps: opened when the
+ * app's manifest lists `name` (else KEEL_APP_ERR_DENIED) and the config has it (else
+ * KEEL_APP_ERR_NOT_FOUND). */
+bool sv_devices_config(sv_config *c, const struct cJSON *root, char *msg, size_t msglen);
+keel_app_status sv_serial_open(sv_daemon *d, sv_app *a, const char *name, int *fd);
+keel_app_status sv_gpio_open(sv_daemon *d, sv_app *a, const char *name, int *fd);
 
 /* broker.c: one request from an app's socket. Returns false when the socket closed. */
 bool sv_broker_handle(sv_daemon *d, sv_app *a);
