@@ -666,9 +666,15 @@ sv_err sv_app_install(sv_daemon *d, const char *src, char *msg, size_t msglen)
         free(img);
         if (e) {
             rm_tree(stage);
-            if (!old && slots) {
+            if (!(old && old->slots)) {
+                /* slots made by this install go again: a package without slots before stays
+                 * as it was, and no later start picks a version out of them */
                 struct sv_app tmp = {.slots = slots};
                 sv_slots_close(&tmp);
+                char sd[PATH_MAX];
+                if (sv_fmt(sd, sizeof sd, "%s/slots/%s", d->cfg.state_dir, m.name)) {
+                    rm_tree(sd);
+                }
             }
             return e;
         }
