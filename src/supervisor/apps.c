@@ -338,6 +338,7 @@ static void revert(sv_daemon *d, sv_app *a, const char *why)
         return;
     }
     keeld_line(d, a, "trial of %s failed (%s): reverted to %s", bad, why, a->m.version);
+    snprintf(a->reverted_from, sizeof a->reverted_from, "%s", bad); /* for keel app list */
     a->backoff_ms = d->cfg.backoff_initial_ms;
     a->deadline_ms = sv_now_ms();
     a->state = SV_BACKOFF; /* starts at the next tick */

@@ -54,10 +54,16 @@ static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off
 
 static bool cancelled(const keel_update_fetch_opts *o) { return o->cancel && *o->cancel; }
 
-static void pause_ms(uint32_t ms)
+/* A backoff pause, in slices so that a cancel is seen within SLICE_MS. */
+#define SLICE_MS 50u
+static void pause_ms(uint32_t ms, const keel_update_fetch_opts *o)
 {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0) {
+    while (ms > 0 && !cancelled(o)) {
+        uint32_t step = ms < SLICE_MS ? ms : SLICE_MS;
+        struct timespec ts = {0, (long)step * 1000000L};
+        while (nanosleep(&ts, &ts) != 0) {
+        }
+        ms -= step;
     }
 }
 
@@ -121,7 +127,7 @@ static keel_update_err fetch_manifest(CURL *c, const char *url, const keel_updat
         }
         st->retries++;
         pause_ms(keel_update_backoff_ms(attempt, o->backoff_base_ms, o->backoff_max_ms,
-                                        randombytes_random()));
+                                        randombytes_random()), o);
     }
 }
 
@@ -207,7 +213,7 @@ keel_update_err keel_update_fetch(keel_update_agent *a, const char *manifest_url
             }
             st->retries++;
             pause_ms(keel_update_backoff_ms(attempt, o.backoff_base_ms, o.backoff_max_ms,
-                                            randombytes_random()));
+                                            randombytes_random()), &o);
         }
         e = keel_update_chunk(a, req.index, chunk, req.length, err);
         if (e != KEEL_UPDATE_OK) {
