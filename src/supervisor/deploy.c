@@ -49,6 +49,7 @@
 #define SV_DEPLOY_TIMEOUT_S 30L
 #define SV_DEPLOY_REPORT_MS 500   /* progress reported at most this often */
 #define SV_MAX_PROBES 4
+#define SV_DEPLOY_BATCH (1u << 20)     /* bytes of chunks stored per sync (keel_update_fetch) */
 #define SV_DEPLOY_RETRIES 8            /* failed attempts before "failed" */
 #define SV_DEPLOY_RETRY_MIN_MS 1000u   /* first pause; doubles, jittered in [d/2, d] */
 #define SV_DEPLOY_RETRY_MAX_MS 300000u
@@ -196,8 +197,10 @@ static void on_progress(void *ctx, uint32_t done, uint32_t total)
 static void *fetch_main(void *arg)
 {
     sv_deploy *j = arg;
+    /* chunks stored in runs of up to 1 MiB: one sync and one record commit each */
     keel_update_fetch_opts o = {.progress = on_progress, .progress_ctx = j, .cancel = &j->cancel,
-                                .backoff_base_ms = 100, .backoff_max_ms = 5000};
+                                .backoff_base_ms = 100, .backoff_max_ms = 5000,
+                                .batch_bytes = SV_DEPLOY_BATCH};
     j->result = keel_update_fetch(j->agent, j->url, &o, &j->stats, &j->err);
     atomic_store(&j->done, true);
     return NULL;
