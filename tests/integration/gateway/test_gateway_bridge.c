@@ -4,7 +4,8 @@
  * its verifying bootloader); keel-gateway builds and checks every MODBUS frame and sends them
  * as ADUs over the bridge channel. The gateway's readings must match the world's room, a
  * 60 KB signed firmware push through the line driver must leave the sensor running it, and a
- * forged image must be refused before a record is sent.
+ * forged image must be refused before a record is sent; an image behind a URL (a real nginx)
+ * is fetched and pushed the same way.
  *
  * Then keel-sim under keeld's hand-over ($KEEL_RT_CHANNEL_FD, both apps' ends on one
  * SEQPACKET socket, as src/supervisor/broker.c sends them): each end must reach the service
@@ -34,6 +35,7 @@
 #include "gateway_bus.h"
 #include "keel/icc.h"
 #include "keel/manifest.h"
+#include "nginx_site.h"
 
 #define SENSOR_COMP "5d2c8e41-0b7a-4f3e-9c16-7a8b9c0d1e2f"
 #define RT_ID "9c1b7e22-5f4a-4d83-b0e6-2a7c3d9f8e10"
@@ -262,11 +264,33 @@ static void test_gateway_polls_and_updates_through_the_rt_line_driver(void **sta
     }
     assert_true(seen);
 
-    /* a forged image: refused before a record is sent, the sensor keeps 1.1.0 */
+    /* from a URL (nginx): fetched, verified and pushed the same way */
+    kf_proc web;
+    uint16_t web_port = 0;
+    char site[700];
+    snprintf(site, sizeof site, "%s/site", dir);
+    assert_int_equal(mkdir(site, 0700), 0);
+    sign("1.2.0", at(0, "sensor.sec"), at(1, "site/fw-1.2.0.kimg"));
+    assert_int_equal(nginx_site_start(&web, dir, site, &web_port), 0);
+    snprintf(spec, sizeof spec, "2:http://127.0.0.1:%u/fw-1.2.0.kimg", web_port);
+    rc = gateway("--update-sensor", spec, out, sizeof out);
+    if (rc != 0) {
+        fprintf(stderr, "%s\n", out);
+    }
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "200 {\"unit\":2,\"version\":\"1.2.0\""));
+    /* a URL that is not there: 502 with the HTTP status, nothing pushed */
+    snprintf(spec, sizeof spec, "2:http://127.0.0.1:%u/missing.kimg", web_port);
+    rc = gateway("--update-sensor", spec, out, sizeof out);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(out, "502 {\"unit\":2,\"error\":\"HTTP 404\"}"));
+    kf_stop(&web, 1000);
+
+    /* a forged image: refused before a record is sent, the sensor keeps 1.2.0 */
     snprintf(spec, sizeof spec, "2:%s", at(1, "fw-forged.kimg"));
     rc = gateway("--update-sensor", spec, out, sizeof out);
     assert_int_equal(rc, 4);
-    assert_non_null(strstr(out, "422 {\"unit\":2,\"version\":\"1.1.0\""));
+    assert_non_null(strstr(out, "422 {\"unit\":2,\"version\":\"1.2.0\""));
     assert_non_null(strstr(out, "not trusted"));
 
     assert_true(kf_running(&sim));
