@@ -7,7 +7,10 @@
 #   - `keel cloud call ... gateway.updateSensorFirmware` (a real TLS mosquitto, keeld's cloud
 #     link) pushes a signed 60 KB image through the RT core's line driver and the sensor runs
 #     it (200, version 1.1.0), and a forged image is refused (422);
-#   - telemetry from the gateway reached the broker through keeld.
+#   - telemetry from the gateway reached the broker through keeld, and kept coming while a
+#     push ran (the push reports its progress as the reported property sensorUpdate);
+#   - an image behind a URL (a real nginx) is fetched through keeld's http tunnel (the
+#     manifest allows the host) and pushed.
 # Unsanitized trees only: sanitizer runtimes cannot run in keeld's sandbox.
 # usage: keeld_gateway.sh BIN_DIR SOURCE_DIR WORK_DIR
 set -euo pipefail
@@ -73,7 +76,7 @@ cat >"$dir/operator.json" <<JSON
  "ca": "$pki/ca.pem", "cert": "$pki/operator.pem", "key": "$pki/operator.key"}
 JSON
 mosquitto_sub -h 127.0.0.1 -p "$port" --cafile "$pki/ca.pem" --cert "$pki/operator.pem" \
-  --key "$pki/operator.key" -i "gw-keeld-$$" -v -t "$prefix/$device/messages/events/#" \
+  --key "$pki/operator.key" -i "gw-keeld-$$" -v -t "$prefix/$device/#" \
   >"$dir/telemetry.log" 2>/dev/null &
 pids+=("$!")
 
@@ -90,6 +93,22 @@ sign() { # version key out
 sign 1.0.0 "$fw/sensor.sec" "$fw/fw-1.0.0.kimg"
 sign 1.1.0 "$fw/sensor.sec" "$fw/fw-1.1.0.kimg"
 sign 9.9.9 "$fw/rogue.sec" "$fw/fw-forged.kimg"
+mkdir -p "$dir/site"
+sign 1.2.0 "$fw/sensor.sec" "$dir/site/fw-1.2.0.kimg"
+
+# ---- a web server with the 1.2.0 image ----
+web_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat >"$dir/nginx.conf" <<CONF
+daemon off; master_process off; worker_processes 1; pid $dir/nginx.pid;
+error_log $dir/nginx-error.log;
+events { worker_connections 64; }
+http { access_log $dir/nginx-access.log; client_body_temp_path $dir; proxy_temp_path $dir;
+  fastcgi_temp_path $dir; uwsgi_temp_path $dir; scgi_temp_path $dir;
+  server { listen 127.0.0.1:$web_port; root $dir/site; } }
+CONF
+nginx -c "$dir/nginx.conf" -p "$dir" >"$dir/nginx.out" 2>&1 &
+pids+=("$!")
+wait_for 10 "nginx" bash -c "exec 3<>/dev/tcp/127.0.0.1/$web_port"
 
 # ---- keeld with its cloud link ----
 export KEEL_SOCKET=$dir/keeld/keeld.sock
@@ -114,7 +133,9 @@ pkg() { # name exe manifest args-json files...: pack a signed package and instal
   local name=$1 exe=$2 manifest=$3 args=$4 p=$dir/packages/$1
   shift 4
   mkdir -p "$p/bin" && cp "$bin/$exe" "$p/bin/" && cp "$@" "$p/"
-  jq --arg exe "bin/$exe" --argjson args "$args" '. + {exec: $exe, args: $args}' \
+  jq --arg exe "bin/$exe" --argjson args "$args" --arg web "127.0.0.1:$web_port" \
+    '. + {exec: $exe, args: $args}
+     | if .kind == "app" then .capabilities.cloud.http = [$web] else . end' \
     "$manifest" >"$p/app_manifest.json"
   "$bin/keel" app pack --key "$dir/keys/dev.sec" "$p" "$p.kpkg" >/dev/null
   "$bin/keel" app install "$p.kpkg" >/dev/null
@@ -128,7 +149,7 @@ cat >"$dir/gateway.json" <<JSON
  ]}
 JSON
 pkg envmon-rt keel-sim "$top/firmware/apps/envmon/app_manifest.json" \
-  "[\"--state=/data\", \"--status=/data/world.json\", \"--speed=20\", \"--temp=21\",
+  "[\"--state=/data\", \"--status=/data/world.json\", \"--speed=5\", \"--temp=21\",
     \"--sensor-key=/app/sensor.pub\", \"--sensor-image=/app/fw-1.0.0.kimg\",
     \"--sensor-component=$sensor_comp\"]" \
   "$fw/sensor.pub" "$fw/fw-1.0.0.kimg"
@@ -167,9 +188,23 @@ log "updateSensorFirmware 1.1.0: $out"
 grep -q '"version":"1.1.0"' <<<"$out" && grep -q 'running the new image' <<<"$out" ||
   fail "the signed update did not run"
 wait_for 10 "the sensor on 1.1.0 in the world" jq -e '.modbus.sensorFirmware == "1.1.0"' "$world"
+# polling went on during the push: telemetry between its first progress report and its end
+wait_for 10 "the update's final progress report" grep -q '"state":"done"' "$dir/telemetry.log"
+during=$(awk '/sensorUpdate/ && /"state":"pushing"/ {on=1} /"state":"done"/ {on=0}
+              on && /messages\/events/ && /supplyAirTemperature/ {n++} END {print n+0}' "$dir/telemetry.log")
+((during >= 1)) || fail "no telemetry while the push ran"
+log "telemetry messages while the push ran: $during (progress reported as sensorUpdate)"
+out=$(call "{\"unit\": 2, \"url\": \"http://127.0.0.1:$web_port/fw-1.2.0.kimg\"}")
+log "updateSensorFirmware from a URL through keeld's tunnel: $out"
+grep -q '"version":"1.2.0"' <<<"$out" && grep -q 'running the new image' <<<"$out" ||
+  fail "the update from a URL did not run"
+grep -q 'GET /fw-1.2.0.kimg' "$dir/nginx-access.log" || fail "nginx never served the image"
 out=$(call '{"unit": 2, "image": "/app/fw-forged.kimg"}')
 log "updateSensorFirmware forged: $out"
 grep -q '422' <<<"$out" && grep -q 'not trusted' <<<"$out" || fail "the forged image was not refused"
+out=$(call "{\"unit\": 2, \"url\": \"http://127.0.0.2:$web_port/fw-1.2.0.kimg\"}")
+log "updateSensorFirmware from a host the manifest does not name: $out"
+grep -q '403' <<<"$out" || fail "a tunnel to a host the manifest does not name was not refused"
 jq -e '.rs485.collisions == 0 and .bridge.sent > 200' "$world" >/dev/null ||
   fail "the bus: $(jq -c '.rs485, .bridge' "$world")"
 log "world: $(jq -c '{rs485, bridge, sensor: .modbus.sensorFirmware}' "$world")"
