@@ -61,8 +61,8 @@ static int already_connected(void *arg, curl_socket_t fd, curlsocktype purpose)
     return CURL_SOCKOPT_ALREADY_CONNECTED;
 }
 
-uint8_t *gateway_fetch(const char *url, int tunnel_fd, const char *ca_file, size_t max,
-                       size_t *len, int *status, char *msg, size_t cap)
+uint8_t *gateway_fetch(const char *url, int tunnel_fd, const char *ca_file, size_t max, size_t *len,
+                       int *status, char *msg, size_t cap)
 {
     char target[300];
     if (gateway_url_target(url, target, sizeof target) != 0) {
@@ -119,8 +119,8 @@ uint8_t *gateway_fetch(const char *url, int tunnel_fd, const char *ca_file, size
         } else if (code >= 400) {
             snprintf(msg, cap, "HTTP %ld", code);
         } else {
-            snprintf(msg, cap, "%s", rc != CURLE_OK ? (err[0] ? err : curl_easy_strerror(rc))
-                                                    : "empty body");
+            snprintf(msg, cap, "%s",
+                     rc != CURLE_OK ? (err[0] ? err : curl_easy_strerror(rc)) : "empty body");
         }
         free(s.buf);
         return NULL;

@@ -17,7 +17,7 @@ int gateway_url_target(const char *url, char *out, size_t cap);
  * connected stream to the URL's host to use instead of connecting (taken: closed). ca_file:
  * the CA for https, NULL for the system's. NULL on failure with "why" in msg and an
  * HTTP-like status in *status (400 bad URL, 413 too big, 502 the fetch failed). */
-uint8_t *gateway_fetch(const char *url, int tunnel_fd, const char *ca_file, size_t max,
-                       size_t *len, int *status, char *msg, size_t cap);
+uint8_t *gateway_fetch(const char *url, int tunnel_fd, const char *ca_file, size_t max, size_t *len,
+                       int *status, char *msg, size_t cap);
 
 #endif

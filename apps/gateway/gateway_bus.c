@@ -215,8 +215,8 @@ keel_modbus_err gateway_bus_transact(gateway_bus *b, uint8_t unit, const uint8_t
     return e;
 }
 
-keel_modbus_err gateway_bus_read_registers(gateway_bus *b, uint8_t unit, uint8_t fc,
-                                           uint16_t addr, uint16_t count, uint16_t *regs)
+keel_modbus_err gateway_bus_read_registers(gateway_bus *b, uint8_t unit, uint8_t fc, uint16_t addr,
+                                           uint16_t count, uint16_t *regs)
 {
     uint8_t req[8], rsp[KEEL_MODBUS_MAX_PDU];
     size_t req_len = 0, rsp_len = 0;

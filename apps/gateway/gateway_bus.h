@@ -39,8 +39,8 @@ void gateway_bus_set_timeout(gateway_bus *b, uint32_t timeout_us);
 uint8_t gateway_bus_last_exception(const gateway_bus *b);
 
 /* Reads `count` registers with FC 3 or 4. */
-keel_modbus_err gateway_bus_read_registers(gateway_bus *b, uint8_t unit, uint8_t fc,
-                                           uint16_t addr, uint16_t count, uint16_t *regs);
+keel_modbus_err gateway_bus_read_registers(gateway_bus *b, uint8_t unit, uint8_t fc, uint16_t addr,
+                                           uint16_t count, uint16_t *regs);
 keel_modbus_err gateway_bus_write_registers(gateway_bus *b, uint8_t unit, uint16_t addr,
                                             uint16_t count, const uint16_t *regs);
 

@@ -133,8 +133,9 @@ static int start_update(gateway *g, const cJSON *req, char *body, size_t cap)
     }
     if (!cJSON_IsNumber(unit) || unit->valuedouble < 1 || unit->valuedouble > 247 ||
         (cJSON_IsString(image) == cJSON_IsString(url))) {
-        snprintf(body, cap, "{\"error\":\"expected unit (1..247) and one of image (a path on the "
-                            "gateway) or url (http or https)\"}");
+        snprintf(body, cap,
+                 "{\"error\":\"expected unit (1..247) and one of image (a path on the "
+                 "gateway) or url (http or https)\"}");
         return 400;
     }
     if (g->job.running) {
@@ -240,9 +241,9 @@ static void service_job(gateway *g)
             KEEL_CLOUD_OK) {
         say("method updateSensorFirmware: answer not accepted");
     }
-    if (g->app && g->pending_id && keel_app_method_answer(g->app, g->pending_id, g->job.status,
-                                                          g->job.body,
-                                                          strlen(g->job.body)) != KEEL_APP_OK) {
+    if (g->app && g->pending_id &&
+        keel_app_method_answer(g->app, g->pending_id, g->job.status, g->job.body,
+                               strlen(g->job.body)) != KEEL_APP_OK) {
         say("method updateSensorFirmware: answer not accepted");
     }
     g->pending_rid[0] = '\0';
@@ -370,14 +371,14 @@ static keel_modbus_err open_bus(gateway *g)
         keel_modbus_serial_opts o = {.line = line, .rs485 = m->rs485};
         e = keel_modbus_client_serial(m->target, &o, &c);
     } else {
-    char host[128];
-    snprintf(host, sizeof host, "%s", m->target);
-    char *colon = strrchr(host, ':');
-    const char *port = "502";
-    if (colon) {
-        *colon = '\0';
-        port = colon + 1;
-    }
+        char host[128];
+        snprintf(host, sizeof host, "%s", m->target);
+        char *colon = strrchr(host, ':');
+        const char *port = "502";
+        if (colon) {
+            *colon = '\0';
+            port = colon + 1;
+        }
         e = keel_modbus_client_tcp(host, port, m->bus == GATEWAY_BUS_RTU_OVER_TCP, &c);
     }
     if (e != KEEL_MODBUS_OK) {
@@ -418,7 +419,7 @@ static size_t poll_all(gateway *g, char *json, size_t cap)
             failed++;
             if ((e == KEEL_MODBUS_ERR_CLOSED || e == KEEL_MODBUS_ERR_IO) &&
                 !(g->job.running && g->job_bus == g->bus)) { /* never under a running push */
-                gateway_bus_close(g->bus); /* reopen at the next poll */
+                gateway_bus_close(g->bus);                   /* reopen at the next poll */
                 g->bus = NULL;
                 failed += g->map.n_points - i - 1;
                 break;

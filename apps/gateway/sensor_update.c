@@ -53,8 +53,7 @@ static int l_write_file(void *ctx, uint16_t file, uint16_t record, uint16_t coun
     if (keel_modbus_req_write_file(&ref, 1, req, sizeof req, &req_len) != KEEL_MODBUS_OK) {
         return -1;
     }
-    return result(
-        l, gateway_bus_transact(l->c, l->unit, req, req_len, rsp, sizeof rsp, &rsp_len));
+    return result(l, gateway_bus_transact(l->c, l->unit, req, req_len, rsp, sizeof rsp, &rsp_len));
 }
 
 static int l_version(void *ctx, char *out, size_t cap)
@@ -65,8 +64,7 @@ static int l_version(void *ctx, char *out, size_t cap)
     if (keel_modbus_req_device_id(4, 2, req, sizeof req, &req_len) != KEEL_MODBUS_OK) {
         return -1;
     }
-    int r = result(
-        l, gateway_bus_transact(l->c, l->unit, req, req_len, rsp, sizeof rsp, &rsp_len));
+    int r = result(l, gateway_bus_transact(l->c, l->unit, req, req_len, rsp, sizeof rsp, &rsp_len));
     if (r != 0) {
         return r;
     }

@@ -37,9 +37,9 @@ int gateway_sensor_push(gateway_bus *c, uint8_t unit, const uint8_t *image, size
  * progress and reaps the job when done is set, then answers the method with status/body. */
 typedef struct gateway_push_job {
     pthread_t thread;
-    bool running;         /* started and not yet reaped (main thread only) */
-    atomic_bool done;     /* set by the job when status and body are final */
-    atomic_bool fetched;  /* the image is in memory (at once for a file; after a URL's GET) */
+    bool running;        /* started and not yet reaped (main thread only) */
+    atomic_bool done;    /* set by the job when status and body are final */
+    atomic_bool fetched; /* the image is in memory (at once for a file; after a URL's GET) */
     atomic_uint sent, total;
     gateway_bus *bus;
     uint8_t unit;

@@ -276,8 +276,8 @@ static void after_frame(void *ctx)
 
 static world_err bus_create(const world_config *cfg)
 {
-    W.line = (keel_modbus_line){cfg->bus_baud ? cfg->bus_baud : 115200u, 8,
-                                KEEL_MODBUS_PARITY_EVEN, 1};
+    W.line =
+        (keel_modbus_line){cfg->bus_baud ? cfg->bus_baud : 115200u, 8, KEEL_MODBUS_PARITY_EVEN, 1};
     sim_rs485_init(&W.bus);
     W.have_bus = true;
     sim_uart_init(&W.uart, "rt-core", &W.line);

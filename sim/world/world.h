@@ -46,10 +46,10 @@ typedef struct world_config {
     /* The RS485 bus: NULL for none. The sensors' models (not taken: the caller closes it
      * after world_destroy). */
     struct fieldbus *bus;
-    uint32_t bus_baud;            /* default 115200 (8E1) */
-    uint32_t room_latency_us;     /* unit 1's reply latency, default 1500 */
-    uint32_t supply_latency_us;   /* unit 2's, default 4000 */
-    keel_icc_end *bridge_end;     /* the gateway's channel, RT end (taken); NULL: no bridge */
+    uint32_t bus_baud;          /* default 115200 (8E1) */
+    uint32_t room_latency_us;   /* unit 1's reply latency, default 1500 */
+    uint32_t supply_latency_us; /* unit 2's, default 4000 */
+    keel_icc_end *bridge_end;   /* the gateway's channel, RT end (taken); NULL: no bridge */
 } world_config;
 
 world_config world_config_default(void);
@@ -67,7 +67,7 @@ typedef struct world_status {
     /* the RS485 bus and the bridge (zero without them) */
     bool bus, bridge;
     uint32_t bridge_requests, bridge_sent, bridge_timeouts, bridge_line_errors, bridge_refused;
-    int bridge_chan_err;        /* keel_icc_err that stopped the bridge thread */
+    int bridge_chan_err; /* keel_icc_err that stopped the bridge thread */
     uint64_t bus_chars, bus_collisions, bus_garbled;
     uint64_t room_replies, supply_replies;
 } world_status;

@@ -87,9 +87,9 @@ static void sign(const char *version, const char *key, const char *out)
         fputc((i * 7919) & 0xff, f);
     }
     fclose(f);
-    char *argv[] = {(char *)keel_exe, "image",       "sign",    "--key",
+    char *argv[] = {(char *)keel_exe, "image",       "sign",      "--key",
                     (char *)key,      "--component", SENSOR_COMP, "--version",
-                    (char *)version,  "--counter",   "1",       bin,
+                    (char *)version,  "--counter",   "1",         bin,
                     (char *)out,      NULL};
     assert_int_equal(run("keel-sign", argv, at(7, "keel.log")), 0);
 }
@@ -110,15 +110,16 @@ static int setup(void **state)
     sign("9.9.9", at(0, "rogue.sec"), at(1, "fw-forged.kimg"));
     FILE *f = fopen(at(0, "gateway.json"), "w");
     assert_non_null(f);
-    fprintf(f, "{\"bus\": {\"rt_bridge\": \"%s\"}, \"period_ms\": 500, \"points\": [\n"
-               " {\"name\": \"roomTemperature\", \"unit\": 1, \"function\": 4, \"address\": 0,"
-               "  \"scale\": 0.01, \"signed\": true},\n"
-               " {\"name\": \"roomHumidity\", \"unit\": 1, \"function\": 4, \"address\": 1,"
-               "  \"scale\": 0.01},\n"
-               " {\"name\": \"roomPressure\", \"unit\": 1, \"function\": 4, \"address\": 2,"
-               "  \"scale\": 0.1},\n"
-               " {\"name\": \"supplyAirTemperature\", \"unit\": 2, \"function\": 4,"
-               "  \"address\": 0, \"scale\": 0.01, \"signed\": true}]}\n",
+    fprintf(f,
+            "{\"bus\": {\"rt_bridge\": \"%s\"}, \"period_ms\": 500, \"points\": [\n"
+            " {\"name\": \"roomTemperature\", \"unit\": 1, \"function\": 4, \"address\": 0,"
+            "  \"scale\": 0.01, \"signed\": true},\n"
+            " {\"name\": \"roomHumidity\", \"unit\": 1, \"function\": 4, \"address\": 1,"
+            "  \"scale\": 0.01},\n"
+            " {\"name\": \"roomPressure\", \"unit\": 1, \"function\": 4, \"address\": 2,"
+            "  \"scale\": 0.1},\n"
+            " {\"name\": \"supplyAirTemperature\", \"unit\": 2, \"function\": 4,"
+            "  \"address\": 0, \"scale\": 0.01, \"signed\": true}]}\n",
             RT_ID);
     fclose(f);
     char st[700];
@@ -165,9 +166,16 @@ static int gateway(char *extra1, char *extra2, char *out, size_t cap)
 {
     const char *log = at(5, "gateway.out");
     unlink(log);
-    char *argv[] = {(char *)gw_exe,   "--config",  (char *)at(2, "gateway.json"), "--rt-socket",
-                    (char *)at(3, "bridge.sock"), "--sensor-key", (char *)at(4, "sensor.pub"),
-                    extra1, extra2, NULL};
+    char *argv[] = {(char *)gw_exe,
+                    "--config",
+                    (char *)at(2, "gateway.json"),
+                    "--rt-socket",
+                    (char *)at(3, "bridge.sock"),
+                    "--sensor-key",
+                    (char *)at(4, "sensor.pub"),
+                    extra1,
+                    extra2,
+                    NULL};
     int rc = run("keel-gateway", argv, log);
     FILE *f = fopen(log, "r");
     assert_non_null(f);
@@ -192,11 +200,28 @@ static const char *line_starting(const char *text, char c)
 static void test_gateway_polls_and_updates_through_the_rt_line_driver(void **state)
 {
     (void)state;
-    char *argv[] = {(char *)sim_exe, "--bridge-socket", (char *)at(3, "bridge.sock"),
-                    "--gateway-manifest", NULL, "--rt-manifest", NULL, "--state", NULL,
-                    "--status", (char *)at(6, "world.json"), "--speed", "20", "--temp", "21",
-                    "--sensor-key", (char *)at(4, "sensor.pub"), "--sensor-image",
-                    (char *)at(1, "fw-1.0.0.kimg"), "--sensor-component", SENSOR_COMP, NULL};
+    char *argv[] = {(char *)sim_exe,
+                    "--bridge-socket",
+                    (char *)at(3, "bridge.sock"),
+                    "--gateway-manifest",
+                    NULL,
+                    "--rt-manifest",
+                    NULL,
+                    "--state",
+                    NULL,
+                    "--status",
+                    (char *)at(6, "world.json"),
+                    "--speed",
+                    "20",
+                    "--temp",
+                    "21",
+                    "--sensor-key",
+                    (char *)at(4, "sensor.pub"),
+                    "--sensor-image",
+                    (char *)at(1, "fw-1.0.0.kimg"),
+                    "--sensor-component",
+                    SENSOR_COMP,
+                    NULL};
     char gm[700], rm[700], st[700];
     snprintf(gm, sizeof gm, "%s/apps/gateway/app_manifest.json", kf_source_dir());
     snprintf(rm, sizeof rm, "%s/firmware/apps/envmon/app_manifest.json", kf_source_dir());
@@ -341,7 +366,7 @@ static void test_keeld_hand_over_routes_each_end_by_partner(void **state)
     uint16_t regs[3];
     assert_int_equal(gateway_bus_read_registers(b, 1, 4, 0, 3, regs), KEEL_MODBUS_OK);
     assert_true(abs((int16_t)regs[0] - 2000) < 20); /* 20 C, drifting slowly */
-    assert_true(regs[2] > 9000 && regs[2] < 11000);  /* hPa x 10 */
+    assert_true(regs[2] > 9000 && regs[2] < 11000); /* hPa x 10 */
     /* an exception comes back through the master's checks: unit 1 has 3 input registers */
     assert_int_equal(gateway_bus_read_registers(b, 1, 4, 2, 2, regs), KEEL_MODBUS_ERR_EXCEPTION);
     assert_int_equal(gateway_bus_last_exception(b), KEEL_MODBUS_EXC_ILLEGAL_DATA_ADDRESS);

@@ -114,8 +114,7 @@ static uint32_t send_req(side *s, uint16_t type, const void *data, size_t len)
 }
 
 /* The reply to corr if it is there (false if not yet). */
-static bool take_reply(side *s, uint32_t corr, uint16_t want, uint8_t *out, size_t cap,
-                       size_t *len)
+static bool take_reply(side *s, uint32_t corr, uint16_t want, uint8_t *out, size_t cap, size_t *len)
 {
     keel_icc_msg m;
     bool ring = false;
