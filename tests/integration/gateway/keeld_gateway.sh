@@ -11,10 +11,11 @@
 #     push ran (the push reports its progress as the reported property sensorUpdate);
 #   - an image behind a URL (a real nginx) is fetched through keeld's http tunnel (the
 #     manifest allows the host) and pushed.
-# Unsanitized trees only: sanitizer runtimes cannot run in keeld's sandbox.
-# usage: keeld_gateway.sh BIN_DIR SOURCE_DIR WORK_DIR
+# The packaged programs must be unsanitized (sanitizer runtimes cannot run in keeld's
+# sandbox): APP_BIN_DIR holds them (default BIN_DIR); keeld and the tools come from BIN_DIR.
+# usage: keeld_gateway.sh BIN_DIR SOURCE_DIR WORK_DIR [APP_BIN_DIR]
 set -euo pipefail
-bin=$1 top=$2 dir=$3
+bin=$1 top=$2 dir=$3 app_bin=${4:-$1}
 rm -rf "$dir" && mkdir -p "$dir"
 pids=()
 cleanup() {
@@ -132,7 +133,7 @@ wait_for 10 "keeld" test -S "$KEEL_SOCKET"
 pkg() { # name exe manifest args-json files...: pack a signed package and install it
   local name=$1 exe=$2 manifest=$3 args=$4 p=$dir/packages/$1
   shift 4
-  mkdir -p "$p/bin" && cp "$bin/$exe" "$p/bin/" && cp "$@" "$p/"
+  mkdir -p "$p/bin" && cp "$app_bin/$exe" "$p/bin/" && cp "$@" "$p/"
   jq --arg exe "bin/$exe" --argjson args "$args" --arg web "127.0.0.1:$web_port" \
     '. + {exec: $exe, args: $args}
      | if .kind == "app" then .capabilities.cloud.http = [$web] else . end' \
