@@ -206,7 +206,17 @@ grep -q '422' <<<"$out" && grep -q 'not trusted' <<<"$out" || fail "the forged i
 out=$(call "{\"unit\": 2, \"url\": \"http://127.0.0.2:$web_port/fw-1.2.0.kimg\"}")
 log "updateSensorFirmware from a host the manifest does not name: $out"
 grep -q '403' <<<"$out" || fail "a tunnel to a host the manifest does not name was not refused"
-jq -e '.rs485.collisions == 0 and .bridge.sent > 200' "$world" >/dev/null ||
+# the RT loader restarted: the gateway's channel hangs up, it opens the new one through keeld
+"$bin/keel" app stop envmon-rt >/dev/null
+wait_for 10 "envmon-rt stopped" bash -c "'$bin/keel' app list | awk '\$1 == \"envmon-rt\" && \$3 == \"stopped\" {f=1} END {exit !f}'"
+"$bin/keel" app start envmon-rt >/dev/null
+reopened() { (($("$bin/keel" app logs gateway 200 | grep -c "through the bridge channel") >= 2)); }
+wait_for 20 "the gateway re-opening its bridge channel" reopened
+polls=$(jq .polls "$gw")
+wait_for 10 "polls answered after the restart" \
+  bash -c "(( \$(jq .polls '$gw') > $polls + 2 )) && jq -e '.last.errors != null and .last.roomTemperature != null' '$gw'"
+log "the RT loader restarted; the gateway re-opened its channel through keeld and polls again"
+jq -e '.rs485.collisions == 0 and .bridge.sent > 0' "$world" >/dev/null ||
   fail "the bus: $(jq -c '.rs485, .bridge' "$world")"
 log "world: $(jq -c '{rs485, bridge, sensor: .modbus.sensorFirmware}' "$world")"
 log PASS
