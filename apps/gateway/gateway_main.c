@@ -451,9 +451,11 @@ static void write_status(gateway *g, const char *path, const char *last)
     char *u = cJSON_PrintUnformatted(upd);
     fprintf(f,
             "{\"bus\":\"%s\",\"polls\":%llu,\"sent\":%llu,\"cloud\":\"%s\",\"last\":%s,"
-            "\"lastSensorUpdate\":%s}\n",
+            "\"lastSensorUpdate\":%s,\"sensorUpdate\":{\"running\":%s,\"unit\":%u,"
+            "\"sent\":%u,\"total\":%u}}\n",
             g->bus ? "open" : "closed", (unsigned long long)g->polls, (unsigned long long)g->sent,
-            g->cloud_state, last, u ? u : "\"\"");
+            g->cloud_state, last, u ? u : "\"\"", g->job.running ? "true" : "false",
+            g->job.unit, atomic_load(&g->job.sent), atomic_load(&g->job.total));
     cJSON_free(u);
     cJSON_Delete(upd);
     if (fclose(f) == 0) {
