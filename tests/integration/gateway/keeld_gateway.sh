@@ -131,7 +131,7 @@ pids+=("$!")
 wait_for 10 "keeld" test -S "$KEEL_SOCKET"
 
 pkg() { # name exe manifest args-json files...: pack a signed package and install it
-  local name=$1 exe=$2 manifest=$3 args=$4 p=$dir/packages/$1
+  local exe=$2 manifest=$3 args=$4 p=$dir/packages/$1
   shift 4
   mkdir -p "$p/bin" && cp "$app_bin/$exe" "$p/bin/" && cp "$@" "$p/"
   jq --arg exe "bin/$exe" --argjson args "$args" --arg web "127.0.0.1:$web_port" \
@@ -186,7 +186,7 @@ call() {
 }
 out=$(call '{"unit": 2, "image": "/app/fw-1.1.0.kimg"}')
 log "updateSensorFirmware 1.1.0: $out"
-grep -q '"version":"1.1.0"' <<<"$out" && grep -q 'running the new image' <<<"$out" ||
+{ grep -q '"version":"1.1.0"' <<<"$out" && grep -q 'running the new image' <<<"$out"; } ||
   fail "the signed update did not run"
 wait_for 10 "the sensor on 1.1.0 in the world" jq -e '.modbus.sensorFirmware == "1.1.0"' "$world"
 # polling went on during the push: telemetry between its first progress report and its end
@@ -197,12 +197,12 @@ during=$(awk '/sensorUpdate/ && /"state":"pushing"/ {on=1} /"state":"done"/ {on=
 log "telemetry messages while the push ran: $during (progress reported as sensorUpdate)"
 out=$(call "{\"unit\": 2, \"url\": \"http://127.0.0.1:$web_port/fw-1.2.0.kimg\"}")
 log "updateSensorFirmware from a URL through keeld's tunnel: $out"
-grep -q '"version":"1.2.0"' <<<"$out" && grep -q 'running the new image' <<<"$out" ||
+{ grep -q '"version":"1.2.0"' <<<"$out" && grep -q 'running the new image' <<<"$out"; } ||
   fail "the update from a URL did not run"
 grep -q 'GET /fw-1.2.0.kimg' "$dir/nginx-access.log" || fail "nginx never served the image"
 out=$(call '{"unit": 2, "image": "/app/fw-forged.kimg"}')
 log "updateSensorFirmware forged: $out"
-grep -q '422' <<<"$out" && grep -q 'not trusted' <<<"$out" || fail "the forged image was not refused"
+{ grep -q '422' <<<"$out" && grep -q 'not trusted' <<<"$out"; } || fail "the forged image was not refused"
 out=$(call "{\"unit\": 2, \"url\": \"http://127.0.0.2:$web_port/fw-1.2.0.kimg\"}")
 log "updateSensorFirmware from a host the manifest does not name: $out"
 grep -q '403' <<<"$out" || fail "a tunnel to a host the manifest does not name was not refused"
