@@ -18,6 +18,7 @@
 #define KEEL_SIM_WORLD_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "envmon_proto.h"
@@ -70,6 +71,7 @@ typedef struct world_status {
     int bridge_chan_err; /* keel_icc_err that stopped the bridge thread */
     uint64_t bus_chars, bus_collisions, bus_garbled;
     uint64_t room_replies, supply_replies;
+    uint32_t serial_frames, serial_timeouts; /* the serial server's (keel-sim's TCP port) */
 } world_status;
 
 /* Creates the simulation, restores or initialises the room, maps the channel end `rt_end`
@@ -80,6 +82,13 @@ KEEL_NODISCARD world_err world_create(const world_config *cfg, keel_icc_end *rt_
 void world_run_until_us(uint64_t t_us);
 uint64_t world_now_us(void);
 void world_status_get(world_status *out);
+/* The bus's serial server (a second master node: what keel-sim's --modbus-port puts behind
+ * its TCP port, sim/devices/serial_master.h): queues a whole RTU frame, sent once the line is
+ * idle, the reply collected until t3.5 of silence or timeout_us. false while one is in
+ * progress, or without a bus. take: true once, when it finished (status: sim_serial_status,
+ * 0 = a reply of *len bytes). */
+bool world_serial_submit(const uint8_t *frame, size_t len, uint32_t timeout_us);
+bool world_serial_take(uint8_t *out, size_t cap, size_t *len, int *status);
 /* Saves the room (if a state dir was given). */
 KEEL_NODISCARD world_err world_save(void);
 /* Saves, stops the simulation, unmaps and closes the channel end. */
