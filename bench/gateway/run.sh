@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # make bench-gateway: the MODBUS gateway on the RT core's line driver (keel-sim's bit-exact
 # RS485 bus at 115200 8E1, the bridge channel, keel-gateway's master) against two baselines
-# measured in the same run: the same sensors reached as RTU over TCP (keel-sim --modbus-port,
-# answered at once, no line), and the physical floor of the line (every character on the
+# measured in the same run: the same bus reached through keel-sim's serial server node (RTU
+# over TCP, keel-sim --modbus-port: a second master on the same wire, what an Ethernet-to-RS485
+# serial server gives a gateway), and the physical floor of the line (every character on the
 # wire, 11 bits at the baud rate, as counted by the bus model).
 #
 #   bench/gateway/run.sh [--runs N]   (default 3; the best run of each cell is shown)
@@ -83,7 +84,7 @@ push() { # cfg image -> seconds
   echo "$e - $s" | bc
 }
 best() { sort -g | head -1; }
-printf '%-34s %12s %12s %12s %9s\n' "cell (best of $runs)" "bridge s" "TCP s" "line floor s" "bridge/floor"
+printf '%-34s %12s %12s %12s %9s\n' "cell (best of $runs)" "bridge s" "serial srv s" "line floor s" "bridge/floor"
 for speed in 1 0; do
   start_sim "$speed"
   pb=() pt=() ub=() ut=()
