@@ -370,7 +370,7 @@ void fieldbus_handle(fieldbus *b, int fd)
             return;
         }
         for (int i = 0; i < FIELDBUS_MAX_CONN; i++) {
-            if (b->c[i].fd < 0) {
+            if (b->c[i].fd < 0 && i != b->owner) { /* the owner slot waits for its reply */
                 b->c[i].fd = cfd;
                 b->c[i].len = 0;
                 return;
