@@ -21,9 +21,14 @@ rm -rf "$dir/keeld" "$dir/packages" "$dir/site" "$dir/web"
 mkdir -p "$keys" "$dir/keeld" "$dir/packages" "$dir/site" "$dir/web"
 # One key signs packages and release manifests; keeld trusts its public half.
 [[ -f $keys/dev.pub ]] || "$bin/keel" image keygen --out "$keys/dev" >/dev/null
+# Apps get uids from base_uid up, and keeld sweeps an exited app's uid with kill(-1) as that
+# uid: a keeld elsewhere on this machine (another demo, the supervisor tests) using the same
+# uids would have its apps killed. This run's own range: from this shell's pid, well above the
+# supervisor tests' (300000 + 40 per test pid, below 1100000).
+base_uid=$((2000000 + ($$ % 100000) * 16))
 jq -n --arg st "$dir/keeld" --arg key "$keys/dev.pub" --arg hw "$hardware" \
-  --slurpfile dev "$dir/device.json" \
-  '{state_dir: $st, trusted_keys: [$key], hardware: $hw, backoff_initial_ms: 200,
+  --argjson uid "$base_uid" --slurpfile dev "$dir/device.json" \
+  '{state_dir: $st, trusted_keys: [$key], hardware: $hw, backoff_initial_ms: 200, base_uid: $uid,
     cloud: ($dev[0].cloud + {outbox: ($st + "/outbox.db")})}' >"$dir/keeld.json"
 "$bin/keeld" --config "$dir/keeld.json" >"$dir/keeld.log" 2>&1 &
 keeld_pid=$!
@@ -87,18 +92,18 @@ running() { "$bin/keel" app list 2>/dev/null | awk -v n="$1" -v v="$2" '$1 == n 
 
 # ---- unattended: the checks ----
 if ((unattended)); then
-  sub "$prefix/$device/messages/events/#" "$dir/telemetry.log"
-  sub "$prefix/$device/twin/PATCH/properties/reported/#" "$dir/reported.log"
+  reported=$prefix/$device/twin/PATCH/properties/reported/
+  watch_broker "$dir/broker-watch.log" "$reported#" "$prefix/$device/messages/events/#"
   deadline=$((SECONDS + seconds))
   have_telemetry=0 asked=0 acked=0 settled=0 crashed=0 recovered=0 room=0
   deployed=0 confirmed=0 broke=0 reverted=0
   while ((SECONDS < deadline)); do
-    grep -q '"temperature"' "$dir/telemetry.log" 2>/dev/null && have_telemetry=1
+    seen "$prefix/$device/messages/events/" '"temperature"' && have_telemetry=1
     if ((have_telemetry && !asked)); then
       "$top/demo/ctl.sh" set "$target" >/dev/null && asked=1
       log "telemetry reached the broker through keeld; asked for targetTemperature=$target"
     fi
-    if ((asked)) && grep -q "\"targetTemperature\":{\"value\":$target,\"ac\":200" "$dir/reported.log"; then
+    if ((asked)) && seen "$reported" "\"targetTemperature\":{\"value\":$target,\"ac\":200"; then
       ((acked)) || log "the device acknowledged targetTemperature=$target (ac 200)"
       acked=1
     fi
@@ -106,7 +111,7 @@ if ((unattended)); then
       crashed=1
       log "keel-envmon crashed (SIGSEGV)"
     fi
-    if ((crashed && !recovered)) && "$bin/keel" app crashes envmon 2>/dev/null | grep -q SIGSEGV &&
+    if ((crashed && !recovered)) && "$bin/keel" app crashes envmon 3 2>/dev/null | grep -q SIGSEGV &&
       (($(applog | grep -c 'rt: connected') >= 2)); then
       recovered=1
       log "keeld wrote a crash report and restarted it; it re-opened its channel to the RT core"
@@ -143,6 +148,9 @@ if ((unattended)); then
     sleep 0.5
   done
   log "FAIL after ${seconds}s: telemetry=$have_telemetry asked=$asked acked=$acked crash_recovered=$recovered deployed=$deployed confirmed=$confirmed broken_deployed=$broke reverted=$reverted room=$room target=$target"
+  # which side lost the ack: the device never sent it, or the watcher never saw it
+  grep -h 'desired v' <(applog) 2>/dev/null | tail -2 | sed 's/^/  device sent | /' || true
+  grep -h "^$reported.*targetTemperature" "$dir/broker-watch.log" 2>/dev/null | tail -2 | sed 's/^/  broker saw  | /' || true
   applog | tail -8 | sed 's/^/  envmon | /'
   tail -8 "$dir/keeld.log" | sed 's/^/  keeld  | /'
   exit 1

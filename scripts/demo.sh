@@ -97,11 +97,24 @@ wait_for() { # seconds description command...
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
-# An operator subscription at the broker, into a file (the unattended checks read them).
-sub() { # topic-filter file
+# The unattended checks' view of the broker: ONE operator subscription to every topic they
+# read, into one file. The setpoint is asked only once device telemetry has arrived in this
+# file, which proves the subscription is live, so the acknowledgement cannot be published
+# before anyone listens. (Separate watchers, one per topic, made integration.demo flaky: under
+# load the reported-properties watcher could connect after the ack had gone by, and reported
+# properties are not retained.) The topics are given reported first, so even a client that
+# subscribed one topic at a time would have asked for it before the telemetry it got.
+watch_broker() { # file topic-filter...
+  local out=$1 t args=()
+  shift
+  for t in "$@"; do args+=(-t "$t"); done
   mosquitto_sub -h 127.0.0.1 -p "$port" --cafile "$pki/ca.pem" --cert "$pki/operator.pem" \
-    --key "$pki/operator.key" -i "demo-watch-$$-$RANDOM" -v -t "$1" >"$2" 2>/dev/null &
+    --key "$pki/operator.key" -i "demo-watch-$$-$RANDOM" -v "${args[@]}" >"$out" 2>/dev/null &
   pids+=("$!")
+}
+# Lines of the watch file on topics under a prefix (device telemetry, reported properties).
+seen() { # topic-prefix grep-pattern
+  grep -F -- "$1" "$dir/broker-watch.log" 2>/dev/null | grep -q -- "$2"
 }
 # ---- the cloud: mosquitto with TLS, client certificates, an ACL per device ----
 pki=$dir/pki
