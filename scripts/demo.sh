@@ -48,7 +48,7 @@ if ((keeld_mode)); then
   for b in keel keeld; do
     [[ -x $bin/$b ]] || { echo "demo: $bin/$b not built (make release)" >&2; exit 3; }
   done
-  for b in keel-sim keel-envmon keel-envmon-broken; do
+  for b in keel-sim keel-envmon keel-envmon-broken keel-gateway; do
     [[ -x $appbin/$b ]] || { echo "demo: $appbin/$b not built (make release)" >&2; exit 3; }
   done
   command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] ||
@@ -63,6 +63,9 @@ mosq=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 [[ -x $mosq ]] || { echo "demo: mosquitto is missing (bash scripts/deps.sh)" >&2; exit 3; }
 
 mkdir -p "$dir/state" "$dir/broker"
+# One demo per directory: a second one would take over the first one's pid files and ports.
+exec 9>"$dir/.lock"
+flock -n 9 || { echo "demo: another demo is running in $dir (KEEL_DEMO_DIR picks another)" >&2; exit 3; }
 # pid files of an earlier run name processes that are gone (and pids that may be reused)
 rm -f "$dir/envmon.pid" "$dir/keel-sim.pid" "$dir/broker/pid" "$dir/gateway.pid" "$dir/web/pid"
 pids=()
