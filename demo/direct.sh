@@ -2,9 +2,9 @@
 # Part of scripts/demo.sh (sourced, DEMO_DIRECT=1): the device's programs started directly,
 # without keeld. keel-sim pairs the two manifests' channel itself and hands the app its end over
 # a socket; keel-envmon runs its own cloud link; keel-gateway polls the MODBUS sensors on
-# keel-sim's RS485 bus (RTU over a TCP socket) with its own cloud identity. This mode keeps the
-# gateway, its sensor firmware update and the world's power cycle in the unattended checks
-# until the gateway can run under keeld (docs/quickstart.md, "Gaps").
+# keel-sim's RS485 bus (RTU over a TCP socket) with its own cloud identity. Nothing is
+# sandboxed, so no root is needed; crash recovery and deployments are keeld's and are not here
+# (docs/quickstart.md, 3b).
 
 # ---- the world: the RT core (envmon firmware on the RTOS sim port), sensor, HVAC, room ----
 rm -f "$dir/world.json" "$dir/envmon.json"

@@ -1,29 +1,26 @@
 #!/usr/bin/env bash
 # make demo: the whole device on this machine, no hardware. Starts a local mosquitto with TLS
 # and freshly made certificates (the cloud), nginx (the release server), and keeld, the device's
-# supervisor, with two signed packages: envmon-rt (keel-sim: the real-time core running the
-# envmon firmware on Keel's RTOS, its sensor and HVAC, the room) and envmon (keel-envmon, the
-# high-level app). Then shows a live view and the commands to try from a second terminal
-# (demo/ctl.sh). Ctrl-C stops everything it started.
+# supervisor, with three signed packages: envmon-rt (keel-sim: the real-time core running the
+# envmon firmware on Keel's RTOS, the room, an RS485 bus with two MODBUS sensors), envmon
+# (keel-envmon) and gateway (keel-gateway). Then shows a live view and the commands to try from
+# a second terminal (demo/ctl.sh). Ctrl-C stops everything it started.
 #
 #   DEMO_SECONDS=N   unattended: run at most N seconds with the world 60x faster than the wall
-#                    clock and exit 0 only if telemetry reached the broker through keeld, the
-#                    setpoint was acknowledged (ac 200), keeld recovered a crashed app, `keel
-#                    cloud deploy` of envmon 1.1.0 ran on trial and was confirmed, a broken
-#                    1.2.0 was reverted to 1.1.0, and the room settled within 0.5 C of the
-#                    setpoint; 1 otherwise.
+#                    clock, go through the interactions (setpoint, sensor firmware update, power
+#                    cycle, crash, deploy 1.1.0, deploy a broken 1.2.0) and exit 0 only if each
+#                    had the right outcome and the room settled within 0.5 C of the setpoint;
+#                    1 otherwise (docs/quickstart.md, section 3).
 #   DEMO_SPEED=X     virtual seconds per wall second (default 1 interactive, 60 unattended)
 #   DEMO_TARGET=C    the setpoint the unattended run asks for (default 22)
 #   KEEL_BIN=DIR     where keel, keeld and the apps are (default build/release/bin)
 #   KEEL_APP_BIN=DIR where the packaged programs are, if not KEEL_BIN (an unsanitized build)
 #   KEEL_DEMO_DIR=D  working directory (default build/demo)
-#   DEMO_DIRECT=1    without keeld: keel-sim, keel-envmon and the MODBUS gateway started as
-#                    plain processes, with the gateway's sensor firmware update and a power
-#                    cycle of the world (the gateway cannot run under keeld yet: its RS485 bus
-#                    is a TCP socket into keel-sim, and keeld's sandbox has no network).
+#   DEMO_DIRECT=1    without keeld (no root needed): keel-sim, keel-envmon and keel-gateway as
+#                    plain processes, each app with its own cloud link, the bus as RTU over TCP.
 set -euo pipefail
 if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-  sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
   exit 0
 fi
 top=$(cd "$(dirname "$0")/.." && pwd)
