@@ -286,7 +286,8 @@ static void confirm_health(envmon *m)
  * writes through a null pointer instead. */
 __attribute__((noinline)) static void broken_build_defect(const envmon_env *e)
 {
-    volatile int32_t *calibration = NULL;
+    /* pointer and target volatile: no optimiser may see the null or drop the store */
+    volatile int32_t *volatile calibration = NULL;
     *calibration = e->temp_mc; /* cppcheck-suppress nullPointer ; the defect, on purpose */
 }
 #endif
