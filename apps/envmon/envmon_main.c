@@ -92,7 +92,7 @@ typedef struct envmon {
     uint64_t telemetry_sent, acks_sent;
     int64_t desired_version_seen; /* keeld mode: to notice a new desired document */
     const char *cloud_cfg;
-    int64_t down_since; /* when the link went down, 0 while up */
+    int64_t down_since;    /* when the link went down, 0 while up */
     bool health_confirmed; /* keeld mode: said once, after the first good period */
 } envmon;
 
