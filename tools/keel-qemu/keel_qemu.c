@@ -13,8 +13,9 @@
  *    that corrupts its ring ends the run (exit 6), a forged sender is dropped and logged;
  *  - doorbells: into the guest, a byte on UART1's character device (one end of a socketpair
  *    QEMU gets as an fd: keeld's sandbox allows no socket(); the firmware's icc driver takes
- *    its RX interrupt); out of the guest, a byte it writes to UART1. Because QEMU's TCG emits no host fence for a guest DMB, a doorbell can be lost
- *    (see firmware/drivers/icc/icc_bell_uart_rtos.c): the loader also looks at every ring each
+ *    its RX interrupt); out of the guest, a byte it writes to UART1. Because QEMU's TCG emits no
+ * host fence for a guest DMB, a doorbell can be lost (see
+ * firmware/drivers/icc/icc_bell_uart_rtos.c): the loader also looks at every ring each
  *    --poll-ms, so a lost doorbell costs one period, never a hang;
  *  - heartbeat: the firmware bumps the table's counter (board_heartbeat); each change is
  *    forwarded to keeld as a record on $KEEL_APP_FD (at most every --beat-ms). The loader never
@@ -69,13 +70,13 @@ static const char usage[] =
     "6 the firmware corrupted a channel.\n";
 
 typedef struct bridge {
-    keel_icc_end end;     /* keeld's end: region memfd, doorbells */
-    void *host_mem;       /* keeld's region, mapped */
+    keel_icc_end end; /* keeld's end: region memfd, doorbells */
+    void *host_mem;   /* keeld's region, mapped */
     size_t host_size;
-    keel_icc_ring host;   /* keeld's region, as the RT side */
-    keel_icc_ring guest;  /* the guest's region, as the connected core (side A) */
-    uint8_t *to_guest;    /* one message taken from keeld's ring, not yet in the guest's */
-    uint8_t *to_host;     /* one message taken from the guest's ring, not yet in keeld's */
+    keel_icc_ring host;  /* keeld's region, as the RT side */
+    keel_icc_ring guest; /* the guest's region, as the connected core (side A) */
+    uint8_t *to_guest;   /* one message taken from keeld's ring, not yet in the guest's */
+    uint8_t *to_host;    /* one message taken from the guest's ring, not yet in keeld's */
     keel_icc_msg m_guest, m_host;
     bool pend_guest, pend_host;
     uint32_t forged;
@@ -217,8 +218,8 @@ static bool pump_to_guest(bridge *b, unsigned i)
     for (;;) {
         bool ring = false;
         if (!b->pend_guest) {
-            keel_icc_err rc = keel_icc_ring_recv(&b->host, &b->m_guest, b->to_guest,
-                                                 b->host.max_msg, &ring);
+            keel_icc_err rc =
+                keel_icc_ring_recv(&b->host, &b->m_guest, b->to_guest, b->host.max_msg, &ring);
             if (ring) {
                 ring_host(b);
             }
@@ -234,9 +235,9 @@ static bool pump_to_guest(bridge *b, unsigned i)
             }
             b->pend_guest = true;
         }
-        keel_icc_err rc = keel_icc_ring_send(&b->guest, b->m_guest.type, b->m_guest.flags,
-                                             b->m_guest.corr, b->to_guest, b->m_guest.len, NULL,
-                                             &ring);
+        keel_icc_err rc =
+            keel_icc_ring_send(&b->guest, b->m_guest.type, b->m_guest.flags, b->m_guest.corr,
+                               b->to_guest, b->m_guest.len, NULL, &ring);
         if (ring) {
             ring_guest();
         }
@@ -258,8 +259,8 @@ static bool pump_to_host(bridge *b, unsigned i)
     for (;;) {
         bool ring = false;
         if (!b->pend_host) {
-            keel_icc_err rc = keel_icc_ring_recv(&b->guest, &b->m_host, b->to_host,
-                                                 b->guest.max_msg, &ring);
+            keel_icc_err rc =
+                keel_icc_ring_recv(&b->guest, &b->m_host, b->to_host, b->guest.max_msg, &ring);
             if (ring) {
                 ring_guest();
             }
@@ -278,9 +279,9 @@ static bool pump_to_host(bridge *b, unsigned i)
             }
             b->pend_host = true;
         }
-        keel_icc_err rc = keel_icc_ring_send(&b->host, b->m_host.type, b->m_host.flags,
-                                             b->m_host.corr, b->to_host, b->m_host.len, NULL,
-                                             &ring);
+        keel_icc_err rc =
+            keel_icc_ring_send(&b->host, b->m_host.type, b->m_host.flags, b->m_host.corr,
+                               b->to_host, b->m_host.len, NULL, &ring);
         if (ring) {
             ring_host(b);
         }
@@ -322,14 +323,30 @@ static pid_t spawn_qemu(const char *qemu_exe, const char *elf, bool icount, char
 {
     char chardev[64], backend[700];
     snprintf(chardev, sizeof chardev, "socket,id=bell,fd=3");
-    snprintf(backend, sizeof backend,
-             "memory-backend-file,id=ram,size=16M,mem-path=%s,share=on", shm_path);
+    snprintf(backend, sizeof backend, "memory-backend-file,id=ram,size=16M,mem-path=%s,share=on",
+             shm_path);
     char *argv[40 + 64];
     int n = 0;
-    char *fixed[] = {(char *)qemu_exe, "-M", "mps2-an386", "-nographic", "-monitor", "none",
-                     "-serial", "stdio", "-chardev", chardev, "-serial", "chardev:bell",
-                     "-object", backend, "-machine", "memory-backend=ram", "-kernel",
-                     (char *)elf, "-semihosting-config", "enable=on,target=native"};
+    char *fixed[] = {(char *)qemu_exe,
+                     "-M",
+                     "mps2-an386",
+                     "-nographic",
+                     "-monitor",
+                     "none",
+                     "-serial",
+                     "stdio",
+                     "-chardev",
+                     chardev,
+                     "-serial",
+                     "chardev:bell",
+                     "-object",
+                     backend,
+                     "-machine",
+                     "memory-backend=ram",
+                     "-kernel",
+                     (char *)elf,
+                     "-semihosting-config",
+                     "enable=on,target=native"};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
         argv[n++] = fixed[i];
     }
@@ -515,8 +532,7 @@ int main(int argc, char **argv)
         cleanup_files();
         return EXIT_FAIL;
     }
-    say("%u channel%s, firmware %s, QEMU pid %d", nchans, nchans == 1 ? "" : "s", elf,
-        (int)qemu);
+    say("%u channel%s, firmware %s, QEMU pid %d", nchans, nchans == 1 ? "" : "s", elf, (int)qemu);
 
     struct pollfd p[2 + KEEL_ICC_TABLE_MAX];
     uint32_t last_beat_count = 0;

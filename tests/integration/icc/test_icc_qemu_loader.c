@@ -58,13 +58,15 @@ static void start(run *r, const char *tag)
         fail_msg("%s missing: build the fw tree first (make fw)", elf);
     }
     keel_manifest app, rt;
-    parse("app", "{\"schema\":1,\"id\":\"00000000-0000-4000-8000-0000000000a1\",\"name\":\"app\","
-                 "\"version\":\"1.0.0\",\"kind\":\"app\",\"exec\":\"a\",\"capabilities\":{\"intercore\":"
-                 "[\"00000000-0000-4000-8000-0000000000b1\"]}}",
+    parse("app",
+          "{\"schema\":1,\"id\":\"00000000-0000-4000-8000-0000000000a1\",\"name\":\"app\","
+          "\"version\":\"1.0.0\",\"kind\":\"app\",\"exec\":\"a\",\"capabilities\":{\"intercore\":"
+          "[\"00000000-0000-4000-8000-0000000000b1\"]}}",
           &app);
-    parse("rt", "{\"schema\":1,\"id\":\"00000000-0000-4000-8000-0000000000b1\",\"name\":\"rt\","
-                "\"version\":\"1.0.0\",\"kind\":\"rt\",\"exec\":\"b\",\"capabilities\":"
-                "{\"intercore\":[\"00000000-0000-4000-8000-0000000000a1\"]}}",
+    parse("rt",
+          "{\"schema\":1,\"id\":\"00000000-0000-4000-8000-0000000000b1\",\"name\":\"rt\","
+          "\"version\":\"1.0.0\",\"kind\":\"rt\",\"exec\":\"b\",\"capabilities\":"
+          "{\"intercore\":[\"00000000-0000-4000-8000-0000000000a1\"]}}",
           &rt);
     keel_icc_end hl, rte;
     keel_icc_config cfg = {.ring_bytes = 16384, .max_msg = 1024};

@@ -135,12 +135,12 @@ static int teardown(void **state)
     return 0;
 }
 
-#define NEED_ROOT()                                                                              \
-    do {                                                                                         \
-        if (geteuid() != 0) {                                                                    \
-            print_message("skipped: the sandbox needs root\n");                                 \
-            skip();                                                                              \
-        }                                                                                        \
+#define NEED_ROOT()                                                                                \
+    do {                                                                                           \
+        if (geteuid() != 0) {                                                                      \
+            print_message("skipped: the sandbox needs root\n");                                    \
+            skip();                                                                                \
+        }                                                                                          \
     } while (0)
 
 /* The crash report names why; the RT component boots again after it; the app re-opens. */
@@ -175,8 +175,8 @@ static void test_sim_firmware_that_stops_beating_is_restarted_and_answers_again(
     (void)state;
     NEED_ROOT();
     assert_true(sv_world_wait(&W, "logs simclient 50", "rtclient: echo ok (open 1)", 15000));
-    assert_true(sv_world_wait(&W, "logs simclient 50", "rtclient: sent stall -> KEEL_ICC_OK",
-                              5000));
+    assert_true(
+        sv_world_wait(&W, "logs simclient 50", "rtclient: sent stall -> KEEL_ICC_OK", 5000));
     assert_true(sv_world_wait(&W, "logs rtsim 50", "icc_echo: stalling", 5000));
     expect_recovery("rtsim", "simclient", "heartbeat missed", 10000);
     assert_int_equal(sv_world_ctl(&W, "crashes rtsim 1", out, sizeof out), 0);
@@ -191,8 +191,7 @@ static void test_qemu_firmware_that_stops_beating_is_restarted_and_answers_again
         print_message("skipped: %s missing (make fw)\n", fw_elf);
         skip();
     }
-    assert_true(sv_world_wait(&W, "logs rtqemu 50", "1 channel end handed to the RT loader",
-                              5000));
+    assert_true(sv_world_wait(&W, "logs rtqemu 50", "1 channel end handed to the RT loader", 5000));
     assert_true(sv_world_wait(&W, "logs qemuclient 50", "rtclient: echo ok (open 1)", 20000));
     assert_true(sv_world_wait(&W, "logs rtqemu 50", "icc_echo: stalling", 10000));
     expect_recovery("rtqemu", "qemuclient", "heartbeat missed", 15000);
@@ -206,8 +205,8 @@ static void test_qemu_firmware_hardfault_is_a_crash_report_and_a_restart(void **
         print_message("skipped: %s missing (make fw)\n", fw_elf);
         skip();
     }
-    assert_true(sv_world_wait(&W, "logs faultclient 50", "rtclient: sent fault -> KEEL_ICC_OK",
-                              20000));
+    assert_true(
+        sv_world_wait(&W, "logs faultclient 50", "rtclient: sent fault -> KEEL_ICC_OK", 20000));
     expect_recovery("rtfault", "faultclient", "exited with status 122", 15000);
     assert_int_equal(sv_world_ctl(&W, "crashes rtfault 1", out, sizeof out), 0);
     assert_non_null(strstr(out, "thread: icc_echo")); /* the firmware's fault dump */
@@ -222,8 +221,8 @@ static void test_envmon_rt_firmware_on_qemu_answers_env_get(void **state)
         print_message("skipped: %s missing (make fw)\n", env_elf);
         skip();
     }
-    assert_true(sv_world_wait(&W, "logs rtenv 50", "envmon: RT firmware running on channel 0",
-                              20000));
+    assert_true(
+        sv_world_wait(&W, "logs rtenv 50", "envmon: RT firmware running on channel 0", 20000));
     if (!sv_world_wait(&W, "logs envclient 50", "rtclient: env seq=", 20000)) {
         sv_world_ctl(&W, "logs envclient 50", out, sizeof out);
         print_message("%s\n", out);
