@@ -24,7 +24,9 @@
  *  - QEMU's death is the loader's: it exits with QEMU's status (the firmware's board_exit code:
  *    122 after a HardFault), so keeld records a crash and restarts the component, pairing the
  *    channels afresh. QEMU gets SIGKILL if the loader dies first (PR_SET_PDEATHSIG).
- * QEMU's console (UART0) is the loader's stdout, which keeld keeps as the component's log. */
+ * QEMU's console (UART0) and its stderr come through a pipe the loader relays to its stdout
+ * (which keeld keeps as the component's log) in whole lines, so the loader's own lines never
+ * split one of the firmware's. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -88,6 +90,44 @@ static int bell = -1; /* the guest's doorbell UART, connected by QEMU */
 static int beat_fd = -1;
 static pid_t qemu = -1;
 static char shm_path[512];
+static int console = -1; /* QEMU's stdout and stderr */
+static char cline[1024];
+static size_t clen;
+
+/* Relays QEMU's output in whole lines (a line longer than the buffer goes in pieces). final:
+ * QEMU is gone, read to the end and flush what is left. */
+static void relay_console(bool final)
+{
+    while (console >= 0) {
+        ssize_t k = read(console, cline + clen, sizeof cline - clen);
+        if (k <= 0) {
+            if (k == 0 || final) {
+                close(console);
+                console = -1;
+            }
+            break;
+        }
+        clen += (size_t)k;
+        char *nl;
+        while ((nl = memchr(cline, '\n', clen)) != NULL) {
+            size_t n = (size_t)(nl - cline) + 1;
+            fwrite(cline, 1, n, stdout);
+            memmove(cline, cline + n, clen - n);
+            clen -= n;
+        }
+        if (clen == sizeof cline) {
+            fwrite(cline, 1, clen, stdout);
+            clen = 0;
+        }
+        fflush(stdout);
+    }
+    if (final && clen > 0) {
+        fwrite(cline, 1, clen, stdout);
+        fputc('\n', stdout);
+        clen = 0;
+        fflush(stdout);
+    }
+}
 
 static int64_t now_ms(void)
 {
@@ -319,7 +359,7 @@ static bool pump_all(bool *again)
 /* QEMU runs with the guest's doorbell UART on `bell_end` (one end of a socketpair: the sandbox
  * allows no socket(), and a connected pair needs no name), passed as its fd 3. */
 static pid_t spawn_qemu(const char *qemu_exe, const char *elf, bool icount, char **extra,
-                        int nextra, int bell_end)
+                        int nextra, int bell_end, int out)
 {
     char chardev[64], backend[700];
     snprintf(chardev, sizeof chardev, "socket,id=bell,fd=3");
@@ -371,8 +411,8 @@ static pid_t spawn_qemu(const char *qemu_exe, const char *elf, bool icount, char
         _exit(127);
     }
     int devnull = open("/dev/null", O_RDONLY);
-    if (devnull >= 0) {
-        dup2(devnull, 0);
+    if (devnull < 0 || dup2(devnull, 0) != 0 || dup2(out, 1) != 1 || dup2(out, 2) != 2) {
+        _exit(127);
     }
     int b = dup(bell_end); /* a copy without FD_CLOEXEC */
     if (b < 0 || (b != 3 && dup2(b, 3) != 3)) {
@@ -386,6 +426,7 @@ static pid_t spawn_qemu(const char *qemu_exe, const char *elf, bool icount, char
 
 static int exit_of(int st)
 {
+    relay_console(true);
     if (WIFEXITED(st)) {
         say("QEMU exited with status %d", WEXITSTATUS(st));
         return WEXITSTATUS(st);
@@ -404,6 +445,7 @@ static int stop_qemu(int code)
         } else {
             kill(qemu, SIGKILL);
             (void)waitpid(qemu, &st, 0);
+            relay_console(true);
         }
         qemu = -1;
     }
@@ -517,14 +559,19 @@ int main(int argc, char **argv)
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    int sp[2];
-    if (sfd < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) {
-        say("signalfd/socketpair: %s", strerror(errno));
+    int sp[2], op[2];
+    if (sfd < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0 ||
+        pipe2(op, O_CLOEXEC) != 0) {
+        say("signalfd/socketpair/pipe: %s", strerror(errno));
         cleanup_files();
         return EXIT_IO;
     }
-    qemu = spawn_qemu(qemu_exe, elf, icount, argv + optind, argc - optind, sp[1]);
+    fflush(stdout);
+    qemu = spawn_qemu(qemu_exe, elf, icount, argv + optind, argc - optind, sp[1], op[1]);
     close(sp[1]);
+    close(op[1]);
+    console = op[0];
+    (void)fcntl(console, F_SETFL, O_NONBLOCK);
     bell = sp[0];
     (void)fcntl(bell, F_SETFL, O_NONBLOCK);
     if (qemu < 0) {
@@ -534,7 +581,7 @@ int main(int argc, char **argv)
     }
     say("%u channel%s, firmware %s, QEMU pid %d", nchans, nchans == 1 ? "" : "s", elf, (int)qemu);
 
-    struct pollfd p[2 + KEEL_ICC_TABLE_MAX];
+    struct pollfd p[3 + KEEL_ICC_TABLE_MAX];
     uint32_t last_beat_count = 0;
     int64_t last_beat_ms = 0;
     bool ready = false;
@@ -562,9 +609,13 @@ int main(int argc, char **argv)
         for (unsigned i = 0; i < nchans; i++) {
             p[2 + i] = (struct pollfd){.fd = chans[i].end.bell_in, .events = POLLIN};
         }
-        int n = poll(p, 2 + nchans, again ? 0 : poll_ms);
+        p[2 + nchans] = (struct pollfd){.fd = console, .events = POLLIN};
+        int n = poll(p, 3 + nchans, again ? 0 : poll_ms);
         if (n <= 0) {
             continue;
+        }
+        if (p[2 + nchans].revents) {
+            relay_console(false);
         }
         if (p[0].revents) {
             struct signalfd_siginfo si;

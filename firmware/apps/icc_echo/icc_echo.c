@@ -5,8 +5,6 @@
 
 #include "board.h"
 
-static uint8_t buf[KEEL_ICC_MAX_MSG];
-
 static void stall(icc_echo_watch *w)
 {
     board_console_puts("icc_echo: stalling\n");
@@ -17,13 +15,13 @@ static void stall(icc_echo_watch *w)
     }
 }
 
-int icc_echo_serve(keel_icc_rt *c, icc_echo_watch *w)
+int icc_echo_serve(keel_icc_rt *c, icc_echo_watch *w, uint8_t *buf, size_t cap)
 {
     uint32_t count = 0;
     keel_icc_err rc;
     for (;;) {
         keel_icc_msg m;
-        rc = keel_icc_rt_recv(c, &m, buf, sizeof buf);
+        rc = keel_icc_rt_recv(c, &m, buf, cap);
         if (rc != KEEL_ICC_OK)
             break;
         if (w) {

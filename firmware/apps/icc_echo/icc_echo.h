@@ -3,6 +3,8 @@
 #define KEEL_FW_ICC_ECHO_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "icc_rt.h"
 
@@ -27,8 +29,9 @@ typedef struct icc_echo_watch {
 } icc_echo_watch;
 
 /* Echoes every message (requests get a reply) until a QUIT; prints the count. Returns the
- * exit code: 0 after QUIT, 4 on a channel error. w may be NULL (no watchdog). */
-int icc_echo_serve(keel_icc_rt *c, icc_echo_watch *w);
+ * exit code: 0 after QUIT, 4 on a channel error. w may be NULL (no watchdog). buf (cap bytes)
+ * holds one message: one per serving thread. */
+int icc_echo_serve(keel_icc_rt *c, icc_echo_watch *w, uint8_t *buf, size_t cap);
 
 /* For the watchdog: true if the serving thread made progress since *last or is idle. */
 bool icc_echo_alive(icc_echo_watch *w, uint32_t *last);

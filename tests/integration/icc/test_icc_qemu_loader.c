@@ -98,7 +98,8 @@ static void start(run *r, const char *tag)
         kf_dump_log(&r->loader, 30);
         fail_msg("the firmware did not attach");
     }
-    assert_int_equal(kf_wait_log(&r->loader, "icc_echo: attached (channel table)", 1000), 0);
+    assert_int_equal(kf_wait_log(&r->loader, "icc_echo: attached (channel table, 1 channel)", 1000),
+                     0);
     assert_int_equal(keel_icc_open(&hl, NULL, &r->app), KEEL_ICC_OK);
 }
 

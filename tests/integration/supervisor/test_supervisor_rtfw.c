@@ -61,8 +61,15 @@ static int rt_package(const char *store, const char *name, const char *exe, cons
             return -1;
         }
     }
-    char partner_id[40];
-    snprintf(partner_id, sizeof partner_id, "%s", sv_world_id(partner));
+    /* partner: one app's name, or two separated by a comma */
+    char partner_ids[100], first[40];
+    const char *comma = strchr(partner, ',');
+    snprintf(first, sizeof first, "%.*s", comma ? (int)(comma - partner) : 39, partner);
+    snprintf(partner_ids, sizeof partner_ids, "\"%s\"", sv_world_id(first));
+    if (comma) {
+        size_t n = strlen(partner_ids);
+        snprintf(partner_ids + n, sizeof partner_ids - n, ", \"%s\"", sv_world_id(comma + 1));
+    }
     snprintf(p, sizeof p, "%s/%s/app_manifest.json", store, name);
     FILE *f = fopen(p, "w");
     if (!f) {
@@ -71,8 +78,8 @@ static int rt_package(const char *store, const char *name, const char *exe, cons
     fprintf(f,
             "{\"schema\": 1, \"kind\": \"rt\", \"id\": \"%s\", \"name\": \"%s\", "
             "\"version\": \"1.0.0\", \"exec\": \"bin/%s\", %s, \"capabilities\": "
-            "{\"intercore\": [\"%s\"], \"limits\": {\"memory_mb\": 2048, \"processes\": 64}}}\n",
-            sv_world_id(name), name, base, json, partner_id);
+            "{\"intercore\": [%s], \"limits\": {\"memory_mb\": 2048, \"processes\": 64}}}\n",
+            sv_world_id(name), name, base, json, partner_ids);
     return fclose(f);
 }
 
@@ -119,7 +126,12 @@ static int setup(void **state)
             /* envmon samples every 2 s and beats once per sample */
             rt_package(st, "rtenv", exe, env_elf, "envclient",
                        "\"heartbeat_ms\": 5000, \"args\": [\"/app/fw.elf\"]") < 0 ||
-            client_package(st, "envclient", "rtenv", "env") < 0) {
+            client_package(st, "envclient", "rtenv", "env") < 0 ||
+            /* one firmware, two apps: two channels in the table, one doorbell UART */
+            rt_package(st, "rtmulti", exe, fw_elf, "multia,multib",
+                       "\"heartbeat_ms\": 1000, \"args\": [\"/app/fw.elf\"]") < 0 ||
+            client_package(st, "multia", "rtmulti", "none") < 0 ||
+            client_package(st, "multib", "rtmulti", "none") < 0) {
             return -1;
         }
     }
@@ -246,6 +258,42 @@ static void test_envmon_rt_firmware_on_qemu_answers_env_get(void **state)
     assert_null(strstr(out, "heartbeat missed"));
 }
 
+static void test_qemu_firmware_serves_two_apps_on_two_channels(void **state)
+{
+    (void)state;
+    NEED_ROOT();
+    if (!have_qemu) {
+        print_message("skipped: %s missing (make fw)\n", fw_elf);
+        skip();
+    }
+    assert_true(
+        sv_world_wait(&W, "logs rtmulti 50", "2 channel ends handed to the RT loader", 5000));
+    assert_true(
+        sv_world_wait(&W, "logs rtmulti 50", "icc_echo: attached (channel table, 2", 20000));
+    /* both apps get their echoes (the client logs its first three), over their own channel */
+    for (int i = 0; i < 2; i++) {
+        const char *req = i ? "logs multib 50" : "logs multia 50";
+        int n = 0;
+        for (int tries = 0; tries < 1000 && n < 3; tries++) { /* polls with a 20 s deadline */
+            assert_true(sv_world_ctl(&W, req, out, sizeof out) >= 0);
+            n = 0;
+            for (const char *p = out; (p = strstr(p, "rtclient: echo ok (open 1)")) != NULL; p++) {
+                n++;
+            }
+            if (n < 3) {
+                usleep(20000);
+            }
+        }
+        if (n < 3) {
+            print_message("%s\n", out);
+            fail_msg("%s: %d echoes", req, n);
+        }
+        assert_null(strstr(out, "WRONG"));
+    }
+    assert_int_equal(sv_world_ctl(&W, "crashes rtmulti 1", out, sizeof out) < 0, 0);
+    assert_null(strstr(out, "heartbeat missed"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -253,6 +301,7 @@ int main(void)
         cmocka_unit_test(test_qemu_firmware_that_stops_beating_is_restarted_and_answers_again),
         cmocka_unit_test(test_qemu_firmware_hardfault_is_a_crash_report_and_a_restart),
         cmocka_unit_test(test_envmon_rt_firmware_on_qemu_answers_env_get),
+        cmocka_unit_test(test_qemu_firmware_serves_two_apps_on_two_channels),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
