@@ -36,6 +36,13 @@ int icc_echo_serve(keel_icc_rt *c, icc_echo_watch *w, uint8_t *buf, size_t cap)
         if (m.type == ICC_ECHO_STALL) {
             stall(w); /* busy stays 1: the watchdog stops beating */
         }
+        if (m.type == ICC_ECHO_CORRUPT) {
+            board_console_puts("icc_echo: corrupting the reply ring\n");
+            atomic_store_explicit(&c->ring.tx_ctrl->head, c->ring.tx_head + 0x40000000u,
+                                  memory_order_release);
+            c->bell.ring(c->bell.ctx);
+            stall(w);
+        }
         if (m.type == ICC_ECHO_FAULT) {
             board_console_puts("icc_echo: faulting\n");
             __builtin_trap();

@@ -10,14 +10,16 @@
 
 /* DATA is echoed as REPLY; QUIT ends the service; STALL blocks the serving thread for ever (the
  * process or core lives on: a watchdog must notice); FAULT executes an undefined instruction
- * (HardFault on the Cortex-M, SIGILL on the sim port). STALL and FAULT exist for the
- * supervisor's tests of the RT core's heartbeat and crash handling. */
+ * (HardFault on the Cortex-M, SIGILL on the sim port); CORRUPT publishes an impossible index
+ * on the reply ring, as a buggy or hostile core would. STALL, FAULT and CORRUPT exist for the
+ * tests of the RT core's heartbeat, crash handling and of what trusts the core's memory. */
 enum {
     ICC_ECHO_DATA = 1,
     ICC_ECHO_QUIT = 2,
     ICC_ECHO_REPLY = 3,
     ICC_ECHO_STALL = 4,
-    ICC_ECHO_FAULT = 5
+    ICC_ECHO_FAULT = 5,
+    ICC_ECHO_CORRUPT = 6
 };
 
 /* What a watchdog thread looks at: the serving thread is alive if it is waiting for a message

@@ -6,6 +6,7 @@
  *  - rtqemu: the Cortex-M build under QEMU, loaded by keel-qemu (tools/keel-qemu), which
  *    bridges the channel into the guest and forwards the guest's heartbeat counter;
  *  - rtfault: the same under QEMU, made to HardFault.
+ * Also rtsimfault: the sim-port echo made to execute an undefined instruction (SIGILL).
  * Checked: the app's echoes go through; a stalled serving thread (process and QEMU alive) is
  * "heartbeat missed", a crash report and a restart; a HardFault is QEMU's exit 122, a crash
  * report with the fault dump, and a restart; each time the app re-opens and is answered again.
@@ -107,7 +108,9 @@ static int setup(void **state)
     char exe[700];
     snprintf(exe, sizeof exe, "%s/firmware/apps/icc_echo/fw_icc_echo_rt", kf_build_dir());
     if (rt_package(st, "rtsim", exe, NULL, "simclient", "\"heartbeat_ms\": 500") < 0 ||
-        client_package(st, "simclient", "rtsim", "stall") < 0) {
+        client_package(st, "simclient", "rtsim", "stall") < 0 ||
+        rt_package(st, "rtsimfault", exe, NULL, "simfaultc", "\"heartbeat_ms\": 500") < 0 ||
+        client_package(st, "simfaultc", "rtsimfault", "fault") < 0) {
         return -1;
     }
     snprintf(fw_elf, sizeof fw_elf, "%s/firmware/apps/icc_echo/fw_icc_echo.elf", KEEL_FW_DIR);
@@ -193,6 +196,18 @@ static void test_sim_firmware_that_stops_beating_is_restarted_and_answers_again(
     expect_recovery("rtsim", "simclient", "heartbeat missed", 10000);
     assert_int_equal(sv_world_ctl(&W, "crashes rtsim 1", out, sizeof out), 0);
     assert_non_null(strstr(out, "icc_echo: stalling")); /* the last console lines */
+}
+
+static void test_sim_firmware_fault_is_a_crash_report_and_a_restart(void **state)
+{
+    (void)state;
+    NEED_ROOT();
+    assert_true(
+        sv_world_wait(&W, "logs simfaultc 50", "rtclient: sent fault -> KEEL_ICC_OK", 15000));
+    expect_recovery("rtsimfault", "simfaultc", "killed by SIGILL", 10000);
+    assert_int_equal(sv_world_ctl(&W, "crashes rtsimfault 1", out, sizeof out), 0);
+    assert_non_null(strstr(out, "icc_echo: faulting"));
+    assert_null(strstr(out, "heartbeat missed"));
 }
 
 static void test_qemu_firmware_that_stops_beating_is_restarted_and_answers_again(void **state)
@@ -298,6 +313,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sim_firmware_that_stops_beating_is_restarted_and_answers_again),
+        cmocka_unit_test(test_sim_firmware_fault_is_a_crash_report_and_a_restart),
         cmocka_unit_test(test_qemu_firmware_that_stops_beating_is_restarted_and_answers_again),
         cmocka_unit_test(test_qemu_firmware_hardfault_is_a_crash_report_and_a_restart),
         cmocka_unit_test(test_envmon_rt_firmware_on_qemu_answers_env_get),
