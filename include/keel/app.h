@@ -130,6 +130,20 @@ KEEL_NODISCARD keel_app_status keel_app_channel_open(keel_app *app, const char *
 KEEL_NODISCARD keel_app_status keel_app_cloud_open(keel_app *app, const char *kind,
                                                    const char *target, int *fd);
 
+/* Devices, by the names the device config gives them ("rs485", "relay"), gated by the
+ * manifest's "serial" / "gpio" capabilities. keeld opens the device and hands *fd over:
+ *  - serial: the port, read/write, blocking, already in raw mode at the line settings the
+ *    device config names (baud, parity, stop bits): read() and write() bytes, poll() it.
+ *  - gpio: a Linux GPIO v2 line-request fd for that one line, already requested with the
+ *    config's direction: GPIO_V2_LINE_GET_VALUES_IOCTL / GPIO_V2_LINE_SET_VALUES_IOCTL
+ *    (<linux/gpio.h>), mask and bits 1 (the request holds one line).
+ * KEEL_APP_ERR_DENIED: the manifest does not list the name; KEEL_APP_ERR_NOT_FOUND: the device
+ * config has no such device; KEEL_APP_ERR_BUSY: another consumer holds the GPIO line;
+ * KEEL_APP_ERR_IO: the device could not be opened (keeld logs why into the app's log).
+ * Each call opens the device afresh: close the fd when done. */
+KEEL_NODISCARD keel_app_status keel_app_serial_open(keel_app *app, const char *name, int *fd);
+KEEL_NODISCARD keel_app_status keel_app_gpio_open(keel_app *app, const char *name, int *fd);
+
 /* Registers `mem` (size bytes, the app's own memory, kept until close) as the notification
  * ring; *wake_fd becomes readable when records arrive (an eventfd: read 8 bytes to clear). */
 KEEL_NODISCARD keel_app_status keel_app_notify_register(keel_app *app, void *mem, size_t size,

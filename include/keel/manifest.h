@@ -67,12 +67,14 @@ typedef struct keel_manifest_caps {
     bool cloud_telemetry, cloud_properties, cloud_methods, cloud_log, cloud_mqtt;
     size_t n_http;
     char http[KEEL_MANIFEST_MAX_HOSTS][KEEL_MANIFEST_HOST_MAX];
-    /* "serial": ["ttyS1", ...] device names under /dev the app may be handed. */
+    /* "serial": ["rs485", ...] names of serial ports the device config defines, which the
+     * supervisor may open for the app (keel_app_serial_open). */
     size_t n_serial;
     char serial[KEEL_MANIFEST_MAX_SERIAL][KEEL_MANIFEST_SERIAL_MAX];
-    /* "gpio": [line, ...] GPIO line numbers the app may be handed. */
+    /* "gpio": ["relay", ...] names of GPIO lines the device config defines
+     * (keel_app_gpio_open). */
     size_t n_gpio;
-    uint16_t gpio[KEEL_MANIFEST_MAX_GPIO];
+    char gpio[KEEL_MANIFEST_MAX_GPIO][KEEL_MANIFEST_SERIAL_MAX];
     /* "limits": {"memory_mb", "cpu_percent", "processes", "files"}; 0 = the supervisor's
      * default. */
     uint32_t memory_mb, cpu_percent, processes, files;
@@ -122,6 +124,10 @@ KEEL_NODISCARD keel_manifest_err keel_manifest_load(const char *path, keel_manif
 KEEL_NODISCARD keel_manifest_err keel_manifest_pair_allowed(const keel_manifest *a,
                                                             const keel_manifest *b,
                                                             keel_manifest_error *err);
+
+/* True if m lists `name` in its "serial" / "gpio" capability. */
+bool keel_manifest_allows_serial(const keel_manifest *m, const char *name);
+bool keel_manifest_allows_gpio(const keel_manifest *m, const char *name);
 
 /* True if m names `id` as an intercore partner. */
 bool keel_manifest_allows_partner(const keel_manifest *m, const keel_uuid *id);

@@ -402,3 +402,32 @@ keel_app_status keel_app_cloud_open(keel_app *app, const char *kind, const char 
     struct iovec parts[2] = {{k, kn + 1}, {t, tn}};
     return keel_app_call(app, KEEL_WIRE_CLOUD_OPEN, parts, 2, NULL, 0, NULL, fd);
 }
+
+/* serial_open / gpio_open: a device name from the device config, 1..31 characters. */
+static keel_app_status device_open(keel_app *app, uint16_t op, const char *name, int *fd)
+{
+    char n[32];
+    size_t len;
+    keel_app_status st = copy_string(n, sizeof n, name, &len);
+    if (st != KEEL_APP_OK) {
+        return st;
+    }
+    if (len == 0) {
+        return KEEL_APP_ERR_BAD_LENGTH;
+    }
+    if (!fd || !keel_app_copy_safe(fd, &(int){-1}, sizeof *fd)) {
+        return KEEL_APP_ERR_BAD_POINTER;
+    }
+    struct iovec part = {n, len};
+    return keel_app_call(app, op, &part, 1, NULL, 0, NULL, fd);
+}
+
+keel_app_status keel_app_serial_open(keel_app *app, const char *name, int *fd)
+{
+    return device_open(app, KEEL_WIRE_SERIAL_OPEN, name, fd);
+}
+
+keel_app_status keel_app_gpio_open(keel_app *app, const char *name, int *fd)
+{
+    return device_open(app, KEEL_WIRE_GPIO_OPEN, name, fd);
+}

@@ -15,10 +15,18 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+/* si_code of a SIGSYS sent by a seccomp filter (the kernel's asm-generic/siginfo.h; glibc's
+ * headers do not carry it) */
+#ifndef SYS_SECCOMP
+#define SYS_SECCOMP 1
+#endif
+
 #include "app_private.h"
 #include "wire.h"
 
-static const int crash_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+/* SIGSYS: a system call outside keeld's seccomp allow list (the filter traps); the record
+ * carries the call's number. */
+static const int crash_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS};
 #define NSIG_CRASH (sizeof crash_signals / sizeof crash_signals[0])
 
 static keel_app *g_crash_app;
@@ -94,6 +102,7 @@ static void on_crash(int signo, siginfo_t *si, void *ctx)
         g_crash.signo = signo;
         g_crash.code = si ? si->si_code : 0;
         g_crash.addr = si ? (uint64_t)(uintptr_t)si->si_addr : 0;
+        g_crash.sys_nr = signo == SIGSYS && si && si->si_code == SYS_SECCOMP ? si->si_syscall : -1;
         fill_regs((const ucontext_t *)ctx);
         void *frames[KEEL_WIRE_CRASH_FRAMES + 8];
         int n = backtrace(frames, (int)(sizeof frames / sizeof frames[0]));
@@ -114,9 +123,10 @@ static void on_crash(int signo, siginfo_t *si, void *ctx)
         (void)keel_app_call(g_crash_app, KEEL_WIRE_CRASH, &part, 1, NULL, 0, NULL, NULL);
     }
     /* Die of the same signal: a fault re-executes and kills under SIG_DFL; a sent or raised
-     * signal is raised again and delivered when the handler returns. */
+     * signal, and a seccomp trap (the call is skipped, not retried), is raised again and
+     * delivered when the handler returns. */
     signal(signo, SIG_DFL);
-    if (!si || si->si_code <= 0) {
+    if (!si || si->si_code <= 0 || signo == SIGSYS) {
         raise(signo);
     }
     errno = saved;

@@ -20,6 +20,8 @@ const char *keel_wire_op_name(uint16_t op)
         [KEEL_WIRE_NOTIFY_REGISTER] = "NOTIFY_REGISTER",
         [KEEL_WIRE_CRASH] = "CRASH",
         [KEEL_WIRE_METHOD_TAKE] = "METHOD_TAKE",
+        [KEEL_WIRE_SERIAL_OPEN] = "SERIAL_OPEN",
+        [KEEL_WIRE_GPIO_OPEN] = "GPIO_OPEN",
     };
     op &= (uint16_t)~KEEL_WIRE_ANSWER;
     if (op == 0 || op >= KEEL_WIRE_OP_COUNT) {
@@ -47,6 +49,13 @@ static keel_app_status check_payload(uint16_t op, const uint8_t *p, size_t len)
                        len <= sizeof(keel_wire_method) + KEEL_APP_MAX_PAYLOAD
                    ? KEEL_APP_OK
                    : KEEL_APP_ERR_BAD_LENGTH;
+    case KEEL_WIRE_SERIAL_OPEN:
+    case KEEL_WIRE_GPIO_OPEN:
+        /* a device name: at most 31 bytes, no NUL inside (keeld compares it as a string) */
+        if (len < 1 || len > 31) {
+            return KEEL_APP_ERR_BAD_LENGTH;
+        }
+        return memchr(p, 0, len) ? KEEL_APP_ERR_INVALID_ARG : KEEL_APP_OK;
     case KEEL_WIRE_CHANNEL_OPEN:
         /* a UUID or a name: printable, no NUL inside */
         if (len < 1 || len > 64) {

@@ -29,6 +29,8 @@ enum keel_wire_op {
     KEEL_WIRE_NOTIFY_REGISTER,/* payload: keel_wire_ring; answer carries an eventfd */
     KEEL_WIRE_CRASH,          /* payload: keel_wire_crash (no answer: the app is dying) */
     KEEL_WIRE_METHOD_TAKE,    /* answer payload: keel_wire_method_call + name + body */
+    KEEL_WIRE_SERIAL_OPEN,    /* payload: port name (device config); answer carries an fd */
+    KEEL_WIRE_GPIO_OPEN,      /* payload: line name (device config); answer carries an fd */
     KEEL_WIRE_OP_COUNT
 };
 
@@ -79,7 +81,7 @@ typedef struct keel_wire_crash {
     uint32_t nregs;
     uint32_t nframes;
     uint32_t nmodules;
-    uint32_t reserved;
+    int32_t sys_nr;    /* SIGSYS from the seccomp filter: the refused system call, else -1 */
     uint64_t regs[KEEL_WIRE_CRASH_REGS];
     uint64_t frames[KEEL_WIRE_CRASH_FRAMES];
     keel_wire_module modules[KEEL_WIRE_CRASH_MODULES];

@@ -418,6 +418,26 @@ bool keel_manifest_allows_partner(const keel_manifest *m, const keel_uuid *id)
     return false;
 }
 
+static bool in_list(const char (*list)[KEEL_MANIFEST_SERIAL_MAX], size_t n, const char *name)
+{
+    for (size_t i = 0; name && i < n; i++) {
+        if (strcmp(list[i], name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool keel_manifest_allows_serial(const keel_manifest *m, const char *name)
+{
+    return in_list(m->caps.serial, m->caps.n_serial, name);
+}
+
+bool keel_manifest_allows_gpio(const keel_manifest *m, const char *name)
+{
+    return in_list(m->caps.gpio, m->caps.n_gpio, name);
+}
+
 keel_manifest_err keel_manifest_pair_allowed(const keel_manifest *a, const keel_manifest *b,
                                              keel_manifest_error *err)
 {

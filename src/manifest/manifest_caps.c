@@ -114,47 +114,44 @@ static keel_manifest_err parse_cloud(const char *file, const cJSON *value, keel_
     return KEEL_MANIFEST_OK;
 }
 
-/* "serial": ["ttyS1", ...]: device names, no path (the supervisor opens /dev/<name>). */
-static keel_manifest_err parse_serial(const char *file, const cJSON *value,
-                                      keel_manifest_caps *caps, keel_manifest_error *err)
+/* Device names: the keys of the device config's "serial" / "gpio" sections, which map them to
+ * paths. A name is a handle, never a path: the app cannot point keeld at a file. */
+static keel_manifest_err device_names(const char *file, const char *where, const cJSON *value,
+                                      char *table, size_t max, size_t *count,
+                                      keel_manifest_error *err)
 {
-    keel_manifest_err rc = keel_manifest_string_list(file, "capabilities.serial", value,
-                                                     &caps->serial[0][0], KEEL_MANIFEST_SERIAL_MAX,
-                                                     KEEL_MANIFEST_MAX_SERIAL, &caps->n_serial, err);
-    for (size_t i = 0; rc == KEEL_MANIFEST_OK && i < caps->n_serial; i++) {
-        if (strchr(caps->serial[i], '/') || strcmp(caps->serial[i], "..") == 0) {
-            rc = keel_manifest_fail(err, KEEL_MANIFEST_ERR_VALUE,
-                                    "%s: capabilities.serial[%zu]: a device name, not a path",
-                                    file, i);
+    keel_manifest_err rc = keel_manifest_string_list(file, where, value, table,
+                                                     KEEL_MANIFEST_SERIAL_MAX, max, count, err);
+    for (size_t i = 0; rc == KEEL_MANIFEST_OK && i < *count; i++) {
+        const char *n = table + i * KEEL_MANIFEST_SERIAL_MAX;
+        for (const char *c = n; *c && rc == KEEL_MANIFEST_OK; c++) {
+            if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                  (*c >= '0' && *c <= '9') || *c == '-' || *c == '_' || *c == '.') ||
+                strcmp(n, ".") == 0 || strcmp(n, "..") == 0) {
+                rc = keel_manifest_fail(err, KEEL_MANIFEST_ERR_VALUE,
+                                        "%s: %s[%zu]: a device name from the device config "
+                                        "([A-Za-z0-9._-]), not a path",
+                                        file, where, i);
+            }
         }
     }
     return rc;
 }
 
-/* "gpio": [line, ...]: line numbers 0..65535. */
+/* "serial": ["rs485", ...] */
+static keel_manifest_err parse_serial(const char *file, const cJSON *value,
+                                      keel_manifest_caps *caps, keel_manifest_error *err)
+{
+    return device_names(file, "capabilities.serial", value, &caps->serial[0][0],
+                        KEEL_MANIFEST_MAX_SERIAL, &caps->n_serial, err);
+}
+
+/* "gpio": ["relay", ...] */
 static keel_manifest_err parse_gpio(const char *file, const cJSON *value, keel_manifest_caps *caps,
                                     keel_manifest_error *err)
 {
-    if (!cJSON_IsArray(value)) {
-        return keel_manifest_fail(err, KEEL_MANIFEST_ERR_TYPE,
-                                  "%s: capabilities.gpio: must be an array of line numbers", file);
-    }
-    size_t i = 0;
-    for (const cJSON *it = value->child; it; it = it->next, i++) {
-        if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble > 65535 ||
-            it->valuedouble != (double)(int)it->valuedouble) {
-            return keel_manifest_fail(err, KEEL_MANIFEST_ERR_VALUE,
-                                      "%s: capabilities.gpio[%zu]: must be a line number 0..65535",
-                                      file, i);
-        }
-        if (caps->n_gpio == KEEL_MANIFEST_MAX_GPIO) {
-            return keel_manifest_fail(err, KEEL_MANIFEST_ERR_LIMIT,
-                                      "%s: capabilities.gpio: more than %d lines", file,
-                                      KEEL_MANIFEST_MAX_GPIO);
-        }
-        caps->gpio[caps->n_gpio++] = (uint16_t)it->valuedouble;
-    }
-    return KEEL_MANIFEST_OK;
+    return device_names(file, "capabilities.gpio", value, &caps->gpio[0][0],
+                        KEEL_MANIFEST_MAX_GPIO, &caps->n_gpio, err);
 }
 
 /* "limits": {"memory_mb": 4..65536, "cpu_percent": 1..100, "processes": 1..4096,

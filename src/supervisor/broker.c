@@ -494,15 +494,7 @@ bool sv_broker_handle(sv_daemon *d, sv_app *a)
     case KEEL_WIRE_HEARTBEAT:
         break;
     case KEEL_WIRE_CONFIRM:
-        a->confirmed = true;
-        if (a->trial) {
-            a->trial = false;
-            sv_applog_line(d, a, "keeld", "trial passed: health confirmed", 30);
-            if (a->sealed) {
-                sv_package_floor_raise(d, a->m.id, a->counter);
-            }
-            sv_logf("%s: version %s confirmed healthy; trial over", a->m.name, a->m.version);
-        }
+        sv_app_confirmed(d, a); /* ends a trial through the update agent (apps.c) */
         break;
     case KEEL_WIRE_TELEMETRY:
         st = !a->m.cloud_telemetry ? KEEL_APP_ERR_DENIED
@@ -532,6 +524,15 @@ bool sv_broker_handle(sv_daemon *d, sv_app *a)
     case KEEL_WIRE_CLOUD_OPEN:
         st = do_cloud_open(d, a, p, len, &fd);
         break;
+    case KEEL_WIRE_SERIAL_OPEN:
+    case KEEL_WIRE_GPIO_OPEN: {
+        char name[SV_DEV_NAME_MAX]; /* keel_wire_check: 1..31 bytes, no NUL */
+        memcpy(name, p, len);
+        name[len] = '\0';
+        st = h.op == KEEL_WIRE_SERIAL_OPEN ? sv_serial_open(d, a, name, &fd)
+                                           : sv_gpio_open(d, a, name, &fd);
+        break;
+    }
     case KEEL_WIRE_NOTIFY_REGISTER: {
         keel_wire_ring r;
         memcpy(&r, p, sizeof r);

@@ -150,6 +150,9 @@ sv_err sv_config_load(sv_config *c, const char *path, char *msg, size_t msglen)
             e = SV_ERR_CONFIG;
         }
     }
+    if (!e && !sv_devices_config(c, root, err.msg, sizeof err.msg)) {
+        e = SV_ERR_CONFIG;
+    }
     if (e) {
         snprintf(msg, msglen, "%s: %s", path, err.msg);
     }

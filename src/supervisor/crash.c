@@ -14,6 +14,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <seccomp.h>
+
+/* si_code of a SIGSYS sent by a seccomp filter (the kernel's asm-generic/siginfo.h; glibc's
+ * headers do not carry it) */
+#ifndef SYS_SECCOMP
+#define SYS_SECCOMP 1
+#endif
+
 #include "supervisor.h"
 
 static const char *code_name(int signo, int code)
@@ -33,6 +41,8 @@ static const char *code_name(int signo, int code)
         return code == FPE_INTDIV ? "integer divide by zero" : "arithmetic";
     case SIGILL:
         return "illegal instruction";
+    case SIGSYS:
+        return code == SYS_SECCOMP ? "refused by the seccomp filter" : "";
     default:
         return "";
     }
@@ -157,6 +167,19 @@ uint32_t sv_crash_write(const sv_daemon *d, sv_app *a, int wstatus, const char *
                 strsignal(s));
     } else if (WIFEXITED(wstatus)) {
         fprintf(f, "exit: status %d\n", WEXITSTATUS(wstatus));
+    }
+    if (WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGSYS) {
+        /* the seccomp filter's default action (sandbox.c): libkeel's handler names the call */
+        const keel_wire_crash *c = &a->crash;
+        if (a->have_crash && c->signo == SIGSYS && c->code == SYS_SECCOMP && c->sys_nr >= 0) {
+            char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, c->sys_nr);
+            fprintf(f, "seccomp: denied system call %d (%s)\n", (int)c->sys_nr,
+                    name ? name : "unknown");
+            free(name);
+        } else {
+            fprintf(f, "seccomp: denied system call (which one is unknown: the program has no "
+                       "libkeel crash handler)\n");
+        }
     }
     fprintf(f, "uptime_ms: %lld\nrestarts: %u\n", (long long)(sv_now_ms() - a->started_ms),
             a->restarts);

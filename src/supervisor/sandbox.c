@@ -89,6 +89,7 @@ void sv_sandbox_describe(const sv_caps *c, char *out, size_t outlen)
              "own uid/gid per app: %s\n"
              "seccomp filter + no_new_privs: %s\n"
              "rlimits (processes, address space, files): on\n"
+             "cgroup hierarchy: %s\n"
              "cgroup process limit: %s\n"
              "cgroup memory limit: %s\n"
              "cgroup CPU quota: %s\n",
@@ -97,61 +98,16 @@ void sv_sandbox_describe(const sv_caps *c, char *out, size_t outlen)
              c->ipcns && c->utsns ? "on" : "OFF",
              c->root ? "on" : "OFF (keeld is not root: apps run as keeld's uid)",
              c->seccomp ? "on" : "OFF (seccomp unavailable)",
+             !c->root   ? "none (needs root)"
+             : c->cg_v2 ? "v2 (unified, /sys/fs/cgroup)"
+             : c->cg_pids || c->cg_memory || c->cg_cpu ? "v1 (one hierarchy per controller)"
+                                                        : "none found under /sys/fs/cgroup",
              c->cg_pids ? "on" : "OFF (no pids controller; RLIMIT_NPROC still applies)",
              c->cg_memory ? "on" : "OFF (no memory controller; RLIMIT_AS still applies)",
              c->cg_cpu ? "on" : "OFF (no cpu controller)");
 }
 
-/* The filter: everything allowed except what an app never needs and an attacker would want.
- * A deny list, not an allow list, so an app's libc version cannot break it; the namespaces and
- * the uid are the outer walls, this narrows the kernel surface inside them. */
-void *sv_seccomp_build(void)
-{
-    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
-    if (!ctx) {
-        return NULL;
-    }
-    /* No sockets at all: the only socket an app has is the one keeld handed it. */
-    static const int eacces[] = {SCMP_SYS(socket)};
-    static const int eperm[] = {
-        SCMP_SYS(ptrace),       SCMP_SYS(mount),         SCMP_SYS(umount2),
-        SCMP_SYS(pivot_root),   SCMP_SYS(chroot),        SCMP_SYS(unshare),
-        SCMP_SYS(setns),        SCMP_SYS(kexec_load),    SCMP_SYS(kexec_file_load),
-        SCMP_SYS(init_module),  SCMP_SYS(finit_module),  SCMP_SYS(delete_module),
-        SCMP_SYS(bpf),          SCMP_SYS(perf_event_open), SCMP_SYS(keyctl),
-        SCMP_SYS(add_key),      SCMP_SYS(request_key),   SCMP_SYS(reboot),
-        SCMP_SYS(swapon),       SCMP_SYS(swapoff),       SCMP_SYS(acct),
-        SCMP_SYS(settimeofday), SCMP_SYS(clock_settime), SCMP_SYS(clock_adjtime),
-        SCMP_SYS(adjtimex),     SCMP_SYS(quotactl),      SCMP_SYS(userfaultfd),
-        SCMP_SYS(open_by_handle_at), SCMP_SYS(name_to_handle_at), SCMP_SYS(lookup_dcookie),
-        SCMP_SYS(mknod),        SCMP_SYS(mknodat),       SCMP_SYS(syslog),
-        SCMP_SYS(personality),  SCMP_SYS(vhangup),       SCMP_SYS(iopl),
-        SCMP_SYS(ioperm),       SCMP_SYS(fanotify_init), SCMP_SYS(move_mount),
-        SCMP_SYS(open_tree),    SCMP_SYS(fsopen),        SCMP_SYS(fsmount),
-    };
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < sizeof eacces / sizeof eacces[0]; i++) {
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), eacces[i], 0);
-    }
-    for (size_t i = 0; rc == 0 && i < sizeof eperm / sizeof eperm[0]; i++) {
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), eperm[i], 0);
-    }
-    /* clone with namespace flags (a nested sandbox escape attempt) is refused too */
-    if (rc == 0) {
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
-                              SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_NEWUSER, CLONE_NEWUSER));
-    }
-    /* clone3 passes its flags in memory a filter cannot read: refuse it as "not implemented",
-     * and the C library falls back to clone, whose flags the rule above sees */
-    if (rc == 0) {
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
-    }
-    if (rc != 0) {
-        seccomp_release(ctx);
-        return NULL;
-    }
-    return ctx;
-}
+/* The seccomp filter itself is built in seccomp.c (sv_seccomp_build). */
 
 /* ---- the child ---- */
 

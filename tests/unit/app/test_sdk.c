@@ -11,6 +11,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -129,6 +130,44 @@ static void test_bad_pointer_and_length_caught_before_sending(void **state)
     int fd;
     assert_int_equal(keel_app_channel_open(app, "", &fd), KEEL_APP_ERR_BAD_LENGTH);
     assert_int_equal(keel_app_cloud_open(app, "http", "h:1", (int *)8), KEEL_APP_ERR_BAD_POINTER);
+    assert_true(nothing_sent());
+}
+
+static void test_device_open_sends_the_name_and_returns_keelds_fd(void **state)
+{
+    (void)state;
+    int pfd[2];
+    assert_int_equal(pipe2(pfd, O_CLOEXEC), 0);
+    queue_answer(KEEL_WIRE_SERIAL_OPEN, KEEL_APP_OK, NULL, 0, pfd[0]);
+    int fd = -1;
+    assert_int_equal(keel_app_serial_open(app, "rs485", &fd), KEEL_APP_OK);
+    char p[32] = {0};
+    size_t n;
+    assert_int_equal(take_request(p, sizeof p, &n), KEEL_WIRE_SERIAL_OPEN);
+    assert_int_equal(n, 5);
+    assert_memory_equal(p, "rs485", 5);
+    /* the fd that came is the pipe keeld sent: bytes written at one end come out of it */
+    assert_true(fd >= 0);
+    assert_int_equal(write(pfd[1], "ok", 2), 2);
+    char got[2];
+    assert_int_equal(read(fd, got, 2), 2);
+    assert_memory_equal(got, "ok", 2);
+    assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+    close(fd);
+    close(pfd[0]);
+    close(pfd[1]);
+    /* a refusal leaves *fd at -1 */
+    queue_answer(KEEL_WIRE_GPIO_OPEN, KEEL_APP_ERR_DENIED, NULL, 0, -1);
+    fd = 42;
+    assert_int_equal(keel_app_gpio_open(app, "relay", &fd), KEEL_APP_ERR_DENIED);
+    assert_int_equal(fd, -1);
+    assert_int_equal(take_request(NULL, 0, NULL), KEEL_WIRE_GPIO_OPEN);
+    /* checked before anything is sent */
+    assert_int_equal(keel_app_serial_open(app, "", &fd), KEEL_APP_ERR_BAD_LENGTH);
+    assert_int_equal(keel_app_serial_open(app, NULL, &fd), KEEL_APP_ERR_BAD_POINTER);
+    assert_int_equal(keel_app_gpio_open(app, "relay", NULL), KEEL_APP_ERR_BAD_POINTER);
+    assert_int_equal(keel_app_serial_open(app, "0123456789012345678901234567890123", &fd),
+                     KEEL_APP_ERR_BAD_LENGTH);
     assert_true(nothing_sent());
 }
 
@@ -286,6 +325,7 @@ int main(void)
         cmocka_unit_test(test_open_name_from_keeld),
         cmocka_unit_test(test_log_sends_text_and_returns_keelds_status),
         cmocka_unit_test(test_bad_pointer_and_length_caught_before_sending),
+        cmocka_unit_test(test_device_open_sends_the_name_and_returns_keelds_fd),
         cmocka_unit_test(test_unmapped_buffer_is_bad_pointer_not_a_crash),
         cmocka_unit_test(test_desired_copied_into_app_buffer_or_no_space),
         cmocka_unit_test(test_answer_for_another_call_is_protocol_error),

@@ -105,6 +105,23 @@ static void test_check_channel_open_no_nul_inside(void **state)
                      KEEL_APP_ERR_INVALID_ARG);
 }
 
+static void test_check_device_open_names(void **state)
+{
+    (void)state;
+    static const uint16_t ops[] = {KEEL_WIRE_SERIAL_OPEN, KEEL_WIRE_GPIO_OPEN};
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(keel_wire_check(msg, build(ops[i], "rs485", 5)), KEEL_APP_OK);
+        assert_int_equal(keel_wire_check(msg, build(ops[i], "rs\0485", 6)),
+                         KEEL_APP_ERR_INVALID_ARG);
+        assert_int_equal(keel_wire_check(msg, build(ops[i], "", 0)), KEEL_APP_ERR_BAD_LENGTH);
+        /* 31 bytes fit keeld's name buffer with its NUL; 32 do not */
+        assert_int_equal(keel_wire_check(msg, build(ops[i], "abcdefghijklmnopqrstuvwxyz01234", 31)),
+                         KEEL_APP_OK);
+        assert_int_equal(keel_wire_check(msg, build(ops[i], "abcdefghijklmnopqrstuvwxyz012345", 32)),
+                         KEEL_APP_ERR_BAD_LENGTH);
+    }
+}
+
 static void test_op_name_every_op_named(void **state)
 {
     (void)state;
@@ -119,6 +136,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_check_log_with_text_ok),
+        cmocka_unit_test(test_check_device_open_names),
         cmocka_unit_test(test_check_log_empty_bad_length),
         cmocka_unit_test(test_check_header_len_disagrees_with_message_bad_length),
         cmocka_unit_test(test_check_unknown_or_answer_op_refused),

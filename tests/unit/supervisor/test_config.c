@@ -74,6 +74,63 @@ static void test_load_broker_without_port_refused(void **state)
     assert_non_null(strstr(msg, "broker"));
 }
 
+static void test_serial_and_gpio_sections(void **state)
+{
+    (void)state;
+    sv_config c;
+    char msg[256];
+    assert_int_equal(sv_config_defaults(&c, "/x"), SV_OK);
+    assert_int_equal(
+        load_text(&c,
+                  "{\"serial\":{\"rs485\":{\"path\":\"/dev/ttyUSB0\",\"baud\":9600,"
+                  "\"parity\":\"even\",\"stop_bits\":1},\"console\":{\"path\":\"/dev/ttyS0\"}},"
+                  "\"gpio\":{\"relay\":{\"chip\":\"/dev/gpiochip0\",\"line\":17,"
+                  "\"direction\":\"output\",\"active_low\":true,\"initial\":true},"
+                  "\"button\":{\"chip\":\"/dev/gpiochip1\",\"line\":0}}}",
+                  msg, sizeof msg),
+        SV_OK);
+    assert_int_equal(c.nserial, 2);
+    assert_string_equal(c.serial[0].name, "rs485");
+    assert_string_equal(c.serial[0].path, "/dev/ttyUSB0");
+    assert_int_equal(c.serial[0].baud, 9600);
+    assert_int_equal(c.serial[0].parity, 'E');
+    assert_int_equal(c.serial[0].data_bits, 8);
+    assert_int_equal(c.serial[0].stop_bits, 1);
+    assert_int_equal(c.serial[1].baud, 0); /* no baud: keeld leaves the line settings alone */
+    assert_int_equal(c.ngpio, 2);
+    assert_string_equal(c.gpio[0].chip, "/dev/gpiochip0");
+    assert_int_equal(c.gpio[0].line, 17);
+    assert_true(c.gpio[0].output && c.gpio[0].active_low && c.gpio[0].initial);
+    assert_false(c.gpio[1].output);
+    assert_int_equal(c.gpio[1].line, 0);
+}
+
+static void test_serial_and_gpio_mistakes_named(void **state)
+{
+    (void)state;
+    static const char *const bad[][2] = {
+        {"{\"serial\":{\"rs485\":{\"path\":\"/dev/ttyUSB0\",\"parity\":\"mark\"}}}", "parity"},
+        {"{\"serial\":{\"rs485\":{\"path\":\"/dev/ttyUSB0\",\"baud\":9601}}}", "baud"},
+        {"{\"serial\":{\"rs485\":{\"path\":\"/dev/ttyUSB0\",\"parit\":\"odd\"}}}", "parit"},
+        {"{\"serial\":{\"rs485\":{\"path\":\"ttyUSB0\"}}}", "path"},
+        {"{\"serial\":{\"../x\":{\"path\":\"/dev/ttyUSB0\"}}}", "name"},
+        {"{\"serial\":[\"/dev/ttyUSB0\"]}", "serial"},
+        {"{\"gpio\":{\"relay\":{\"chip\":\"/dev/gpiochip0\"}}}", "line"},
+        {"{\"gpio\":{\"relay\":{\"chip\":\"/dev/gpiochip0\",\"line\":1,"
+         "\"direction\":\"out\"}}}", "direction"},
+        {"{\"gpio\":{\"relay\":{\"chip\":\"/dev/gpiochip0\",\"line\":-1}}}", "line"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        sv_config c;
+        char msg[256] = "";
+        assert_int_equal(sv_config_defaults(&c, "/x"), SV_OK);
+        assert_int_equal(load_text(&c, bad[i][0], msg, sizeof msg), SV_ERR_CONFIG);
+        if (!strstr(msg, bad[i][1])) {
+            fail_msg("'%s' not named in: %s", bad[i][1], msg);
+        }
+    }
+}
+
 static void test_err_names_cover_the_enum(void **state)
 {
     (void)state;
@@ -90,6 +147,8 @@ int main(void)
         cmocka_unit_test(test_load_keys_override_defaults),
         cmocka_unit_test(test_load_base_uid_in_system_range_refused),
         cmocka_unit_test(test_load_broker_without_port_refused),
+        cmocka_unit_test(test_serial_and_gpio_sections),
+        cmocka_unit_test(test_serial_and_gpio_mistakes_named),
         cmocka_unit_test(test_err_names_cover_the_enum),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -37,7 +37,7 @@ static void test_parse_full_manifest_fills_every_field(void **state)
                    "\"capabilities\":{\"limits\":{\"memory_mb\":16,\"cpu_percent\":25,"
                    "\"processes\":4,\"files\":32},\"cloud\":{\"telemetry\":true,"
                    "\"properties\":true,\"methods\":false,\"mqtt\":true,"
-                   "\"http\":[\"api.example.com:443\"]},\"serial\":[\"ttyS1\"],\"gpio\":[4,17],"
+                   "\"http\":[\"api.example.com:443\"]},\"serial\":[\"rs485\"],\"gpio\":[\"relay\",\"led.1\"],"
                    "\"intercore\":[\"9b4e28ba-2fa1-11d2-883f-0016d3cca427\"]}}"),
         SV_OK);
     assert_string_equal(m.id, "1b4e28ba-2fa1-11d2-883f-0016d3cca427");
@@ -61,6 +61,12 @@ static void test_parse_full_manifest_fills_every_field(void **state)
     assert_string_equal(m.http_hosts[0], "api.example.com:443");
     assert_int_equal(m.npartners, 1);
     assert_string_equal(m.partners[0], "9b4e28ba-2fa1-11d2-883f-0016d3cca427");
+    assert_true(keel_manifest_allows_serial(&m.km, "rs485"));
+    assert_false(keel_manifest_allows_serial(&m.km, "rs48"));
+    assert_false(keel_manifest_allows_serial(&m.km, "relay"));
+    assert_true(keel_manifest_allows_gpio(&m.km, "led.1"));
+    assert_false(keel_manifest_allows_gpio(&m.km, "rs485"));
+    assert_false(keel_manifest_allows_gpio(&m.km, NULL));
 }
 
 static void test_parse_minimal_app_gets_keelds_defaults(void **state)
@@ -135,6 +141,19 @@ static void test_parse_serial_path_refused(void **state)
     assert_non_null(strstr(msg, "serial"));
 }
 
+static void test_parse_gpio_takes_names_not_numbers_or_paths(void **state)
+{
+    (void)state;
+    assert_int_equal(parse(HEAD "\"name\":\"a\",\"kind\":\"app\",\"exec\":\"a\","
+                                "\"capabilities\":{\"gpio\":[17]}}"),
+                     SV_ERR_CONFIG);
+    assert_non_null(strstr(msg, "gpio"));
+    assert_int_equal(parse(HEAD "\"name\":\"a\",\"kind\":\"app\",\"exec\":\"a\","
+                                "\"capabilities\":{\"gpio\":[\"/dev/gpiochip0\"]}}"),
+                     SV_ERR_CONFIG);
+    assert_non_null(strstr(msg, "not a path"));
+}
+
 static void test_parse_restart_policy_checked(void **state)
 {
     (void)state;
@@ -177,6 +196,7 @@ int main(void)
         cmocka_unit_test(test_parse_limits_out_of_range_refused),
         cmocka_unit_test(test_parse_unknown_cloud_feature_refused),
         cmocka_unit_test(test_parse_serial_path_refused),
+        cmocka_unit_test(test_parse_gpio_takes_names_not_numbers_or_paths),
         cmocka_unit_test(test_parse_restart_policy_checked),
         cmocka_unit_test(test_parse_not_json_reports_position),
         cmocka_unit_test(test_realtime_kind_needs_its_loader),

@@ -1,6 +1,7 @@
 /* The misbehaving-app suite, one binary: argv[1] picks the misbehaviour. Each mode logs what
  * it tried and what happened, so the test can assert both keeld's reaction and the app's
- * view. Modes: null, abort, loop, forkbomb, memhog, socket, peek PATH..., forge, badptr.
+ * view. Modes: null, abort, loop, forkbomb, memhog, socket, peek PATH..., forge, badptr,
+ * sys NAME|NUMBER.
  * This program is hostile on purpose: it writes raw wire messages (src/app/wire.h) to keeld. */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -274,6 +276,12 @@ static void badptr(void)
         keel_app_status_name(keel_app_channel_open(g_app, (const char *)0x1000, &fd)));
     say("badptr cloud_open(fd unmapped) -> %s",
         keel_app_status_name(keel_app_cloud_open(g_app, "http", "x:1", (int *)0x1000)));
+    say("badptr serial_open(name unmapped) -> %s",
+        keel_app_status_name(keel_app_serial_open(g_app, (const char *)0x1000, &fd)));
+    say("badptr gpio_open(fd unmapped) -> %s",
+        keel_app_status_name(keel_app_gpio_open(g_app, "relay", (int *)0x1000)));
+    say("badptr serial_open(name too long) -> %s",
+        keel_app_status_name(keel_app_serial_open(g_app, "a-name-longer-than-thirty-one-chars", &fd)));
     say("badptr notify_register(unmapped) -> %s",
         keel_app_status_name(keel_app_notify_register(g_app, (void *)0x10000, 4096, &fd)));
     say("badptr notify_register(read-only) -> %s",
@@ -283,6 +291,26 @@ static void badptr(void)
         keel_app_status_name(keel_app_notify_take(g_app, NULL, 1, &len)));
     say("badptr: alive");
     idle_forever();
+}
+
+/* A system call outside keeld's seccomp allow list, by name or number: the app must die of
+ * SIGSYS inside the call, never see it return. */
+static void sys_call(const char *what)
+{
+    static const struct {
+        const char *name;
+        long nr;
+    } known[] = {{"bpf", SYS_bpf}, {"ptrace", SYS_ptrace}, {"unshare", SYS_unshare},
+                 {"keyctl", SYS_keyctl}};
+    long nr = strtol(what, NULL, 10);
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+        if (strcmp(known[i].name, what) == 0) {
+            nr = known[i].nr;
+        }
+    }
+    say("evil: sys calling %ld", nr);
+    long rc = syscall(nr, 0, 0, 0, 0, 0, 0);
+    say("evil: sys returned %ld (%s)", rc, strerror(errno));
 }
 
 int main(int argc, char **argv)
@@ -312,6 +340,8 @@ int main(int argc, char **argv)
         forge();
     } else if (strcmp(mode, "tunnel") == 0) {
         tunnel(argc, argv);
+    } else if (strcmp(mode, "sys") == 0 && argc > 2) {
+        sys_call(argv[2]);
     } else if (strcmp(mode, "badptr") == 0) {
         badptr();
     } else {
