@@ -13,10 +13,9 @@
  *    that corrupts its ring ends the run (exit 6), a forged sender is dropped and logged;
  *  - doorbells: into the guest, a byte on UART1's character device (one end of a socketpair
  *    QEMU gets as an fd: keeld's sandbox allows no socket(); the firmware's icc driver takes
- *    its RX interrupt); out of the guest, a byte it writes to UART1. Because QEMU's TCG emits no
- * host fence for a guest DMB, a doorbell can be lost (see
- * firmware/drivers/icc/icc_bell_uart_rtos.c): the loader also looks at every ring each
- *    --poll-ms, so a lost doorbell costs one period, never a hang;
+ *    its RX interrupt); out of the guest, a byte it writes to UART1. Because QEMU's TCG emits
+ *    no host fence for a guest DMB, a doorbell can be lost (icc_bell_uart_rtos.c): the loader
+ *    also looks at every ring each --poll-ms, so a lost doorbell costs one period, not a hang;
  *  - heartbeat: the firmware bumps the table's counter (board_heartbeat); each change is
  *    forwarded to keeld as a record on $KEEL_APP_FD (at most every --beat-ms). The loader never
  *    beats on its own: firmware stuck in a loop inside a live QEMU goes silent, and keeld's
