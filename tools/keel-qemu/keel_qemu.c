@@ -578,7 +578,8 @@ int main(int argc, char **argv)
         cleanup_files();
         return EXIT_FAIL;
     }
-    say("%u channel%s, firmware %s, QEMU pid %d", nchans, nchans == 1 ? "" : "s", elf, (int)qemu);
+    say("%u channel%s, firmware %s, QEMU pid %d%s", nchans, nchans == 1 ? "" : "s", elf, (int)qemu,
+        icount ? ", deterministic guest time (-icount shift=0)" : "");
 
     struct pollfd p[3 + KEEL_ICC_TABLE_MAX];
     uint32_t last_beat_count = 0;

@@ -54,7 +54,7 @@ static void parse(const char *name, const char *json, keel_manifest *m)
 }
 
 /* Pairs an app with the RT component, starts the loader with the RT end, opens the app's end. */
-static void start(run *r, const char *tag)
+static void start_with(run *r, const char *tag, bool icount)
 {
     if (access(elf, R_OK) != 0) {
         fail_msg("%s missing: build the fw tree first (make fw)", elf);
@@ -89,7 +89,11 @@ static void start(run *r, const char *tag)
     snprintf(log, sizeof log, "%s/%s.log", tmp, tag);
     assert_int_equal(setenv("KEEL_RT_CHANNEL_FD", chan_fd, 1), 0);
     assert_int_equal(setenv("KEEL_APP_FD", beat_fd, 1), 0);
-    char *argv[] = {(char *)loader_exe, "--shm-dir", (char *)tmp, elf, NULL};
+    char *argv[] = {(char *)loader_exe, "--shm-dir", (char *)tmp, elf, NULL, NULL};
+    if (icount) { /* options go before the image */
+        argv[4] = elf;
+        argv[3] = "--icount";
+    }
     assert_int_equal(kf_spawn(&r->loader, "keel-qemu", argv, log), 0);
     unsetenv("KEEL_RT_CHANNEL_FD");
     unsetenv("KEEL_APP_FD");
@@ -102,6 +106,11 @@ static void start(run *r, const char *tag)
     assert_int_equal(kf_wait_log(&r->loader, "icc_echo: attached (channel table, 1 channel)", 1000),
                      0);
     assert_int_equal(keel_icc_open(&hl, NULL, &r->app), KEEL_ICC_OK);
+}
+
+static void start(run *r, const char *tag)
+{
+    start_with(r, tag, false);
 }
 
 /* Heartbeat records that arrive within ms. */
@@ -207,6 +216,29 @@ static void test_a_firmware_that_corrupts_its_ring_ends_the_run(void **state)
     finish(&r);
 }
 
+/* --icount: deterministic guest time (one instruction = 1 ns), about 3x slower; the bridge and
+ * the heartbeat work the same. */
+static void test_loader_with_icount_bridges_and_beats(void **state)
+{
+    (void)state;
+    run r;
+    start_with(&r, "icount", true);
+    assert_int_equal(kf_wait_log(&r.loader, "deterministic guest time", 1000), 0);
+    for (uint32_t i = 0; i < 50; i++) {
+        uint8_t req[64], resp[64];
+        for (size_t k = 0; k < sizeof req; k++) {
+            req[k] = (uint8_t)(i * 5u + k);
+        }
+        keel_icc_msg m;
+        assert_int_equal(
+            keel_icc_request(r.app, T_DATA, req, sizeof req, &m, resp, sizeof resp, 5000),
+            KEEL_ICC_OK);
+        assert_memory_equal(resp, req, sizeof req);
+    }
+    assert_true(beats_within(&r, 1000) >= 2);
+    finish(&r);
+}
+
 static void test_loader_usage_errors(void **state)
 {
     (void)state;
@@ -246,6 +278,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_loader_bridges_echoes_and_forwards_the_firmware_heartbeat),
         cmocka_unit_test(test_a_hardfault_ends_qemu_and_the_loader_with_its_code),
         cmocka_unit_test(test_a_firmware_that_corrupts_its_ring_ends_the_run),
+        cmocka_unit_test(test_loader_with_icount_bridges_and_beats),
         cmocka_unit_test(test_loader_usage_errors),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
