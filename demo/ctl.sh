@@ -1,33 +1,56 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2154 # device, mosq, keys, hardware, web_port: from the demo's env file
 # The operator's side of `make demo`, from a second terminal: talks to the demo's broker with
-# the operator certificate (the ACL lets "operator" use every device's topics).
+# the operator certificate (the ACL lets "operator" use every device's topics) and, on the
+# device, to keeld through `keel app` ($KEEL_SOCKET). Each command prints the keel command it
+# runs, so the demo teaches the tools.
 #
 #   demo/ctl.sh set C          desired targetTemperature = C (retained desired document)
 #   demo/ctl.sh watch          telemetry and reported properties as they reach the broker
-#   demo/ctl.sh broker-stop    stop mosquitto (the app queues telemetry in its outbox)
+#   demo/ctl.sh broker-stop    stop mosquitto (telemetry queues in the device's outbox)
 #   demo/ctl.sh broker-start   start it again on the same port (the queue drains)
-#   demo/ctl.sh app-restart    SIGKILL the app and start it again
-#   demo/ctl.sh crash          (DEMO_KEELD=1) SIGSEGV keel-envmon; keeld reports and restarts it
-#   demo/ctl.sh world-restart  power-cycle keel-sim (RT core, bus, room; their state persists)
-#   demo/ctl.sh modbus         read the sensors on the world's RS485 bus (keel modbus read)
+#   demo/ctl.sh crash          SIGSEGV keel-envmon; keeld reports and restarts it
+#   demo/ctl.sh deploy [1.1.0|broken]
+#                              release envmon 1.1.0 (or 1.2.0, a build that crashes) with
+#                              keel release make, serve it, and keel cloud deploy it: keeld
+#                              verifies it, runs it on trial, confirms it or reverts it
+#   demo/ctl.sh app-restart    restart the app (keel app stop/start; DEMO_DIRECT: SIGKILL)
+#   demo/ctl.sh world-restart  power-cycle the RT core and the room (their state persists)
+#   demo/ctl.sh modbus         (DEMO_DIRECT) read the sensors on the RS485 bus (keel modbus)
 #   demo/ctl.sh sensor-update [1.1.0|1.0.0|broken|forged]
-#                              push supply-air sensor firmware (unit 2) through the gateway's
-#                              updateSensorFirmware method (default 1.1.0)
+#                              (DEMO_DIRECT) push supply-air sensor firmware (unit 2) through
+#                              the gateway's updateSensorFirmware method (default 1.1.0)
 #
 # KEEL_DEMO_DIR: the demo's directory (default build/demo). Exit: 0 ok, 1 failed, 2 usage.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 dir=${KEEL_DEMO_DIR:-$top/build/demo}
-bin=${KEEL_BIN:-$top/build/release/bin}
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '3,24p' "$0" | sed 's/^# \{0,1\}//'; }
 [[ ${1:-} == -h || ${1:-} == --help ]] && { usage; exit 0; }
 [[ -f $dir/env ]] || { echo "ctl: no demo in $dir (run make demo first)" >&2; exit 1; }
+bin=$top/build/release/bin
 # shellcheck source=/dev/null
-source "$dir/env"
-# Shows the real command before running it, so the demo teaches the tools.
+source "$dir/env" # port, device, prefix, pki, mosq, keeld_mode, bin, KEEL_SOCKET, web_port...
+export KEEL_SOCKET
+# Shows the real command before running it.
 run() {
   printf '$'; printf ' %q' "${@/#$top\//}"; printf '\n'
   "$@"
+}
+keeld_only() {
+  [[ ${keeld_mode:-0} == 1 ]] || { echo "ctl: $1 needs the demo under keeld (make demo without DEMO_DIRECT)" >&2; exit 1; }
+}
+# keel app stop returns while the app is stopping; start is refused until it has stopped.
+keeld_restart() { # app
+  run "$bin/keel" app stop "$1"
+  for _ in $(seq 200); do
+    "$bin/keel" app list | awk -v n="$1" '$1 == n {s=$3} END {exit s != "stopped"}' && break
+    sleep 0.05
+  done
+  run "$bin/keel" app start "$1"
+}
+direct_only() {
+  [[ ${keeld_mode:-0} == 0 ]] || { echo "ctl: $1 needs DEMO_DIRECT=1 (the gateway does not run under keeld yet)" >&2; exit 1; }
 }
 case ${1:-} in
 set)
@@ -47,14 +70,36 @@ broker-start)
   echo "broker started (pid $!): watch the queue drain"
   ;;
 crash)
-  [[ ${keeld_mode:-0} == 1 ]] || { echo "ctl: crash needs the demo under keeld (DEMO_KEELD=1)" >&2; exit 1; }
-  export KEEL_SOCKET
+  keeld_only crash
   pid=$("$bin/keel" app list | awk '$1 == "envmon" && $3 == "running" {print $4}')
   [[ -n $pid ]] || { echo "ctl: envmon is not running" >&2; exit 1; }
   run kill -SEGV "$pid"
   echo "keel-envmon (pid $pid) crashed: see keel app list, keel app crashes envmon"
   ;;
+deploy)
+  keeld_only deploy
+  ver=${2:-1.1.0}
+  case $ver in
+  broken | 1.2.0) ver=1.2.0 ;;
+  1.0.0 | 1.1.0) ;;
+  *) echo "ctl: deploy 1.1.0, 1.0.0 or broken" >&2; exit 2 ;;
+  esac
+  pkg=$dir/packages/envmon-$ver.kpkg
+  [[ -f $pkg ]] || { echo "ctl: no package $pkg" >&2; exit 2; }
+  # every release gets its own directory (keeld applies a manifest URL once)
+  rel=envmon-$ver-$(date +%s%N | cut -c1-13)
+  run "$bin/keel" release make --key "$keys/dev.sec" --hardware "$hardware" \
+    --out "$dir/site/$rel" "$pkg"
+  run "$bin/keel" cloud deploy --manifest "http://127.0.0.1:$web_port/$rel/manifest.kman" \
+    --device "$device" --config "$dir/operator.json"
+  echo "announced: keeld fetches, verifies and installs it on trial; follow it in the live view"
+  echo "or with: KEEL_SOCKET=$KEEL_SOCKET $bin/keel app logs envmon"
+  ;;
 app-restart)
+  if [[ ${keeld_mode:-0} == 1 ]]; then
+    keeld_restart envmon
+    exit 0
+  fi
   old=$(cat "$dir/envmon.pid")
   kill -KILL "$old" 2>/dev/null || true
   period=$(cat "$dir/envmon.period" 2>/dev/null || echo 2000)
@@ -64,6 +109,11 @@ app-restart)
   echo "app killed (pid $old) and started again (pid $!)"
   ;;
 world-restart)
+  if [[ ${keeld_mode:-0} == 1 ]]; then
+    keeld_restart envmon-rt
+    echo "RT core powered off and on again: the room persists; keeld re-pairs the app's channel"
+    exit 0
+  fi
   old=$(cat "$dir/keel-sim.pid")
   kill -TERM "$old" 2>/dev/null || true
   for _ in $(seq 100); do kill -0 "$old" 2>/dev/null || break; sleep 0.05; done
@@ -74,6 +124,7 @@ world-restart)
   echo "world powered off (pid $old) and on again (pid $!): the room and the sensor's flash persist"
   ;;
 modbus)
+  direct_only modbus
   bus=$(jq -r .modbus.port "$dir/world.json")
   echo "unit 1 (room sensor): temperature, humidity, pressure"
   run "$bin/keel" modbus read -R "127.0.0.1:$bus" -u 1 -T input 0 3
@@ -81,6 +132,7 @@ modbus)
   run "$bin/keel" modbus read -R "127.0.0.1:$bus" -u 2 -T input 0 1
   ;;
 sensor-update)
+  direct_only sensor-update
   case ${2:-1.1.0} in
   broken) img=$dir/firmware/supply-air-1.2.0-broken.kimg ;;
   forged) img=$dir/firmware/supply-air-forged.kimg ;;

@@ -11,7 +11,15 @@
  *  - standalone (the demo today, see docs/quickstart.md "Gaps"): the channel end from keel-sim's
  *    socket (--rt-socket) and the cloud link in this process (--cloud, a device config).
  * Either way the app prints one line per event on stdout and, with --status, keeps a JSON
- * snapshot for the demo's live view. */
+ * snapshot for the demo's live view.
+ *
+ * Under keeld the app confirms its health (keel_app_confirm_health) once it is doing its job:
+ * the RT core answered and keeld took a telemetry message. A new version deployed with
+ * `keel cloud deploy` runs on trial until then, and keeld reverts it if that never happens.
+ *
+ * ENVMON_BROKEN_BUILD (the keel-envmon-broken target) compiles in a defect, a null pointer
+ * written through as soon as the first sample arrives, so the demo has a release that crashes
+ * on trial and is reverted (demo/ctl.sh deploy broken). It is never part of a normal build. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -85,6 +93,7 @@ typedef struct envmon {
     int64_t desired_version_seen; /* keeld mode: to notice a new desired document */
     const char *cloud_cfg;
     int64_t down_since; /* when the link went down, 0 while up */
+    bool health_confirmed; /* keeld mode: said once, after the first good period */
 } envmon;
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -256,6 +265,32 @@ static void rt_down(envmon *m, const char *what, keel_icc_err rc)
     }
 }
 
+/* Under keeld: the RT core answered and keeld took telemetry, so this version works; a
+ * version on trial stops being one (outside a trial keeld just notes it). */
+static void confirm_health(envmon *m)
+{
+    if (!m->app || m->health_confirmed) {
+        return;
+    }
+    keel_app_status st = keel_app_confirm_health(m->app);
+    if (st == KEEL_APP_OK) {
+        m->health_confirmed = true;
+        say("health confirmed to keeld");
+    } else {
+        say("confirm_health: %s", keel_app_status_name(st)); /* tried again next period */
+    }
+}
+
+#ifdef ENVMON_BROKEN_BUILD
+/* The demo's broken release: a lookup that was meant to find the sensor's calibration and
+ * writes through a null pointer instead. */
+__attribute__((noinline)) static void broken_build_defect(const envmon_env *e)
+{
+    volatile int32_t *calibration = NULL;
+    *calibration = e->temp_mc; /* cppcheck-suppress nullPointer ; the defect, on purpose */
+}
+#endif
+
 /* One period: sample, decide, actuate, report. */
 static void period(envmon *m)
 {
@@ -283,6 +318,9 @@ static void period(envmon *m)
     if (!m->rt_ok) {
         say("rt: connected (sample %u)", e.seq);
     }
+#ifdef ENVMON_BROKEN_BUILD
+    broken_build_defect(&e);
+#endif
     m->rt_ok = true;
     m->last = e;
     m->applied = (hvac_mode)e.hvac;
@@ -306,6 +344,7 @@ static void period(envmon *m)
     int len = envmon_logic_telemetry(&m->logic, &e, m->applied, json, sizeof json);
     if (len > 0 && up_telemetry(m, json, (size_t)len)) {
         m->telemetry_sent++;
+        confirm_health(m);
     }
     len = envmon_logic_mode_report(&m->logic, m->applied, json, sizeof json);
     if (len > 0 && !up_report(m, json, (size_t)len)) {

@@ -7,20 +7,33 @@
  * module's sensor profile (sensor_update.c); without --sensor-key the answer is 501. The push
  * runs inside the method call (seconds for a small image on a fast bus; polling pauses).
  *
- * Standalone (the demo today): the cloud link runs in this process (--cloud). */
+ * The bus (gateway_bus.h) is the gateway's own MODBUS client (TCP, RTU over TCP, a serial
+ * line), or the RT core's RS485 line driver through the bridge channel ("rt_bridge" in the
+ * config): then this process builds and checks every frame, and the RT core moves them.
+ *
+ * Under keeld ($KEEL_APP_FD set): the bridge channel comes from keel_app_channel_open,
+ * telemetry goes through keeld, and cloud method calls are taken from keeld. Standalone: the
+ * cloud link runs in this process (--cloud) and the bridge channel comes from keel-sim's
+ * --bridge-socket (--rt-socket). --once and --update-sensor do one job and exit. */
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
+#include "gateway_bus.h"
 #include "gateway_map.h"
 #include "sensor_update.h"
+#include "keel/app.h"
 #include "keel/cloud.h"
 #include "keel/config.h"
 #include "keel/modbus.h"
@@ -31,14 +44,20 @@ static const char usage[] =
     "The MODBUS sensor gateway: polls the sensors in the config's poll map and sends their\n"
     "readings as telemetry.\n"
     "\n"
-    "  --config FILE   the poll map (bus, period_ms, points; see docs/quickstart.md)\n"
-    "  --cloud FILE    device config with a \"cloud\" section (default: the --config file)\n"
+    "  --config FILE   the poll map (bus, period_ms, points; see docs/config.md)\n"
+    "  --cloud FILE    device config with a \"cloud\" section (default: the --config file;\n"
+    "                  not used under keeld, whose cloud link carries the telemetry)\n"
     "  --status FILE   keep a JSON snapshot of the last readings here\n"
     "  --sensor-key F  trust this public key for sensor firmware (updateSensorFirmware)\n"
+    "  --rt-socket P   bus \"rt_bridge\" outside keeld: the bridge channel from keel-sim's\n"
+    "                  --bridge-socket P (under keeld: keel_app_channel_open)\n"
     "  --once          poll once, print the telemetry, exit (0 if every point answered)\n"
+    "  --update-sensor UNIT:IMAGE  push a signed image to a sensor (needs --sensor-key),\n"
+    "                  print the result, exit (0 running it, 4 refused, 1 failed)\n"
     "  -h, --help      this text\n"
     "\n"
-    "Exit: 0 stopped, 1 a poll failed (--once), 2 usage, 3 i/o, 5 the config is invalid.\n";
+    "Exit: 0 stopped, 1 a poll or push failed, 2 usage, 3 i/o, 4 image refused,\n"
+    "5 the config is invalid.\n";
 
 static volatile sig_atomic_t stop;
 static void on_signal(int sig)
@@ -56,8 +75,10 @@ static int64_t now_ms(void)
 
 typedef struct gateway {
     gateway_map map;
-    keel_modbus_client *bus;
+    gateway_bus *bus;
     keel_cloud *cloud;
+    keel_app *app;         /* under keeld */
+    const char *rt_socket; /* the bridge channel from keel-sim, outside keeld */
     char cloud_state[160];
     uint32_t errors[GATEWAY_MAX_POINTS];
     double values[GATEWAY_MAX_POINTS];
@@ -65,7 +86,7 @@ typedef struct gateway {
     uint64_t polls, sent;
     keel_image_pubkey sensor_key;
     bool have_key;
-    char last_update[256];
+    char last_update[600]; /* "status body", body up to 512 */
 } gateway;
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -86,58 +107,152 @@ static void cb_state(void *user, bool connected, const char *why)
     say("cloud %s", g->cloud_state);
 }
 
-static void cb_method(void *user, const char *name, const char *rid, const char *payload,
-                      size_t len)
+static keel_modbus_err open_bus(gateway *g);
+
+/* A cloud method call (from the in-process cloud link or from keeld): status and body. */
+static int method(gateway *g, const char *name, const char *payload, size_t len, char *body,
+                  size_t cap)
 {
-    gateway *g = user;
     int status = 404;
-    char body[512] = "{\"error\":\"no such method\"}";
+    snprintf(body, cap, "{\"error\":\"no such method\"}");
     if (strcmp(name, "updateSensorFirmware") == 0) {
         cJSON *req = cJSON_ParseWithLength(payload, len);
         const cJSON *unit = cJSON_GetObjectItemCaseSensitive(req, "unit");
         const cJSON *image = cJSON_GetObjectItemCaseSensitive(req, "image");
         if (!g->have_key) {
             status = 501;
-            snprintf(body, sizeof body,
-                     "{\"error\":\"no trusted sensor key (keel-gateway --sensor-key)\"}");
+            snprintf(body, cap, "{\"error\":\"no trusted sensor key (keel-gateway --sensor-key)\"}");
         } else if (!cJSON_IsNumber(unit) || unit->valuedouble < 1 || unit->valuedouble > 247 ||
                    !cJSON_IsString(image)) {
             status = 400;
-            snprintf(body, sizeof body,
+            snprintf(body, cap,
                      "{\"error\":\"expected unit (1..247) and image (a path on the gateway)\"}");
-        } else if (!g->bus) {
+        } else if (!g->bus && open_bus(g) != KEEL_MODBUS_OK) {
             status = 503;
-            snprintf(body, sizeof body, "{\"error\":\"the bus is not open\"}");
+            snprintf(body, cap, "{\"error\":\"the bus is not open\"}");
         } else {
             say("updateSensorFirmware: unit %d <- %s", (int)unit->valuedouble, image->valuestring);
             keel_image_keys keys = {.keys = &g->sensor_key, .count = 1};
-            keel_modbus_client_set_timeout(g->bus, 1000000);
+            gateway_bus_set_timeout(g->bus, 1000000);
             status = gateway_sensor_update(g->bus, (uint8_t)unit->valuedouble, image->valuestring,
-                                           &keys, body, sizeof body);
+                                           &keys, body, cap);
         }
         cJSON_Delete(req);
         snprintf(g->last_update, sizeof g->last_update, "%d %s", status, body);
     }
     say("method %s -> %d %s", name, status, body);
+    return status;
+}
+
+static void cb_method(void *user, const char *name, const char *rid, const char *payload,
+                      size_t len)
+{
+    gateway *g = user;
+    char body[512];
+    int status = method(g, name, payload, len, body, sizeof body);
     if (g->cloud && keel_cloud_method_answer(g->cloud, rid, status, body) != KEEL_CLOUD_OK) {
         say("method %s: answer not accepted", name);
     }
 }
 
+/* Under keeld: answers the method calls keeld holds for us. */
+static void keeld_methods(gateway *g)
+{
+    for (;;) {
+        uint32_t id;
+        char name[64], body[512];
+        static char payload[KEEL_APP_MAX_PAYLOAD + 1];
+        size_t len = 0;
+        keel_app_status st =
+            keel_app_method_take(g->app, &id, name, sizeof name, payload, sizeof payload - 1, &len);
+        if (st == KEEL_APP_ERR_NOT_FOUND) {
+            return;
+        }
+        int status = 413;
+        snprintf(body, sizeof body, "{\"error\":\"request too large\"}");
+        if (st == KEEL_APP_OK) {
+            payload[len] = '\0';
+            status = method(g, name, payload, len, body, sizeof body);
+        } else if (st != KEEL_APP_ERR_NO_SPACE) {
+            say("keeld: method_take: %s", keel_app_status_name(st));
+            return;
+        }
+        if (keel_app_method_answer(g->app, id, status, body, strlen(body)) != KEEL_APP_OK) {
+            say("method %s: answer not accepted", name);
+        }
+    }
+}
+
+/* The bridge channel's end: from keeld, or from keel-sim's socket. */
+static keel_icc_err bridge_end(gateway *g, keel_icc_end *end)
+{
+    int fd = -1;
+    if (g->rt_socket) {
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        if (strlen(g->rt_socket) >= sizeof a.sun_path) {
+            return KEEL_ICC_ERR_ARG;
+        }
+        strcpy(a.sun_path, g->rt_socket);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+            if (fd >= 0) {
+                close(fd);
+            }
+            return KEEL_ICC_ERR_IO;
+        }
+    } else if (g->app) {
+        /* BUSY: the RT loader is not running (yet, or restarting): the next poll asks again */
+        keel_app_status st = keel_app_channel_open(g->app, g->map.target, &fd);
+        if (st != KEEL_APP_OK) {
+            return st == KEEL_APP_ERR_DENIED ? KEEL_ICC_ERR_DENIED : KEEL_ICC_ERR_IO;
+        }
+    } else {
+        return KEEL_ICC_ERR_ARG;
+    }
+    keel_icc_err rc = keel_icc_end_recv(fd, end);
+    close(fd);
+    return rc;
+}
+
 static keel_modbus_err open_bus(gateway *g)
 {
     const gateway_map *m = &g->map;
-    if (m->bus == GATEWAY_BUS_RTU) {
-        keel_modbus_serial_opts o = {.line = {.baud = m->baud,
-                                              .data_bits = 8,
-                                              .parity = m->parity == 'N' ? KEEL_MODBUS_PARITY_NONE
-                                                        : m->parity == 'O'
-                                                            ? KEEL_MODBUS_PARITY_ODD
-                                                            : KEEL_MODBUS_PARITY_EVEN,
-                                              .stop_bits = m->stop_bits},
-                                     .rs485 = m->rs485};
-        return keel_modbus_client_serial(m->target, &o, &g->bus);
+    keel_modbus_line line = {.baud = m->baud,
+                             .data_bits = 8,
+                             .parity = m->parity == 'N'   ? KEEL_MODBUS_PARITY_NONE
+                                       : m->parity == 'O' ? KEEL_MODBUS_PARITY_ODD
+                                                          : KEEL_MODBUS_PARITY_EVEN,
+                             .stop_bits = m->stop_bits};
+    keel_modbus_client *c = NULL;
+    keel_modbus_err e;
+    if (m->bus == GATEWAY_BUS_RT_BRIDGE) {
+        keel_icc_end end;
+        keel_icc *chan = NULL;
+        keel_icc_err ie = bridge_end(g, &end);
+        if (ie == KEEL_ICC_OK && (ie = keel_icc_open(&end, NULL, &chan)) != KEEL_ICC_OK) {
+            keel_icc_end_close(&end);
+        }
+        if (ie != KEEL_ICC_OK) {
+            static keel_icc_err said = KEEL_ICC_OK; /* one line per outage */
+            if (ie != said) {
+                say("bus: the RT bridge channel: %s", keel_icc_err_name(ie));
+            }
+            said = ie;
+            return KEEL_MODBUS_ERR_IO;
+        }
+        /* Replies a previous instance asked for and never read are stale: drop them. */
+        keel_icc_msg msg;
+        static uint8_t junk[KEEL_ICC_MIN_MSG];
+        while (keel_icc_recv(chan, &msg, junk, sizeof junk, 0) == KEEL_ICC_OK) {
+        }
+        g->bus = gateway_bus_bridge(chan, &line);
+        say("bus: RT core's RS485 line driver through the bridge channel");
+        return g->bus ? KEEL_MODBUS_OK : KEEL_MODBUS_ERR_NO_SPACE;
     }
+    if (m->bus == GATEWAY_BUS_RTU) {
+        keel_modbus_serial_opts o = {.line = line, .rs485 = m->rs485};
+        e = keel_modbus_client_serial(m->target, &o, &c);
+    } else {
     char host[128];
     snprintf(host, sizeof host, "%s", m->target);
     char *colon = strrchr(host, ':');
@@ -146,7 +261,13 @@ static keel_modbus_err open_bus(gateway *g)
         *colon = '\0';
         port = colon + 1;
     }
-    return keel_modbus_client_tcp(host, port, m->bus == GATEWAY_BUS_RTU_OVER_TCP, &g->bus);
+        e = keel_modbus_client_tcp(host, port, m->bus == GATEWAY_BUS_RTU_OVER_TCP, &c);
+    }
+    if (e != KEEL_MODBUS_OK) {
+        return e;
+    }
+    g->bus = gateway_bus_client(c);
+    return g->bus ? KEEL_MODBUS_OK : KEEL_MODBUS_ERR_NO_SPACE;
 }
 
 /* Polls every point; returns how many failed. Writes the telemetry document into json. */
@@ -156,7 +277,7 @@ static size_t poll_all(gateway *g, char *json, size_t cap)
         snprintf(json, cap, "{}");
         return g->map.n_points;
     }
-    keel_modbus_client_set_timeout(g->bus, 500000);
+    gateway_bus_set_timeout(g->bus, 500000);
     cJSON *doc = cJSON_CreateObject();
     size_t failed = 0;
     uint32_t errors = 0;
@@ -164,7 +285,7 @@ static size_t poll_all(gateway *g, char *json, size_t cap)
         const gateway_point *p = &g->map.points[i];
         uint16_t raw;
         keel_modbus_err e =
-            keel_modbus_read_registers(g->bus, p->unit, p->function, p->address, 1, &raw);
+            gateway_bus_read_registers(g->bus, p->unit, p->function, p->address, 1, &raw);
         if (e == KEEL_MODBUS_OK) {
             g->values[i] = gateway_point_value(p, raw);
             g->have[i] = true;
@@ -176,7 +297,7 @@ static size_t poll_all(gateway *g, char *json, size_t cap)
             }
             failed++;
             if (e == KEEL_MODBUS_ERR_CLOSED || e == KEEL_MODBUS_ERR_IO) {
-                keel_modbus_client_close(g->bus); /* reopen at the next poll */
+                gateway_bus_close(g->bus); /* reopen at the next poll */
                 g->bus = NULL;
                 failed += g->map.n_points - i - 1;
                 break;
@@ -263,6 +384,31 @@ static int open_cloud(gateway *g, const char *path)
     return 0;
 }
 
+/* --update-sensor UNIT:IMAGE: one push, its answer printed. */
+static int update_once(gateway *g, const char *spec)
+{
+    char *end;
+    errno = 0;
+    long unit = strtol(spec, &end, 10);
+    if (errno || end == spec || *end != ':' || !end[1] || unit < 1 || unit > 247) {
+        fprintf(stderr, "keel-gateway: --update-sensor: \"%s\" is not UNIT:IMAGE\n", spec);
+        return 2;
+    }
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddNumberToObject(req, "unit", (double)unit);
+    cJSON_AddStringToObject(req, "image", end + 1);
+    char *text = cJSON_PrintUnformatted(req);
+    cJSON_Delete(req);
+    if (!text) {
+        return 1;
+    }
+    char body[512];
+    int status = method(g, "updateSensorFirmware", text, strlen(text), body, sizeof body);
+    cJSON_free(text);
+    printf("%d %s\n", status, body);
+    return status == 200 ? 0 : status == 422 ? 4 : status == 501 || status == 400 ? 2 : 1;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
@@ -270,9 +416,12 @@ int main(int argc, char **argv)
                                          {"status", required_argument, NULL, 's'},
                                          {"once", no_argument, NULL, '1'},
                                          {"sensor-key", required_argument, NULL, 'k'},
+                                         {"rt-socket", required_argument, NULL, 'r'},
+                                         {"update-sensor", required_argument, NULL, 'u'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *config = NULL, *cloud_cfg = NULL, *status = NULL, *sensor_key = NULL;
+    const char *rt_socket = NULL, *update = NULL;
     bool once = false;
     int o;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -292,6 +441,12 @@ int main(int argc, char **argv)
         case 'k':
             sensor_key = optarg;
             break;
+        case 'r':
+            rt_socket = optarg;
+            break;
+        case 'u':
+            update = optarg;
+            break;
         case 'h':
             fputs(usage, stdout);
             return 0;
@@ -300,12 +455,14 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (optind != argc || !config) {
+    if (optind != argc || !config || (once && update)) {
         fputs(usage, stderr);
         return 2;
     }
     static gateway g;
-    snprintf(g.cloud_state, sizeof g.cloud_state, once ? "not used" : "connecting");
+    g.rt_socket = rt_socket;
+    bool one_job = once || update;
+    snprintf(g.cloud_state, sizeof g.cloud_state, one_job ? "not used" : "connecting");
     int rc = load_map(&g, config);
     if (rc) {
         return rc;
@@ -318,30 +475,55 @@ int main(int argc, char **argv)
         }
         g.have_key = true;
     }
+    bool under_keeld = getenv("KEEL_APP_FD") != NULL;
+    if (g.map.bus == GATEWAY_BUS_RT_BRIDGE && !rt_socket && !under_keeld) {
+        fprintf(stderr, "keel-gateway: bus \"rt_bridge\" outside keeld needs --rt-socket\n");
+        return 2;
+    }
+    if (under_keeld) {
+        keel_app_status st = keel_app_open(&g.app);
+        if (st != KEEL_APP_OK) {
+            fprintf(stderr, "keel-gateway: keeld: %s\n", keel_app_status_name(st));
+            return 3;
+        }
+    }
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
     signal(SIGPIPE, SIG_IGN);
     char json[8192];
-    if (once) {
-        size_t failed = poll_all(&g, json, sizeof json);
-        puts(json);
-        keel_modbus_client_close(g.bus);
-        return failed ? 1 : 0;
-    }
-    rc = open_cloud(&g, cloud_cfg ? cloud_cfg : config);
-    if (rc) {
+    if (one_job) {
+        if (update) {
+            rc = update_once(&g, update);
+        } else {
+            rc = poll_all(&g, json, sizeof json) ? 1 : 0;
+            puts(json);
+        }
+        gateway_bus_close(g.bus);
+        keel_app_close(g.app);
         return rc;
     }
-    say("gateway: up, %zu points every %u ms on %s", g.map.n_points, g.map.period_ms, g.map.target);
+    if (!g.app || cloud_cfg) {
+        rc = open_cloud(&g, cloud_cfg ? cloud_cfg : config);
+        if (rc) {
+            return rc;
+        }
+    } else {
+        snprintf(g.cloud_state, sizeof g.cloud_state, "through keeld");
+    }
+    say("gateway: up, %zu points every %u ms on %s%s", g.map.n_points, g.map.period_ms,
+        g.map.bus == GATEWAY_BUS_RT_BRIDGE ? "the RT core's RS485 bridge to " : "", g.map.target);
     int64_t next = now_ms();
     while (!stop) {
         int64_t now = now_ms();
         if (now >= next) {
             size_t failed = poll_all(&g, json, sizeof json);
-            if (failed < g.map.n_points && keel_cloud_send_telemetry(g.cloud, json, strlen(json),
-                                                                     NULL, NULL) == KEEL_CLOUD_OK) {
-                g.sent++;
+            bool sent = false;
+            if (failed < g.map.n_points) {
+                sent = g.cloud ? keel_cloud_send_telemetry(g.cloud, json, strlen(json), NULL,
+                                                           NULL) == KEEL_CLOUD_OK
+                               : keel_app_telemetry_send(g.app, json, strlen(json)) == KEEL_APP_OK;
             }
+            g.sent += sent;
             write_status(&g, status, json);
             next += g.map.period_ms;
             if (next < now) {
@@ -349,10 +531,19 @@ int main(int argc, char **argv)
             }
             continue;
         }
-        (void)keel_cloud_step(g.cloud, (int)(next - now));
+        int wait = (int)(next - now);
+        if (g.cloud) {
+            (void)keel_cloud_step(g.cloud, wait);
+        } else {
+            /* method calls wait in keeld until taken: look every 100 ms */
+            (void)poll(NULL, 0, wait < 100 ? wait : 100);
+            keeld_methods(&g);
+            (void)!keel_app_heartbeat(g.app); /* any call counts: a lost one is retried */
+        }
     }
     say("gateway: stopping");
-    keel_modbus_client_close(g.bus);
+    gateway_bus_close(g.bus);
     keel_cloud_close(g.cloud);
+    keel_app_close(g.app);
     return 0;
 }

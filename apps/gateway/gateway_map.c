@@ -1,6 +1,7 @@
 /* Poll map parsing and scaling; see gateway_map.h. */
 #include "gateway_map.h"
 
+#include <ctype.h>
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdarg.h>
@@ -60,9 +61,24 @@ static bool get_int(const cJSON *o, const char *key, double min, double max, dou
     return true;
 }
 
+/* 8-4-4-4-12 hex digits */
+static bool is_uuid(const char *s)
+{
+    if (strlen(s) != 36) {
+        return false;
+    }
+    for (int i = 0; i < 36; i++) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static gateway_map_err parse_bus(const cJSON *bus, gateway_map *m, char *msg, size_t cap)
 {
-    static const char *const keys[] = {"rtu_over_tcp", "tcp",  "rtu",   "baud",
+    static const char *const keys[] = {"rtu_over_tcp", "tcp",  "rtu",   "rt_bridge", "baud",
                                        "parity",       "stop", "rs485", NULL};
     const char *bad = NULL;
     if (!cJSON_IsObject(bus)) {
@@ -71,9 +87,9 @@ static gateway_map_err parse_bus(const cJSON *bus, gateway_map *m, char *msg, si
     if (!only_keys(bus, keys, &bad)) {
         return fail(msg, cap, "bus.%s: unknown key", bad);
     }
-    static const char *const kinds[] = {"rtu_over_tcp", "tcp", "rtu"};
+    static const char *const kinds[] = {"rtu_over_tcp", "tcp", "rtu", "rt_bridge"};
     int found = 0;
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 4; k++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(bus, kinds[k]);
         if (!v) {
             continue;
@@ -83,15 +99,20 @@ static gateway_map_err parse_bus(const cJSON *bus, gateway_map *m, char *msg, si
             return fail(msg, cap, "bus.%s: must be a non-empty string under %zu bytes", kinds[k],
                         sizeof m->target);
         }
+        if (k == GATEWAY_BUS_RT_BRIDGE && !is_uuid(v->valuestring)) {
+            return fail(msg, cap, "bus.rt_bridge: the RT component's id, a UUID");
+        }
         m->bus = (gateway_bus_kind)k;
         snprintf(m->target, sizeof m->target, "%s", v->valuestring);
         found++;
     }
     if (found != 1) {
-        return fail(msg, cap, "bus: give exactly one of rtu_over_tcp, tcp, rtu");
+        return fail(msg, cap, "bus: give exactly one of rtu_over_tcp, tcp, rtu, rt_bridge");
     }
     double d;
-    if (!get_int(bus, "baud", 300, 4000000, 19200, &d)) {
+    /* the RT core's bus runs at 115200 in the simulator; a serial line's common default */
+    if (!get_int(bus, "baud", 300, 4000000, m->bus == GATEWAY_BUS_RT_BRIDGE ? 115200 : 19200,
+                 &d)) {
         return fail(msg, cap, "bus.baud: a whole number, 300..4000000");
     }
     m->baud = (uint32_t)d;

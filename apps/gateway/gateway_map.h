@@ -4,7 +4,10 @@
  *
  *   {"bus": {"rtu_over_tcp": "127.0.0.1:1502"}            (or "tcp": "host:port",
  *                                                          or "rtu": "/dev/ttyUSB0" with
- *                                                          "baud", "parity", "stop", "rs485")
+ *                                                          "baud", "parity", "stop", "rs485",
+ *                                                          or "rt_bridge": "<RT component id>":
+ *                                                          the RT core's line driver over the
+ *                                                          intercore channel, gateway_bus.h)
  *    "period_ms": 2000,
  *    "points": [{"name": "roomTemperature", "unit": 1, "function": 4, "address": 0,
  *                "scale": 0.01, "signed": true}, ...]}
@@ -24,7 +27,8 @@
 typedef enum gateway_bus_kind {
     GATEWAY_BUS_RTU_OVER_TCP = 0,
     GATEWAY_BUS_TCP,
-    GATEWAY_BUS_RTU
+    GATEWAY_BUS_RTU,
+    GATEWAY_BUS_RT_BRIDGE
 } gateway_bus_kind;
 
 typedef struct gateway_point {
@@ -38,7 +42,7 @@ typedef struct gateway_point {
 
 typedef struct gateway_map {
     gateway_bus_kind bus;
-    char target[128]; /* host:port or device path */
+    char target[128]; /* host:port, device path, or the RT component's id (rt_bridge) */
     uint32_t baud;
     char parity; /* 'N', 'E', 'O' */
     uint8_t stop_bits;

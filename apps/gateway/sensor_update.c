@@ -1,4 +1,4 @@
-/* The sensor update profile bound to keel_modbus_client; see sensor_update.h. */
+/* The sensor update profile bound to the gateway's bus (either backend); see sensor_update.h. */
 #include "sensor_update.h"
 
 #include <stdbool.h>
@@ -9,7 +9,7 @@
 #include "keel/update.h"
 
 typedef struct link_ctx {
-    keel_modbus_client *c;
+    gateway_bus *c;
     uint8_t unit;
 } link_ctx;
 
@@ -20,7 +20,7 @@ static int result(link_ctx *l, keel_modbus_err e)
         return 0;
     }
     if (e == KEEL_MODBUS_ERR_EXCEPTION) {
-        return keel_modbus_client_last_exception(l->c);
+        return gateway_bus_last_exception(l->c);
     }
     return -1;
 }
@@ -28,13 +28,13 @@ static int result(link_ctx *l, keel_modbus_err e)
 static int l_read(void *ctx, uint16_t addr, uint16_t count, uint16_t *regs)
 {
     link_ctx *l = ctx;
-    return result(l, keel_modbus_read_registers(l->c, l->unit, 3, addr, count, regs));
+    return result(l, gateway_bus_read_registers(l->c, l->unit, 3, addr, count, regs));
 }
 
 static int l_write(void *ctx, uint16_t addr, uint16_t count, const uint16_t *regs)
 {
     link_ctx *l = ctx;
-    return result(l, keel_modbus_write_registers(l->c, l->unit, addr, count, regs));
+    return result(l, gateway_bus_write_registers(l->c, l->unit, addr, count, regs));
 }
 
 static int l_write_file(void *ctx, uint16_t file, uint16_t record, uint16_t count,
@@ -49,7 +49,7 @@ static int l_write_file(void *ctx, uint16_t file, uint16_t record, uint16_t coun
         return -1;
     }
     return result(
-        l, keel_modbus_client_transact(l->c, l->unit, req, req_len, rsp, sizeof rsp, &rsp_len));
+        l, gateway_bus_transact(l->c, l->unit, req, req_len, rsp, sizeof rsp, &rsp_len));
 }
 
 static int l_version(void *ctx, char *out, size_t cap)
@@ -61,7 +61,7 @@ static int l_version(void *ctx, char *out, size_t cap)
         return -1;
     }
     int r = result(
-        l, keel_modbus_client_transact(l->c, l->unit, req, req_len, rsp, sizeof rsp, &rsp_len));
+        l, gateway_bus_transact(l->c, l->unit, req, req_len, rsp, sizeof rsp, &rsp_len));
     if (r != 0) {
         return r;
     }
@@ -75,7 +75,7 @@ static int l_version(void *ctx, char *out, size_t cap)
     return 0;
 }
 
-int gateway_sensor_update(keel_modbus_client *c, uint8_t unit, const char *path,
+int gateway_sensor_update(gateway_bus *c, uint8_t unit, const char *path,
                           const keel_image_keys *keys, char *body, size_t cap)
 {
     FILE *f = fopen(path, "rb");

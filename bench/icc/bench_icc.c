@@ -332,6 +332,8 @@ int main(int argc, char **argv)
     printf("| ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |\n");
     rt_rows("RTOS sim (eventfd -> virtual irq)", bench_rt_sim_start, unix16_p50);
     rt_rows("QEMU mps2-an386 (UART doorbell)", bench_rt_qemu_start, unix16_p50);
+    rt_rows("QEMU via keel-qemu (bridged, as keeld runs it)", bench_rt_qemu_loader_start,
+            unix16_p50);
     printf("\n\"x\" columns: how many times faster than the Unix socket pair (higher is better).\n"
            "spin polls the ring for up to %u us before sleeping on the doorbell.\n",
            SPIN_NS / 1000);

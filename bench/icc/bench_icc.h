@@ -33,6 +33,8 @@ typedef struct bench_rt {
 bool bench_rt_sim_start(bench_rt *rt, uint32_t spin_ns);
 /* QEMU mps2-an386 (build/fw's fw_icc_echo.elf). False if it or QEMU is missing. */
 bool bench_rt_qemu_start(bench_rt *rt, uint32_t spin_ns);
+/* QEMU through keel-qemu (this tree's bin/keel-qemu), as keeld runs it. */
+bool bench_rt_qemu_loader_start(bench_rt *rt, uint32_t spin_ns);
 void bench_rt_stop(bench_rt *rt);
 
 #endif

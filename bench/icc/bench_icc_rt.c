@@ -161,6 +161,57 @@ bool bench_rt_qemu_start(bench_rt *rt, uint32_t spin_ns)
     return true;
 }
 
+/* QEMU through keel-qemu, as keeld runs it: the RT end of a paired channel handed to the loader
+ * on $KEEL_RT_CHANNEL_FD, the loader copying between this region and the guest's. */
+bool bench_rt_qemu_loader_start(bench_rt *rt, uint32_t spin_ns)
+{
+    memset(rt, 0, sizeof *rt);
+    char elf[512], loader[512];
+    snprintf(elf, sizeof elf, "%s/build/fw/firmware/apps/icc_echo/fw_icc_echo.elf",
+             KEEL_BENCH_SOURCE_DIR);
+    snprintf(loader, sizeof loader, "%s/bin/keel-qemu", KEEL_BENCH_BUILD_DIR);
+    if (access(elf, R_OK) != 0 || access(loader, X_OK) != 0 ||
+        system("command -v qemu-system-arm >/dev/null") != 0) {
+        return false;
+    }
+    keel_manifest hl = manifest("11111111-2222-3333-4444-555555555555", "app",
+                                "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee");
+    keel_manifest fw = manifest("aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee", "rt",
+                                "11111111-2222-3333-4444-555555555555");
+    keel_icc_end ea, eb;
+    keel_icc_config cfg = {.ring_bytes = 256 * 1024, .max_msg = 1024};
+    int sv[2];
+    if (keel_icc_pair(&hl, &fw, &cfg, &ea, &eb, NULL) != KEEL_ICC_OK ||
+        socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) != 0) {
+        bench_die("loader: pair");
+    }
+    fcntl(sv[0], F_SETFD, FD_CLOEXEC);
+    if (keel_icc_end_send(sv[0], &eb) != KEEL_ICC_OK)
+        bench_die("loader: handover");
+    close(sv[0]); /* the end of the stream: one end only */
+    keel_icc_end_close(&eb);
+    rt->pid = fork();
+    if (rt->pid == 0) {
+        char fd[16];
+        snprintf(fd, sizeof fd, "%d", sv[1]);
+        setenv("KEEL_RT_CHANNEL_FD", fd, 1);
+        unsetenv("KEEL_APP_FD");
+        char *argv[] = {loader, elf, NULL};
+        exec_quiet(argv);
+    }
+    close(sv[1]);
+    keel_icc_open_opts opts = {.spin_ns = spin_ns};
+    if (rt->pid < 0 || keel_icc_open(&ea, &opts, &rt->c) != KEEL_ICC_OK)
+        bench_die("loader: open");
+    keel_icc_msg m;
+    char b[4] = {0};
+    if (keel_icc_send(rt->c, 1, b, sizeof b, 10000) != KEEL_ICC_OK ||
+        keel_icc_recv(rt->c, &m, b, sizeof b, 20000) != KEEL_ICC_OK) {
+        bench_die("loader: first echo");
+    }
+    return true;
+}
+
 void bench_rt_stop(bench_rt *rt)
 {
     if (keel_icc_send(rt->c, T_QUIT, NULL, 0, 5000) != KEEL_ICC_OK)

@@ -160,6 +160,42 @@ bool keel_icc_ring_arm_tx(keel_icc_ring *r, size_t len);
 /* Bytes a frame with `len` payload bytes takes in the ring. */
 uint32_t keel_icc_frame_bytes(size_t len);
 
+/* ---- Channel table: how a loader tells an emulated RT core where its channels are ----
+ *
+ * A loader that runs RT firmware in an emulator (tools/keel-qemu: QEMU's mps2-an386, whose
+ * 16 MiB PSRAM at 0x21000000 is a host file both map) writes this table at the start of the
+ * shared memory, then one channel region (the format above) per channel at the offsets it
+ * names. The firmware finds the table at that fixed address (keel_icc_table_channel checks it),
+ * sets `ready` once it attached, and bumps `heartbeat` from the code that proves it is alive
+ * (board_heartbeat); the loader forwards each change to keeld as a heartbeat.
+ * Nothing in it is trusted by either side: the firmware checks offsets against the memory it
+ * has, the loader re-reads only the two counters. */
+#define KEEL_ICC_TABLE_MAGIC 0x4254434bu /* "KCTB" little-endian */
+#define KEEL_ICC_TABLE_VERSION 1u
+#define KEEL_ICC_TABLE_MAX 8u      /* channels one table can describe */
+#define KEEL_ICC_TABLE_BYTES 4096u /* the first region starts at or after this offset */
+
+typedef struct keel_icc_table_entry {
+    uint32_t offset; /* from the table's start; 64-byte aligned */
+    uint32_t size;   /* bytes of the region */
+} keel_icc_table_entry;
+
+typedef struct keel_icc_table {
+    uint32_t magic;   /* KEEL_ICC_TABLE_MAGIC, written last by the loader */
+    uint32_t version; /* KEEL_ICC_TABLE_VERSION */
+    uint32_t count;   /* entries used, <= KEEL_ICC_TABLE_MAX */
+    uint32_t total;   /* bytes of shared memory from the table's start */
+    _Atomic uint32_t heartbeat; /* firmware: +1 per beat; loader: reads */
+    _Atomic uint32_t ready;     /* firmware: 1 once its channels are attached */
+    uint32_t reserved[2];
+    keel_icc_table_entry chan[KEEL_ICC_TABLE_MAX];
+} keel_icc_table;
+
+/* Where channel `index` lies in the table at `mem` (mapped for `size` bytes). ERR_REGION if the
+ * table is absent or impossible, ERR_ARG if there is no such channel. */
+KEEL_NODISCARD keel_icc_err keel_icc_table_channel(const void *mem, size_t size, unsigned index,
+                                                   void **region, size_t *region_size);
+
 /* ---- Linux channel ---- */
 
 struct keel_manifest;

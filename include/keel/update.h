@@ -220,6 +220,14 @@ uint32_t keel_update_push_length(const keel_update_agent *a);
 KEEL_NODISCARD keel_update_err keel_update_push_commit(keel_update_agent *a,
                                                        keel_update_error *err);
 
+/* Local staging (keeld's `keel app install` of a signed package file): abandons any download in
+ * progress, writes the whole image into the inactive slot, syncs it, verifies it in full
+ * (signature, component, security counter) and arms the trial as keel_update_install does.
+ * Until the record arming the trial is stored, the inactive slot is referenced by nothing, so a
+ * power cut leaves the device as it was. Refused during a trial (revert or confirm first). */
+KEEL_NODISCARD keel_update_err keel_update_stage(keel_update_agent *a, const uint8_t *image,
+                                                 size_t len, keel_update_error *err);
+
 /* ---- the sensor update profile over MODBUS (docs/updates.md) ------------------------------
  * A sensor exposes holding registers at `base` and takes the image as file records (FC 21):
  * byte offset o is register o/2 overall, in file 1 + (o/2)/10000, record (o/2)%10000, high
@@ -309,6 +317,8 @@ typedef struct keel_update_status {
     uint32_t security_floor;
     uint32_t chunks_done, chunks_total;
     keel_image_version target_version; /* of the download / trial, when there is one */
+    uint8_t trial_boots;           /* boots spent on the trial (durable), of max_trial_boots */
+    uint8_t max_trial_boots;
 } keel_update_status;
 
 void keel_update_get_status(const keel_update_agent *a, keel_update_status *out);

@@ -35,6 +35,9 @@ static void frame_end(sim_modbus_dev *d, size_t len)
     keel_modbus_err e = keel_modbus_slave_rtu(&d->slave, d->rx, len, d->tx, sizeof d->tx, &out_len);
     memmove(d->rx, d->rx + len, d->rx_len - len);
     d->rx_len -= len;
+    if (e == KEEL_MODBUS_OK && d->after_frame) {
+        d->after_frame(d->after_ctx);
+    }
     if (e != KEEL_MODBUS_OK || out_len == 0 || d->sending) {
         d->ignored++;
         return;

@@ -36,6 +36,10 @@ typedef struct sim_modbus_dev {
     bool sending;
     keel_sim_event reply_ev, de_ev;
     uint64_t replies, ignored;
+    /* Optional: called after each request the slave core took (the reply, if any, is already
+     * built), e.g. to run a restart a bootloader asked for. */
+    void (*after_frame)(void *ctx);
+    void *after_ctx;
 } sim_modbus_dev;
 
 /* The map is the caller's (the device serves it); state_path may be NULL. Loads persisted

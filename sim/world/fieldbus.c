@@ -159,18 +159,56 @@ const char *fieldbus_sensor_version(const fieldbus *b)
     return b->boot ? sensor_boot_version(b->boot) : "";
 }
 
-fieldbus *fieldbus_open(uint16_t port, uint16_t *bound)
+const keel_modbus_model *fieldbus_model(uint8_t unit)
+{
+    return unit == 1 ? &room_model : unit == 2 ? &supply_model : NULL;
+}
+
+void fieldbus_after_frame(fieldbus *b)
+{
+    if (b->boot) {
+        /* a commit asks the sensor to restart into the new image: the bootloader runs it
+         * (verify, trial, confirm or fall back) before the next frame */
+        char why[160];
+        if (!sensor_boot_poll(&b->boot, why, sizeof why)) {
+            b->boot = NULL; /* it no longer boots: the unit falls silent on updates */
+        }
+    }
+}
+
+fieldbus *fieldbus_new(void)
 {
     fieldbus *b = calloc(1, sizeof *b);
     if (!b) {
         return NULL;
     }
+    b->lfd = -1;
     for (int i = 0; i < FIELDBUS_MAX_CONN; i++) {
         b->c[i].fd = -1;
     }
     b->supply_period_s = 2;
     keel_modbus_slave_init(&b->room, 1, &room_model, b);
     keel_modbus_slave_init(&b->supply, 2, &supply_model, b);
+    return b;
+}
+
+fieldbus *fieldbus_open(uint16_t port, uint16_t *bound)
+{
+    fieldbus *b = fieldbus_new();
+    if (!b) {
+        return NULL;
+    }
+    if (fieldbus_listen(b, port, bound) != 0) {
+        int e = errno;
+        fieldbus_close(b);
+        errno = e;
+        return NULL;
+    }
+    return b;
+}
+
+int fieldbus_listen(fieldbus *b, uint16_t port, uint16_t *bound)
+{
     struct sockaddr_in a = {
         .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t al = sizeof a;
@@ -180,12 +218,15 @@ fieldbus *fieldbus_open(uint16_t port, uint16_t *bound)
         bind(b->lfd, (struct sockaddr *)&a, sizeof a) != 0 || listen(b->lfd, 8) != 0 ||
         getsockname(b->lfd, (struct sockaddr *)&a, &al) != 0) {
         int e = errno;
-        fieldbus_close(b);
+        if (b->lfd >= 0) {
+            close(b->lfd);
+        }
+        b->lfd = -1;
         errno = e;
-        return NULL;
+        return -1;
     }
     *bound = ntohs(a.sin_port);
-    return b;
+    return 0;
 }
 
 void fieldbus_close(fieldbus *b)
@@ -210,6 +251,9 @@ void fieldbus_close(fieldbus *b)
 int fieldbus_fds(const fieldbus *b, int *fds, int max)
 {
     int n = 0;
+    if (b->lfd < 0) {
+        return 0;
+    }
     if (n < max) {
         fds[n++] = b->lfd;
     }
@@ -265,14 +309,7 @@ static void frames(fieldbus *b, conn *c)
             }
         }
         b->refused += !ok;
-        if (b->boot) {
-            /* a commit asks the sensor to restart into the new image: the bootloader runs it
-             * (verify, trial, confirm or fall back) before the next frame */
-            char why[160];
-            if (!sensor_boot_poll(&b->boot, why, sizeof why)) {
-                b->boot = NULL; /* it no longer boots: the unit falls silent on updates */
-            }
-        }
+        fieldbus_after_frame(b);
         memmove(c->buf, c->buf + want, c->len - want);
         c->len -= want;
     }

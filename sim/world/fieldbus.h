@@ -1,6 +1,4 @@
-/* The world's RS485 field bus with two MODBUS sensors on it (seed 002), reachable from the
- * connected core as RTU frames over a TCP stream (what an Ethernet-to-RS485 serial server
- * gives a real gateway):
+/* The world's two MODBUS sensors (seed 002), their data models and firmware:
  *   unit 1  room sensor:        input registers 0 temperature (0.01 C, signed), 1 relative
  *                               humidity (0.01 %), 2 pressure (0.1 hPa)
  *   unit 2  supply-air sensor:  input register 0 temperature of the air the HVAC blows
@@ -10,14 +8,21 @@
  * profile (holding registers at KEEL_UPDATE_SENSOR_BASE, image records with FC 21) through the
  * simulated sensor bootloader (sim/sensor-boot), and FC 43/14 reports its firmware version.
  * Both answer through Keel's MODBUS slave core; identity (FC 43/14) names them. Readings come
- * from the world's state at the moment the request arrives (the bus itself is not timed in
- * virtual time yet: see docs/quickstart.md, "Gaps"). */
+ * from the world's state at the moment the request is answered.
+ *
+ * Two ways in, to the same sensors (same registers, same bootloader and flash):
+ *  - the simulated RS485 bus in the world's virtual time (world.h, world_config.bus): each
+ *    sensor is a device with its own UART, latency and driver enable (sim/devices), and the
+ *    RT core's line driver is the master, moving the gateway's frames (the bridge);
+ *  - optionally, RTU frames over a TCP stream (fieldbus_listen: what an Ethernet-to-RS485
+ *    serial server gives a real gateway), answered at once, outside virtual time. */
 #ifndef KEEL_SIM_FIELDBUS_H
 #define KEEL_SIM_FIELDBUS_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "keel/modbus.h"
 #include "sensor_boot.h"
 #include "world.h"
 
@@ -25,7 +30,11 @@
 
 typedef struct fieldbus fieldbus;
 
-/* Listens on 127.0.0.1:port (0: any free port; *bound gets it). NULL with errno on failure. */
+/* The sensors without a TCP port. NULL when out of memory. */
+fieldbus *fieldbus_new(void);
+/* Also listens on 127.0.0.1:port (0: any free port; *bound gets it). -1 with errno. */
+int fieldbus_listen(fieldbus *b, uint16_t port, uint16_t *bound);
+/* fieldbus_new + fieldbus_listen. NULL with errno on failure. */
 fieldbus *fieldbus_open(uint16_t port, uint16_t *bound);
 void fieldbus_close(fieldbus *b);
 /* Fills fds (up to max) with the descriptors to poll for input; returns how many. */
@@ -36,6 +45,13 @@ void fieldbus_handle(fieldbus *b, int fd);
 void fieldbus_attach_bootloader(fieldbus *b, sensor_boot *s);
 /* The supply-air sensor's firmware version ("" without a bootloader). */
 const char *fieldbus_sensor_version(const fieldbus *b);
+
+/* The data model of unit 1 (room) or 2 (supply air), for a slave core whose ctx is b; NULL
+ * for another unit. */
+const keel_modbus_model *fieldbus_model(uint8_t unit);
+/* After a device on the simulated bus answered a frame: runs a restart the bootloader asked
+ * for (a commit), as the TCP path does after each frame. */
+void fieldbus_after_frame(fieldbus *b);
 
 /* Frames answered and frames refused (bad CRC, garbage), for the status. */
 void fieldbus_counts(const fieldbus *b, uint32_t *answered, uint32_t *refused);

@@ -1,7 +1,14 @@
 /* The simulated world outside the connected core, in one virtual time (DESIGN.md, "The
  * simulated world"): the real-time core running the environment monitor firmware on the RTOS
  * sim port, its peripherals (a temperature/humidity/pressure sensor that reads the room, an
- * HVAC actuator that drives it, the intercore doorbell as a virtual interrupt) and the room.
+ * HVAC actuator that drives it, the intercore doorbells as virtual interrupts, a UART with a
+ * driver-enable GPIO on an RS485 bus) and the room.
+ *
+ * The RS485 bus (when world_config.bus is given) is bit-exact (sim/uart, sim/rs485): the RT
+ * core's UART is one node, driven by the firmware's line driver and the RS485 bridge thread
+ * (firmware/apps/envmon/bridge_rt.h) that serves the gateway app on its own channel; the room
+ * sensor (unit 1) and the supply-air sensor (unit 2) are the others (sim/devices), each with
+ * its own reply latency, answering from fieldbus.h's models.
  *
  * This is the world as a library, so tests drive it in virtual time without a process or a
  * clock; keel-sim (world_main.c) wraps it with pacing, sockets and signals. One world exists
@@ -16,6 +23,8 @@
 #include "envmon_proto.h"
 #include "keel/icc.h"
 #include "room.h"
+
+struct fieldbus;
 
 typedef enum world_err {
     WORLD_OK = 0,
@@ -34,6 +43,13 @@ typedef struct world_config {
     room_params room;      /* room_default_params() unless a test wants another room */
     uint64_t seed;         /* sensor noise and RTOS randomness */
     double sensor_noise_c; /* peak sensor noise, default 0 (set 0.05 for realism) */
+    /* The RS485 bus: NULL for none. The sensors' models (not taken: the caller closes it
+     * after world_destroy). */
+    struct fieldbus *bus;
+    uint32_t bus_baud;            /* default 115200 (8E1) */
+    uint32_t room_latency_us;     /* unit 1's reply latency, default 1500 */
+    uint32_t supply_latency_us;   /* unit 2's, default 4000 */
+    keel_icc_end *bridge_end;     /* the gateway's channel, RT end (taken); NULL: no bridge */
 } world_config;
 
 world_config world_config_default(void);
@@ -48,6 +64,12 @@ typedef struct world_status {
     uint32_t bad_requests; /* ... that it refused */
     uint32_t hvac_changes; /* times the actuator changed mode */
     int chan_err;          /* keel_icc_err that stopped the service thread, 0 while it runs */
+    /* the RS485 bus and the bridge (zero without them) */
+    bool bus, bridge;
+    uint32_t bridge_requests, bridge_sent, bridge_timeouts, bridge_line_errors, bridge_refused;
+    int bridge_chan_err;        /* keel_icc_err that stopped the bridge thread */
+    uint64_t bus_chars, bus_collisions, bus_garbled;
+    uint64_t room_replies, supply_replies;
 } world_status;
 
 /* Creates the simulation, restores or initialises the room, maps the channel end `rt_end`

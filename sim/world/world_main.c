@@ -7,12 +7,19 @@
  * control socket and signals meanwhile. A doorbell that arrives during the sleep is taken at
  * the start of the next slice, so a request waits at most one slice.
  *
- * Channel hand-over: under keeld (the package of kind "rt" the demo installs) keeld pairs the
- * app with this RT component and sends the RT end over $KEEL_RT_CHANNEL_FD (docs/apps.md);
- * keeld hands the app its end. Standalone (--socket, for tests and the direct mode), keel-sim
- * pairs the two manifests itself (keel_icc_pair refuses unless each names the other) and serves
- * the connected core's end on a Unix socket to whoever connects: the app, or the app again
- * after a restart (the region and its unread messages are kept). */
+ * Channel hand-over: under keeld (the package of kind "rt" the demo installs) keeld pairs
+ * every app both manifests allow with this RT component and sends the RT ends over
+ * $KEEL_RT_CHANNEL_FD, one record each, then closes it (docs/apps.md); keel-sim routes each
+ * end by its partner's component id: the gateway's (--bridge-partner) to the RS485 bridge, any
+ * other (envmon) to the environment service. Standalone (--socket / --bridge-socket, for tests
+ * and the direct mode), keel-sim pairs the manifests itself (keel_icc_pair refuses unless each
+ * names the other) and serves each connected core's end on its own Unix socket to whoever
+ * connects: the app, or the app again after a restart (the region and its unread messages are
+ * kept).
+ *
+ * The field bus: the world's simulated RS485 bus always carries the two sensors; the bridge
+ * puts the RT core's line driver between them and the gateway. --modbus-port adds a second
+ * way in to the same sensors: RTU over TCP, answered at once (outside virtual time). */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -33,6 +40,9 @@
 #include "fieldbus.h"
 #include "world.h"
 
+/* keel-gateway's component id (apps/gateway/app_manifest.json) */
+#define GATEWAY_ID "5b0e6f3a-2c4d-4e8f-9a1b-7c3d2e1f0a9b"
+
 static const char usage[] =
     "usage: keel-sim [options]\n"
     "\n"
@@ -51,8 +61,13 @@ static const char usage[] =
     "  --temp C             the room's temperature when there is no saved state (default 18)\n"
     "  --noise C            sensor noise, peak degrees (default 0.05)\n"
     "  --seed N             seed for noise and the pressure drift (default 1)\n"
-    "  --modbus-port N      put the RS485 bus with its MODBUS sensors on 127.0.0.1:N as RTU\n"
-    "                       over TCP (0: any free port, printed; default: no bus)\n"
+    "  --bridge-socket PATH serve the gateway's channel end (the RS485 bridge) on this socket\n"
+    "  --gateway-manifest FILE  the gateway's app_manifest.json (with --bridge-socket)\n"
+    "  --bridge-partner UUID  under keeld: the end whose partner is this component goes to\n"
+    "                       the RS485 bridge (default: keel-gateway's id, " GATEWAY_ID ")\n"
+    "  --baud N             the RS485 bus's baud rate, 8E1 (default 115200)\n"
+    "  --modbus-port N      also serve the bus's MODBUS sensors on 127.0.0.1:N as RTU over\n"
+    "                       TCP (0: any free port, printed; default: no TCP port)\n"
     "  --sensor-key FILE    give bus unit 2 a bootloader trusting this public key (needs\n"
     "                       --state: its flash is DIR/supply-sensor.flash)\n"
     "  --sensor-image FILE  the signed image it is provisioned with when its flash is new\n"
@@ -98,11 +113,19 @@ static void write_status(const char *path)
             "\"pressure\":%.2f},\"hvac\":\"%s\",\"hvac_changes\":%u,"
             "\"rt\":{\"samples\":%u,\"temperature\":%.3f,\"requests\":%u,\"bad_requests\":%u,"
             "\"channel\":\"%s\"},\"modbus\":{\"port\":%u,\"answered\":%u,\"refused\":%u,"
-            "\"sensorFirmware\":\"%s\"}}\n",
+            "\"sensorFirmware\":\"%s\"},\"rs485\":{\"chars\":%llu,\"collisions\":%llu,"
+            "\"garbled\":%llu,\"roomReplies\":%llu,\"supplyReplies\":%llu},"
+            "\"bridge\":{\"paired\":%s,\"requests\":%u,\"sent\":%u,\"timeouts\":%u,"
+            "\"lineErrors\":%u,\"refused\":%u,\"channel\":\"%s\"}}\n",
             (double)s.time_us / 1e6, s.room_temp_c, s.room_humidity_pct, s.room_pressure_hpa,
             hvac_name(s.hvac), s.hvac_changes, s.latest.seq, s.latest.temp_mc / 1000.0, s.requests,
             s.bad_requests, keel_icc_err_name((keel_icc_err)s.chan_err), bus_port, answered,
-            refused, bus ? fieldbus_sensor_version(bus) : "");
+            refused, bus ? fieldbus_sensor_version(bus) : "", (unsigned long long)s.bus_chars,
+            (unsigned long long)s.bus_collisions, (unsigned long long)s.bus_garbled,
+            (unsigned long long)s.room_replies, (unsigned long long)s.supply_replies,
+            s.bridge ? "true" : "false", s.bridge_requests, s.bridge_sent, s.bridge_timeouts,
+            s.bridge_line_errors, s.bridge_refused,
+            keel_icc_err_name((keel_icc_err)s.bridge_chan_err));
     if (fclose(f) == 0) {
         (void)rename(tmp, path);
     } else {
@@ -213,11 +236,16 @@ int main(int argc, char **argv)
                                          {"sensor-key", required_argument, NULL, 'K'},
                                          {"sensor-image", required_argument, NULL, 'I'},
                                          {"sensor-component", required_argument, NULL, 'U'},
+                                         {"bridge-socket", required_argument, NULL, 'B'},
+                                         {"gateway-manifest", required_argument, NULL, 'g'},
+                                         {"bridge-partner", required_argument, NULL, 'P'},
+                                         {"baud", required_argument, NULL, 'b'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *sock_path = NULL, *app_m = NULL, *rt_m = NULL, *status = NULL;
     const char *sensor_key = NULL, *sensor_image = NULL, *sensor_comp = NULL;
-    double speed = 1.0, seconds = 0.0, modbus_port = -1;
+    const char *bridge_sock = NULL, *gw_m = NULL, *bridge_partner = GATEWAY_ID;
+    double speed = 1.0, seconds = 0.0, modbus_port = -1, baud = 115200;
     world_config wc = world_config_default();
     wc.sensor_noise_c = 0.05;
     int o;
@@ -267,6 +295,18 @@ int main(int argc, char **argv)
         case 'U':
             sensor_comp = optarg;
             break;
+        case 'B':
+            bridge_sock = optarg;
+            break;
+        case 'g':
+            gw_m = optarg;
+            break;
+        case 'P':
+            bridge_partner = optarg;
+            break;
+        case 'b':
+            baud = strtod(optarg, &end);
+            break;
         case 'h':
             fputs(usage, stdout);
             return 0;
@@ -274,13 +314,14 @@ int main(int argc, char **argv)
             fputs(usage, stderr);
             return 2;
         }
-        if (strchr("xntNem", o) && (errno || *end || end == optarg)) {
+        if (strchr("xntNemb", o) && (errno || *end || end == optarg)) {
             fprintf(stderr, "keel-sim: --%s: \"%s\" is not a number\n",
                     o == 'x'   ? "speed"
                     : o == 'n' ? "seconds"
                     : o == 't' ? "temp"
                     : o == 'N' ? "noise"
                     : o == 'm' ? "modbus-port"
+                    : o == 'b' ? "baud"
                                : "seed",
                     optarg);
             return 2;
@@ -288,33 +329,81 @@ int main(int argc, char **argv)
     }
     if (optind != argc || speed < 0 || !isfinite(speed) || seconds < 0 || wc.start_temp_c < -40 ||
         wc.start_temp_c > 60 || modbus_port > 65535 || (sock_path && (!app_m || !rt_m)) ||
-        (sensor_key && (!sensor_image || !sensor_comp || !wc.state_dir || modbus_port < 0))) {
+        (bridge_sock && (!gw_m || !rt_m)) || baud < 1200 || baud > 4000000 ||
+        (sensor_key && (!sensor_image || !sensor_comp || !wc.state_dir))) {
         fputs(usage, stderr);
         return 2;
     }
+    keel_uuid bridge_id;
+    if (!keel_manifest_uuid_parse(bridge_partner, &bridge_id)) {
+        fprintf(stderr, "keel-sim: --bridge-partner: \"%s\" is not a UUID\n", bridge_partner);
+        return 2;
+    }
+    wc.bus_baud = (uint32_t)baud;
 
-    keel_icc_end hl_end, rt_end;
-    int lfd = -1;
-    /* under keeld (a package of kind "rt"): keeld paired the channel and sends the RT end */
+    keel_icc_end hl_end, rt_end, gw_end, br_end;
+    bool have_env = false, have_bridge = false;
+    int lfd = -1, bfd = -1;
+    /* under keeld (a package of kind "rt"): keeld paired the channels and sends the RT ends */
     const char *keeld_fd = getenv("KEEL_RT_CHANNEL_FD");
-    bool from_keeld = keeld_fd && !sock_path;
+    bool from_keeld = keeld_fd && !sock_path && !bridge_sock;
     if (from_keeld) {
-        keel_icc_err rc = keel_icc_end_recv(atoi(keeld_fd), &rt_end);
-        if (rc != KEEL_ICC_OK) {
-            fprintf(stderr, "keel-sim: no channel end from keeld: %s\n", keel_icc_err_name(rc));
+        int kfd = atoi(keeld_fd);
+        for (;;) {
+            keel_icc_end e;
+            keel_icc_err rc = keel_icc_end_recv(kfd, &e);
+            if (rc == KEEL_ICC_ERR_PEER_GONE) {
+                break; /* keeld sent them all */
+            }
+            if (rc != KEEL_ICC_OK) {
+                fprintf(stderr, "keel-sim: channel end from keeld: %s\n", keel_icc_err_name(rc));
+                return 5;
+            }
+            bool to_bridge = memcmp(e.peer.b, bridge_id.b, sizeof bridge_id.b) == 0;
+            if (to_bridge && !have_bridge) {
+                br_end = e;
+                have_bridge = true;
+                printf("keel-sim: channel end from keeld for the RS485 bridge\n");
+            } else if (!to_bridge && !have_env) {
+                rt_end = e;
+                have_env = true;
+                printf("keel-sim: channel end from keeld for the environment service\n");
+            } else {
+                printf("keel-sim: a second channel end for the %s: closed\n",
+                       to_bridge ? "bridge" : "environment service");
+                keel_icc_end_close(&e);
+            }
+        }
+        close(kfd);
+        if (!have_env && !have_bridge) {
+            /* an RT component with no app to serve is a misconfigured install */
+            fprintf(stderr, "keel-sim: no channel end from keeld\n");
             return 5;
         }
-        close(atoi(keeld_fd));
-        printf("keel-sim: channel end from keeld\n");
-    } else if (sock_path) {
-        int rc = pair(app_m, rt_m, &hl_end, &rt_end);
-        if (rc) {
-            return rc;
+    } else {
+        if (sock_path) {
+            int rc = pair(app_m, rt_m, &hl_end, &rt_end);
+            if (rc) {
+                return rc;
+            }
+            have_env = true;
+            lfd = listen_unix(sock_path);
+            if (lfd < 0) {
+                fprintf(stderr, "keel-sim: %s: %s\n", sock_path, strerror(errno));
+                return 3;
+            }
         }
-        lfd = listen_unix(sock_path);
-        if (lfd < 0) {
-            fprintf(stderr, "keel-sim: %s: %s\n", sock_path, strerror(errno));
-            return 3;
+        if (bridge_sock) {
+            int rc = pair(gw_m, rt_m, &gw_end, &br_end);
+            if (rc) {
+                return rc;
+            }
+            have_bridge = true;
+            bfd = listen_unix(bridge_sock);
+            if (bfd < 0) {
+                fprintf(stderr, "keel-sim: %s: %s\n", bridge_sock, strerror(errno));
+                return 3;
+            }
         }
     }
     sigset_t set;
@@ -325,27 +414,37 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 
-    world_err we = world_create(&wc, sock_path || from_keeld ? &rt_end : NULL);
-    if (we != WORLD_OK) {
-        fprintf(stderr, "keel-sim: %s\n", world_err_name(we));
+    bus = fieldbus_new();
+    if (!bus) {
+        fprintf(stderr, "keel-sim: out of memory\n");
         return 1;
     }
+    if (sensor_key) {
+        int brc = attach_bootloader(wc.state_dir, sensor_key, sensor_image, sensor_comp);
+        if (brc) {
+            fieldbus_close(bus);
+            return brc;
+        }
+    }
+    wc.bus = bus;
+    wc.bridge_end = have_bridge ? &br_end : NULL;
+    world_err we = world_create(&wc, have_env ? &rt_end : NULL);
+    if (we != WORLD_OK) {
+        fprintf(stderr, "keel-sim: %s\n", world_err_name(we));
+        fieldbus_close(bus);
+        return 1;
+    }
+    printf("keel-sim: RS485 bus at %u baud 8E1: RT core's line driver%s, room sensor (unit 1), "
+           "supply-air sensor (unit 2)\n",
+           wc.bus_baud, have_bridge ? " bridging the gateway" : "");
     if (modbus_port >= 0) {
-        bus = fieldbus_open((uint16_t)modbus_port, &bus_port);
-        if (!bus) {
+        if (fieldbus_listen(bus, (uint16_t)modbus_port, &bus_port) != 0) {
             fprintf(stderr, "keel-sim: --modbus-port %g: %s\n", modbus_port, strerror(errno));
             world_destroy();
+            fieldbus_close(bus);
             return 3;
         }
-        printf("keel-sim: RS485 bus (RTU over TCP) on 127.0.0.1:%u\n", bus_port);
-        if (sensor_key) {
-            int brc = attach_bootloader(wc.state_dir, sensor_key, sensor_image, sensor_comp);
-            if (brc) {
-                fieldbus_close(bus);
-                world_destroy();
-                return brc;
-            }
-        }
+        printf("keel-sim: the same sensors as RTU over TCP on 127.0.0.1:%u\n", bus_port);
     }
     printf("keel-sim: world up (speed %g)%s%s\n", speed, sock_path ? ", channel on " : "",
            sock_path ? sock_path : "");
@@ -378,18 +477,29 @@ int main(int argc, char **argv)
                 last_save = now;
             }
             int wait_ms = due > now ? (int)((due - now + 999) / 1000) : 0;
-            struct pollfd p[2 + FIELDBUS_MAX_CONN + 1] = {{.fd = sfd, .events = POLLIN},
-                                                          {.fd = lfd, .events = POLLIN}};
+            struct pollfd p[3 + FIELDBUS_MAX_CONN + 1] = {{.fd = sfd, .events = POLLIN},
+                                                          {.fd = lfd, .events = POLLIN},
+                                                          {.fd = bfd, .events = POLLIN}};
             int bfds[FIELDBUS_MAX_CONN + 1];
             int nb = bus ? fieldbus_fds(bus, bfds, FIELDBUS_MAX_CONN + 1) : 0;
             for (int i = 0; i < nb; i++) {
-                p[2 + i] = (struct pollfd){.fd = bfds[i], .events = POLLIN};
+                p[3 + i] = (struct pollfd){.fd = bfds[i], .events = POLLIN};
             }
-            int n = poll(p, (nfds_t)(2 + nb), wait_ms);
+            int n = poll(p, (nfds_t)(3 + nb), wait_ms);
             for (int i = 0; n > 0 && i < nb; i++) {
-                if (p[2 + i].revents) {
-                    fieldbus_handle(bus, p[2 + i].fd);
+                if (p[3 + i].revents) {
+                    fieldbus_handle(bus, p[3 + i].fd);
                 }
+            }
+            if (n > 0 && bfd >= 0 && (p[2].revents & POLLIN)) {
+                int c = accept4(bfd, NULL, NULL, SOCK_CLOEXEC);
+                if (c >= 0) {
+                    keel_icc_err e = keel_icc_end_send(c, &gw_end);
+                    printf("keel-sim: bridge channel end handed over: %s\n", keel_icc_err_name(e));
+                    fflush(stdout);
+                    close(c);
+                }
+                continue;
             }
             if (n > 0 && (p[0].revents & POLLIN)) {
                 stop = true;
@@ -417,12 +527,17 @@ int main(int argc, char **argv)
     world_status_get(&s);
     printf("keel-sim: stopped at %.1f s virtual, room %.2f C, hvac %s\n", (double)s.time_us / 1e6,
            s.room_temp_c, hvac_name(s.hvac));
-    fieldbus_close(bus);
     world_destroy();
+    fieldbus_close(bus);
     if (sock_path) {
         keel_icc_end_close(&hl_end);
         close(lfd);
         unlink(sock_path);
+    }
+    if (bridge_sock) {
+        keel_icc_end_close(&gw_end);
+        close(bfd);
+        unlink(bridge_sock);
     }
     return rc;
 }

@@ -322,3 +322,35 @@ bool keel_icc_ring_arm_tx(keel_icc_ring *r, size_t len)
     }
     return r->ring_bytes - (r->tx_head - tail) < keel_icc_frame_bytes(len);
 }
+
+/* The channel table (keel/icc.h): read once with plain loads, every field checked against the
+ * memory this side has before a pointer is formed from it. */
+keel_icc_err keel_icc_table_channel(const void *mem, size_t size, unsigned index, void **region,
+                                    size_t *region_size)
+{
+    if (!mem || !region || !region_size || ((uintptr_t)mem & 63) != 0) {
+        return KEEL_ICC_ERR_ARG;
+    }
+    if (size < KEEL_ICC_TABLE_BYTES) {
+        return KEEL_ICC_ERR_REGION;
+    }
+    const volatile keel_icc_table *t = mem;
+    uint32_t magic = t->magic;
+    atomic_thread_fence(memory_order_acquire); /* the loader writes the magic last */
+    uint32_t version = t->version, count = t->count, total = t->total;
+    if (magic != KEEL_ICC_TABLE_MAGIC || version != KEEL_ICC_TABLE_VERSION ||
+        count > KEEL_ICC_TABLE_MAX || total > size || total < KEEL_ICC_TABLE_BYTES) {
+        return KEEL_ICC_ERR_REGION;
+    }
+    if (index >= count) {
+        return KEEL_ICC_ERR_ARG;
+    }
+    uint32_t off = t->chan[index].offset, len = t->chan[index].size;
+    if (off < KEEL_ICC_TABLE_BYTES || (off & 63u) != 0 || len < KEEL_ICC_DATA_OFFSET ||
+        off > total || len > total - off) {
+        return KEEL_ICC_ERR_REGION;
+    }
+    *region = (uint8_t *)(uintptr_t)mem + off;
+    *region_size = len;
+    return KEEL_ICC_OK;
+}

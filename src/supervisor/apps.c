@@ -132,7 +132,12 @@ sv_err sv_apps_scan(sv_daemon *d)
         if (sv_app_add(d, dir, &a, msg, sizeof msg) != SV_OK) {
             /* a package that does not load does not run; the others still do */
             sv_logf("package %s refused: %s", dir, msg);
+            continue;
         }
+        if (sv_slots_attach(d, a, msg, sizeof msg) != SV_OK) {
+            sv_logf("%s: %s", names[i], msg);
+        }
+        sv_deploy_resume(d, a);
     }
     return SV_OK;
 }
@@ -154,8 +159,22 @@ sv_err sv_app_start(sv_daemon *d, sv_app *a, char *msg, size_t msglen)
         snprintf(msg, msglen, "%s is already %s", a->m.name, sv_state_name(a->state));
         return SV_ERR_STATE;
     }
-    /* verified at every start, not only at install: what runs is what was signed */
+    /* the update agent decides which version runs (and counts a trial start durably) */
     char why[320];
+    if (a->slots) {
+        if (sv_slots_boot(d, a, why, sizeof why) != SV_OK) {
+            a->state = SV_FAILED;
+            keeld_line(d, a, "start refused: %s", why);
+            snprintf(msg, msglen, "%s: %s", a->m.name, why);
+            return SV_ERR_CONFIG;
+        }
+        if (a->reverted_from[0]) {
+            keeld_line(d, a, "trial of %s failed (%s): reverted to %s", a->reverted_from,
+                       a->revert_why, a->m.version);
+            a->reverted_from[0] = '\0';
+        }
+    }
+    /* verified at every start, not only at install: what runs is what was signed */
     if (sv_package_verify_dir(d, a->m.name, a->pkg_dir, &a->sealed, &a->counter, why,
                               sizeof why) != SV_OK) {
         a->state = SV_FAILED;
@@ -232,12 +251,15 @@ sv_err sv_app_start(sv_daemon *d, sv_app *a, char *msg, size_t msglen)
     sv_loop_watch(d, a->out, SV_EV_OUT, (uint32_t)idx);
     a->state = SV_RUNNING;
     a->started_ms = a->beat_ms = sv_now_ms();
+    if (!a->slots) {
+        a->trial_deadline_ms = a->started_ms + d->cfg.trial_ms; /* unsigned: per start */
+    }
     a->hung = a->confirmed = a->have_crash = a->forged = a->ready = a->beaten = false;
     a->stop_reason = NULL;
     a->ring_cap = 0;
     a->partial_len = 0;
-    keeld_line(d, a, "started %s %s as pid %d uid %u", a->m.name, a->m.version, (int)pid,
-               (unsigned)a->uid);
+    keeld_line(d, a, "started %s %s as pid %d uid %u%s", a->m.name, a->m.version, (int)pid,
+               (unsigned)a->uid, a->trial ? " (on trial)" : "");
     return SV_OK;
 }
 
@@ -279,10 +301,20 @@ static void drain(sv_daemon *d, sv_app *a)
 
 static void rm_tree(const char *dir);
 
-/* A failed trial: the previous version goes back in place and starts; the failed one is kept
- * as <name>.failed for its crash reports' symbols. */
+/* A failed trial. With update slots the agent records the revert durably and the next start
+ * (at once) unpacks and runs the confirmed version. An unsigned development package has no
+ * slots: the previous version goes back from <name>.prev, and the failed one is kept as
+ * <name>.failed for its crash reports' symbols. */
 static void revert(sv_daemon *d, sv_app *a, const char *why)
 {
+    if (a->slots) {
+        sv_slots_revert(d, a, why);
+        a->revert = false;
+        a->backoff_ms = d->cfg.backoff_initial_ms;
+        a->deadline_ms = sv_now_ms();
+        a->state = SV_BACKOFF; /* sv_app_start logs the revert once the old version is back */
+        return;
+    }
     char dst[PATH_MAX + 64], prev[PATH_MAX + 64], failed[PATH_MAX + 64], msg[256];
     char bad[32];
     snprintf(bad, sizeof bad, "%s", a->m.version);
@@ -370,7 +402,9 @@ void sv_app_reaped(sv_daemon *d, sv_app *a, int wstatus)
         uint32_t seq = sv_crash_write(d, a, wstatus, reason);
         keeld_line(d, a, "%s; crash report %u", reason, seq);
         sv_cloud_crash(d, a, seq, wstatus, reason);
-        if (a->trial && (a->revert || ++a->trial_crashes >= d->cfg.trial_crashes)) {
+        bool used_up = a->slots ? sv_slots_trial_used_up(a) || a->m.restart == SV_RESTART_NEVER
+                                : ++a->trial_crashes >= d->cfg.trial_crashes;
+        if (a->trial && (a->revert || used_up)) {
             char why[64];
             snprintf(why, sizeof why, "%s", a->revert ? "no health confirmation in time"
                                                       : "crashed during its trial");
@@ -394,6 +428,9 @@ void sv_app_reaped(sv_daemon *d, sv_app *a, int wstatus)
 
 void sv_apps_tick(sv_daemon *d, int64_t now)
 {
+    if (d->deploying) {
+        d->deploying = sv_deploy_poll(d);
+    }
     for (int i = 0; i < d->napps; i++) {
         sv_app *a = &d->apps[i];
         switch (a->state) {
@@ -412,8 +449,7 @@ void sv_apps_tick(sv_daemon *d, int64_t now)
                     kill(a->pid, SIGKILL);
                     a->deadline_ms = INT64_MAX;
                 }
-            } else if (a->trial && !a->confirmed && !a->revert &&
-                       now - a->started_ms > (int64_t)d->cfg.trial_ms) {
+            } else if (a->trial && !a->confirmed && !a->revert && now > a->trial_deadline_ms) {
                 keeld_line(d, a, "trial: no health confirmation within %u ms", d->cfg.trial_ms);
                 a->revert = true;
                 sv_app_stop(d, a, "trial failed");
@@ -454,12 +490,16 @@ int64_t sv_apps_next_deadline(const sv_daemon *d)
             }
         }
         if (a->state == SV_RUNNING && a->trial && !a->confirmed && !a->revert) {
-            int64_t tt = a->started_ms + d->cfg.trial_ms + 1;
+            int64_t tt = a->trial_deadline_ms + 1;
             t = tt < t ? tt : t;
         }
         if (t < next) {
             next = t;
         }
+    }
+    if (d->deploying) {
+        int64_t t = sv_now_ms() + SV_DEPLOY_POLL_MS; /* a deployment thread's progress */
+        next = t < next ? t : next;
     }
     return next;
 }
@@ -516,6 +556,23 @@ static void rm_tree(const char *dir)
     (void)nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+void sv_rm_tree(const char *dir) { rm_tree(dir); }
+
+void sv_app_confirmed(sv_daemon *d, sv_app *a)
+{
+    a->confirmed = true;
+    if (!a->trial) {
+        return;
+    }
+    a->trial = false;
+    sv_slots_confirm(d, a);
+    sv_applog_line(d, a, "keeld", "trial passed: health confirmed", 30);
+    if (a->sealed) {
+        sv_package_floor_raise(d, a->m.id, a->counter);
+    }
+    sv_logf("%s: version %s confirmed healthy; trial over", a->m.name, a->m.version);
+}
+
 sv_err sv_app_install(sv_daemon *d, const char *src, char *msg, size_t msglen)
 {
     char stage[PATH_MAX + 16];
@@ -563,27 +620,85 @@ sv_err sv_app_install(sv_daemon *d, const char *src, char *msg, size_t msglen)
     char dst[PATH_MAX + 64], prev[PATH_MAX + 64];
     (void)sv_fmt(dst, sizeof dst, "%s/%s", d->cfg.store_dir, m.name);
     (void)sv_fmt(prev, sizeof prev, "%s.prev", dst);
-    /* the previous version stays as <name>.prev: what a failed trial reverts to */
-    rm_tree(prev);
-    if (access(dst, F_OK) == 0 && rename(dst, prev) < 0) {
-        snprintf(msg, msglen, "%s: %s", dst, strerror(errno));
-        return SV_ERR_IO;
+    bool signed_image = S_ISREG(st.st_mode), trial = false;
+    struct sv_slots *slots = old ? old->slots : NULL;
+    if (signed_image) {
+        /* into the update agent's slots: a first install provisions them, an update is staged
+         * in the inactive slot, verified, and armed for a trial */
+        uint8_t *img = NULL, *prev_img = NULL;
+        size_t len = 0, prev_len = 0;
+        char kept[PATH_MAX + 96];
+        keel_image_error ie;
+        (void)sv_fmt(kept, sizeof kept, "%s/%s", stage, SV_PKG_IMAGE);
+        e = keel_image_read_file(kept, SV_PKG_MAX_BYTES + 4096, &img, &len, &ie) == KEEL_IMAGE_OK
+                ? SV_OK
+                : SV_ERR_IO;
+        (void)sv_fmt(kept, sizeof kept, "%s/%s", dst, SV_PKG_IMAGE);
+        if (!e && !slots && keel_image_read_file(kept, SV_PKG_MAX_BYTES + 4096, &prev_img,
+                                                 &prev_len, &ie) == KEEL_IMAGE_OK) {
+            /* a signed version installed before keeld kept slots: it becomes the confirmed
+             * one, and this install its update */
+            bool t;
+            e = sv_slots_install(d, m.name, prev_img, prev_len, &slots, &t, msg, msglen);
+            free(prev_img);
+        }
+        if (!e) {
+            e = sv_slots_install(d, m.name, img, len, &slots, &trial, msg, msglen);
+        }
+        free(img);
+        if (e) {
+            rm_tree(stage);
+            if (!old && slots) {
+                struct sv_app tmp = {.slots = slots};
+                sv_slots_close(&tmp);
+            }
+            return e;
+        }
+        /* the store gets the new version now (the agent agrees: it runs at the next start) */
+        rm_tree(prev);
+        if (renameat2(AT_FDCWD, stage, AT_FDCWD, dst, RENAME_EXCHANGE) == 0) {
+            rm_tree(stage);
+        } else if ((access(dst, F_OK) == 0 && rename(dst, prev) < 0) || rename(stage, dst) < 0) {
+            snprintf(msg, msglen, "%s: %s", dst, strerror(errno));
+            return SV_ERR_IO;
+        }
+        rm_tree(prev);
+    } else {
+        /* the previous version stays as <name>.prev: what a failed trial reverts to */
+        rm_tree(prev);
+        if (access(dst, F_OK) == 0 && rename(dst, prev) < 0) {
+            snprintf(msg, msglen, "%s: %s", dst, strerror(errno));
+            return SV_ERR_IO;
+        }
+        if (rename(stage, dst) < 0) {
+            snprintf(msg, msglen, "%s: %s", dst, strerror(errno));
+            return SV_ERR_IO;
+        }
+        trial = access(prev, F_OK) == 0;
+        if (old && old->slots) {
+            sv_slots_close(old); /* an unsigned version replaces the slots' */
+        }
+        if (slots) {
+            char sd[PATH_MAX];
+            if (sv_fmt(sd, sizeof sd, "%s/slots/%s", d->cfg.state_dir, m.name)) {
+                rm_tree(sd);
+            }
+            slots = NULL;
+        }
     }
-    if (rename(stage, dst) < 0) {
-        snprintf(msg, msglen, "%s: %s", dst, strerror(errno));
-        return SV_ERR_IO;
-    }
-    sv_package_seal_mark(d, m.name, S_ISREG(st.st_mode));
+    sv_package_seal_mark(d, m.name, signed_image);
     sv_app *a;
     e = sv_app_add(d, dst, &a, msg, msglen);
     if (e) {
         return e;
     }
+    a->slots = slots;
     a->backoff_ms = d->cfg.backoff_initial_ms;
-    a->trial = access(prev, F_OK) == 0; /* an update: on trial until it confirms health */
+    a->trial = trial; /* an update: on trial until it confirms health */
     a->trial_crashes = 0;
     a->revert = false;
-    snprintf(msg, msglen, "installed %s %s%s%s", m.name, m.version, a->trial ? ", on trial" : "",
-             S_ISREG(st.st_mode) ? " (signature verified)" : " (unsigned, development)");
+    a->reverted_from[0] = '\0';
+    snprintf(msg, msglen, "installed %s %s%s%s", m.name, m.version, trial ? ", on trial" : "",
+             signed_image ? " (signature verified)" : " (unsigned, development)");
     return SV_OK;
 }

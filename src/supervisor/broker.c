@@ -494,15 +494,7 @@ bool sv_broker_handle(sv_daemon *d, sv_app *a)
     case KEEL_WIRE_HEARTBEAT:
         break;
     case KEEL_WIRE_CONFIRM:
-        a->confirmed = true;
-        if (a->trial) {
-            a->trial = false;
-            sv_applog_line(d, a, "keeld", "trial passed: health confirmed", 30);
-            if (a->sealed) {
-                sv_package_floor_raise(d, a->m.id, a->counter);
-            }
-            sv_logf("%s: version %s confirmed healthy; trial over", a->m.name, a->m.version);
-        }
+        sv_app_confirmed(d, a); /* ends a trial through the update agent (apps.c) */
         break;
     case KEEL_WIRE_TELEMETRY:
         st = !a->m.cloud_telemetry ? KEEL_APP_ERR_DENIED

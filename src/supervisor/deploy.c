@@ -1,24 +1,74 @@
 /* Deployments announced by the cloud: `keel cloud deploy` sets {"update": {"manifest_url": U}}
- * in the device's desired properties. keeld fetches the signed release manifest at U, checks
- * its signature against the trusted keys, its expiry and hardware, fetches the image it names
- * (next to the manifest), checks size and SHA-256 against the manifest, and installs the image
- * as a package for the app whose component id it carries: stopped first if running, started
- * after, on trial (a crash loop reverts it, apps.c). The outcome goes back as a reported
- * property. Downloads run on keeld's thread with a deadline: packages are small, and an app's
- * SDK calls wait at most that long. */
+ * in the device's desired properties, and keeld downloads the release through the app's update
+ * agent (include/keel/update.h, slots.c): chunk by chunk with range requests, each chunk checked
+ * against the signed manifest's SHA-256 and stored durably before the next, into the inactive
+ * slot, while the app keeps running its confirmed version. Once every chunk is in, the agent
+ * verifies the image and arms the trial; the app is stopped and started again on trial (a crash
+ * loop or a missed confirm reverts it, apps.c and slots.c).
+ *
+ * Nothing here blocks keeld's loop: the manifest is fetched and checked on a short-lived thread
+ * (the "probe": which app is it for?), then the download runs on a thread of its own that alone
+ * touches the app's agent until it ends (sv_slots_busy). The loop polls both every
+ * SV_DEPLOY_POLL_MS (sv_deploy_poll) and reports progress and outcome as the reported property
+ * {"update": {"manifest_url", "state", "detail", "chunks_done", "chunks_total"}}; states:
+ * downloading, installed (on trial), refused, failed.
+ *
+ * Resume: the URL of the download under way is kept in <state>/deploy/<app>.url; the agent's
+ * record holds the chunks already stored. A dropped connection is resumed by the fetcher within
+ * the run (the range still missing); a keeld restart resumes the download at start-up
+ * (sv_deploy_resume) from the first chunk not stored.
+ */
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
-#include <sodium.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "keel/cloud.h"
+#include "keel/update.h"
 #include "supervisor.h"
 
 #define SV_DEPLOY_TIMEOUT_S 30L
+#define SV_DEPLOY_REPORT_MS 500   /* progress reported at most this often */
+#define SV_MAX_PROBES 4
+
+typedef enum { JOB_PROBE, JOB_FETCH } job_kind;
+
+typedef struct sv_deploy {
+    job_kind kind;
+    pthread_t th;
+    atomic_bool done;
+    char url[1024];
+    /* probe: what the manifest is for */
+    const sv_daemon *d;
+    bool ok;
+    const char *verdict; /* "refused" or "failed" when !ok */
+    char msg[512];
+    uint8_t component[KEEL_IMAGE_UUID_SIZE];
+    char hardware[KEEL_RELEASE_HW_SIZE + 1];
+    char image_name[128];
+    uint64_t expires;
+    uint32_t image_size;
+    /* fetch */
+    keel_update_agent *agent;
+    atomic_uint chunks_done, chunks_total;
+    volatile int cancel;
+    keel_update_err result;
+    keel_update_error err;
+    keel_update_fetch_stats stats;
+    int64_t reported_ms;
+    unsigned reported_done;
+} sv_deploy;
+
+static sv_deploy *g_probes[SV_MAX_PROBES];
+
+/* ---- the probe: fetch and check the manifest ---- */
 
 typedef struct buf {
     uint8_t *p;
@@ -55,6 +105,7 @@ static bool fetch(const char *url, size_t max, buf *out, char *msg, size_t msgle
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, SV_DEPLOY_TIMEOUT_S);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     CURLcode rc = curl_easy_perform(c);
@@ -68,24 +119,79 @@ static bool fetch(const char *url, size_t max, buf *out, char *msg, size_t msgle
     return true;
 }
 
-static void report(sv_daemon *d, const char *url, const char *state, const char *detail)
+static void *probe_main(void *arg)
 {
-    cJSON *root = cJSON_CreateObject();
-    cJSON *u = cJSON_AddObjectToObject(root, "update");
-    cJSON_AddStringToObject(u, "manifest_url", url);
-    cJSON_AddStringToObject(u, "state", state);
-    cJSON_AddStringToObject(u, "detail", detail);
-    char *text = cJSON_PrintUnformatted(root);
-    cJSON_Delete(root);
-    if (text && keel_cloud_report(d->cloud, text, NULL) != KEEL_CLOUD_OK) {
-        sv_logf("deploy: report not queued");
+    sv_deploy *j = arg;
+    buf man;
+    if (!fetch(j->url, 1u << 20, &man, j->msg, sizeof j->msg)) {
+        j->verdict = "failed";
+    } else {
+        keel_image_keys keys = {j->d->keys, j->d->nkeys};
+        keel_release rel;
+        keel_image_error ierr = {{0}};
+        if (keel_release_verify(man.p, man.len, &keys, &rel, &ierr) != KEEL_IMAGE_OK) {
+            j->verdict = "refused";
+            snprintf(j->msg, sizeof j->msg, "%s", ierr.msg);
+        } else {
+            j->ok = true;
+            memcpy(j->component, rel.component, sizeof j->component);
+            snprintf(j->hardware, sizeof j->hardware, "%s", rel.hardware);
+            snprintf(j->image_name, sizeof j->image_name, "%s", rel.image_name);
+            j->expires = rel.expires;
+            j->image_size = rel.image_size;
+        }
+        free(man.p);
     }
-    cJSON_free(text);
+    atomic_store(&j->done, true);
+    return NULL;
+}
+
+/* ---- the fetch thread ---- */
+
+static void on_progress(void *ctx, uint32_t done, uint32_t total)
+{
+    sv_deploy *j = ctx;
+    atomic_store(&j->chunks_total, total);
+    atomic_store(&j->chunks_done, done);
+}
+
+static void *fetch_main(void *arg)
+{
+    sv_deploy *j = arg;
+    keel_update_fetch_opts o = {.progress = on_progress, .progress_ctx = j, .cancel = &j->cancel,
+                                .backoff_base_ms = 100, .backoff_max_ms = 5000};
+    j->result = keel_update_fetch(j->agent, j->url, &o, &j->stats, &j->err);
+    atomic_store(&j->done, true);
+    return NULL;
+}
+
+/* ---- reports and durable bookkeeping (loop thread) ---- */
+
+static void report(sv_daemon *d, const char *url, const char *state, const char *detail,
+                   unsigned done, unsigned total)
+{
+    if (d->cloud) {
+        cJSON *root = cJSON_CreateObject();
+        cJSON *u = cJSON_AddObjectToObject(root, "update");
+        cJSON_AddStringToObject(u, "manifest_url", url);
+        cJSON_AddStringToObject(u, "state", state);
+        cJSON_AddStringToObject(u, "detail", detail);
+        if (total) {
+            cJSON_AddNumberToObject(u, "chunks_done", done);
+            cJSON_AddNumberToObject(u, "chunks_total", total);
+        }
+        char *text = cJSON_PrintUnformatted(root);
+        cJSON_Delete(root);
+        if (text && keel_cloud_report(d->cloud, text, NULL) != KEEL_CLOUD_OK) {
+            sv_logf("deploy: report not queued");
+        }
+        cJSON_free(text);
+    }
     sv_logf("deploy: %s: %s: %s", url, state, detail);
 }
 
-/* The manifest URL last applied, kept across keeld restarts so a cached desired document is
- * not applied twice. */
+/* The manifest URL last taken up, kept across keeld restarts so a cached desired document is
+ * not applied twice; forgotten when a download fails, so the next announcement retries. */
 static void last_path(const sv_daemon *d, char *out, size_t cap)
 {
     (void)sv_fmt(out, cap, "%s/deploy/last_manifest_url", d->cfg.state_dir);
@@ -105,15 +211,106 @@ static bool already_applied(const sv_daemon *d, const char *url)
     return strcmp(seen, url) == 0;
 }
 
+static void put_file(const char *path, const char *text)
+{
+    char tmp[PATH_MAX + 16];
+    if (!sv_fmt(tmp, sizeof tmp, "%s.tmp", path)) {
+        return;
+    }
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        sv_logf("deploy: %s: %s", tmp, strerror(errno));
+        return;
+    }
+    fputs(text, f);
+    bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+    if (fclose(f) != 0 || !ok || rename(tmp, path) != 0) {
+        sv_logf("deploy: %s: %s", path, strerror(errno));
+    }
+}
+
 static void remember(const sv_daemon *d, const char *url)
 {
     char p[PATH_MAX + 64];
     last_path(d, p, sizeof p);
-    FILE *f = fopen(p, "w");
-    if (f) {
-        fputs(url, f);
-        fclose(f);
+    put_file(p, url);
+}
+
+static void forget(const sv_daemon *d, const char *url)
+{
+    char p[PATH_MAX + 64];
+    last_path(d, p, sizeof p);
+    if (already_applied(d, url)) {
+        (void)unlink(p);
     }
+}
+
+static bool url_path(const sv_daemon *d, const sv_app *a, char *out, size_t cap)
+{
+    return sv_fmt(out, cap, "%s/deploy/%s.url", d->cfg.state_dir, a->m.name);
+}
+
+static void curl_once(void)
+{
+    static bool done;
+    if (!done) {
+        curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread uses libcurl */
+        done = true;
+    }
+}
+
+/* Starts (or resumes) the download of `url` into the app's inactive slot. */
+static void fetch_start(sv_daemon *d, sv_app *a, const char *url)
+{
+    keel_update_agent *ag = sv_slots_agent(a);
+    keel_update_status st;
+    keel_update_get_status(ag, &st);
+    keel_update_error err = {{0}};
+    if (st.state == KEEL_UPDATE_TRIAL) {
+        report(d, url, "refused", "a trial of another version is under way: it must confirm or "
+               "revert first", 0, 0);
+        return;
+    }
+    if (st.running_slot < 0 || st.reboot_pending) {
+        /* the agent's boot decision, which counts nothing outside a trial */
+        keel_update_boot_info bi;
+        if (keel_update_boot(ag, (uint64_t)sv_now_ms(), &bi, &err) != KEEL_UPDATE_OK) {
+            report(d, url, "failed", err.msg, 0, 0);
+            return;
+        }
+    }
+    sv_deploy *j = calloc(1, sizeof *j);
+    char up[PATH_MAX + 96];
+    if (!j || !url_path(d, a, up, sizeof up)) {
+        free(j);
+        report(d, url, "failed", "out of memory", 0, 0);
+        return;
+    }
+    j->kind = JOB_FETCH;
+    j->d = d;
+    j->agent = ag;
+    snprintf(j->url, sizeof j->url, "%s", url);
+    put_file(up, url);
+    curl_once();
+    sv_slots_busy(a, true);
+    a->deploy = j;
+    if (pthread_create(&j->th, NULL, fetch_main, j) != 0) {
+        sv_slots_busy(a, false);
+        a->deploy = NULL;
+        free(j);
+        (void)unlink(up);
+        report(d, url, "failed", "cannot start the download thread", 0, 0);
+        return;
+    }
+    d->deploying = true;
+    char detail[160];
+    if (st.state == KEEL_UPDATE_DOWNLOADING && st.chunks_done) {
+        snprintf(detail, sizeof detail, "%s: resuming with %u of %u chunks stored", a->m.name,
+                 st.chunks_done, st.chunks_total);
+    } else {
+        snprintf(detail, sizeof detail, "%s: download started", a->m.name);
+    }
+    report(d, url, "downloading", detail, st.chunks_done, st.chunks_total);
 }
 
 void sv_deploy_desired(sv_daemon *d, const char *json)
@@ -125,41 +322,60 @@ void sv_deploy_desired(sv_daemon *d, const char *json)
         cJSON_Delete(root);
         return;
     }
-    char url[1024], msg[512];
-    snprintf(url, sizeof url, "%s", m->valuestring);
-    cJSON_Delete(root);
-    remember(d, url); /* a refused release is not retried in a loop; a new URL is */
-
-    buf man, img = {0};
-    if (!fetch(url, 1u << 20, &man, msg, sizeof msg)) {
-        report(d, url, "failed", msg);
+    sv_deploy *j = calloc(1, sizeof *j);
+    int slot = -1;
+    for (int i = 0; i < SV_MAX_PROBES && slot < 0; i++) {
+        slot = g_probes[i] ? -1 : i;
+    }
+    if (!j || slot < 0) {
+        free(j);
+        report(d, m->valuestring, "failed", "too many deployments announced at once", 0, 0);
+        cJSON_Delete(root);
         return;
     }
-    keel_image_keys keys = {d->keys, d->nkeys};
-    keel_release rel;
-    keel_image_error ierr = {{0}};
-    char dir[PATH_MAX + 64], path[PATH_MAX + 128];
+    j->kind = JOB_PROBE;
+    j->d = d;
+    snprintf(j->url, sizeof j->url, "%s", m->valuestring);
+    cJSON_Delete(root);
+    remember(d, j->url); /* a refused release is not retried in a loop; a new URL is */
+    curl_once();
+    if (pthread_create(&j->th, NULL, probe_main, j) != 0) {
+        report(d, j->url, "failed", "cannot start the manifest thread", 0, 0);
+        free(j);
+        return;
+    }
+    g_probes[slot] = j;
+    d->deploying = true;
+}
+
+/* The probe ended: is the release for this device, and which app takes it? */
+static void probe_done(sv_daemon *d, sv_deploy *j)
+{
+    char msg[512];
     sv_app *a = NULL;
-    if (keel_release_verify(man.p, man.len, &keys, &rel, &ierr) != KEEL_IMAGE_OK) {
-        report(d, url, "refused", ierr.msg);
-        goto out;
+    if (!j->ok) {
+        if (strcmp(j->verdict, "failed") == 0) {
+            forget(d, j->url);
+        }
+        report(d, j->url, j->verdict, j->msg, 0, 0);
+        return;
     }
-    if (rel.expires < (uint64_t)time(NULL)) {
-        report(d, url, "refused", "the release manifest has expired");
-        goto out;
+    if (j->expires < (uint64_t)time(NULL)) {
+        report(d, j->url, "refused", "the release manifest has expired", 0, 0);
+        return;
     }
-    if (d->cfg.hardware[0] && strcmp(rel.hardware, d->cfg.hardware) != 0) {
-        snprintf(msg, sizeof msg, "for hardware %s, this device is %s", rel.hardware,
-                 d->cfg.hardware);
-        report(d, url, "refused", msg);
-        goto out;
+    if (strcmp(j->hardware, d->cfg.hardware) != 0) {
+        snprintf(msg, sizeof msg, "for hardware %s, this device is %s", j->hardware,
+                 d->cfg.hardware[0] ? d->cfg.hardware : "(no \"hardware\" in its device config)");
+        report(d, j->url, "refused", msg, 0, 0);
+        return;
     }
-    if (rel.image_name[0] == '\0' || strchr(rel.image_name, '/') || rel.image_name[0] == '.') {
-        report(d, url, "refused", "the manifest's image name is not a plain file name");
-        goto out;
+    if (j->image_name[0] == '\0' || strchr(j->image_name, '/') || j->image_name[0] == '.') {
+        report(d, j->url, "refused", "the manifest's image name is not a plain file name", 0, 0);
+        return;
     }
     char comp[37];
-    keel_image_uuid_format(rel.component, comp);
+    keel_image_uuid_format(j->component, comp);
     for (int i = 0; i < d->napps; i++) {
         if (strcmp(d->apps[i].m.id, comp) == 0) {
             a = &d->apps[i];
@@ -167,62 +383,166 @@ void sv_deploy_desired(sv_daemon *d, const char *json)
     }
     if (!a) {
         snprintf(msg, sizeof msg, "no installed app has component %s", comp);
-        report(d, url, "refused", msg);
-        goto out;
+        report(d, j->url, "refused", msg, 0, 0);
+        return;
     }
-    /* the image sits next to the manifest */
-    char iurl[1200];
-    const char *slash = strrchr(url, '/');
-    snprintf(iurl, sizeof iurl, "%.*s/%s", (int)(slash ? slash - url : 0), url, rel.image_name);
-    if (!fetch(iurl, (size_t)rel.image_size, &img, msg, sizeof msg)) {
-        report(d, url, "failed", msg);
-        goto out;
+    if (!sv_slots_agent(a)) {
+        snprintf(msg, sizeof msg, "%s has no update slots (placed in the store by hand or "
+                 "unsigned): install it once as a signed package (keel app install)", a->m.name);
+        report(d, j->url, "refused", msg, 0, 0);
+        return;
     }
-    uint8_t h[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256(h, img.p, img.len);
-    if (img.len != rel.image_size || sodium_memcmp(h, rel.image_hash, sizeof h) != 0) {
-        report(d, url, "refused", "the image does not match the manifest's size and SHA-256");
-        goto out;
+    if (a->deploy) {
+        snprintf(msg, sizeof msg, "%s: another deployment is downloading", a->m.name);
+        report(d, j->url, "refused", msg, 0, 0);
+        return;
     }
-    (void)sv_fmt(dir, sizeof dir, "%s/deploy", d->cfg.state_dir);
-    (void)sv_fmt(path, sizeof path, "%s/%s", dir, rel.image_name);
-    FILE *f = fopen(path, "wb");
-    bool stored = f && fwrite(img.p, 1, img.len, f) == img.len;
-    if (f && fclose(f) != 0) {
-        stored = false;
+    keel_update_status st;
+    keel_update_get_status(sv_slots_agent(a), &st);
+    if (st.state == KEEL_UPDATE_TRIAL) {
+        report(d, j->url, "refused", "a trial of another version is under way: it must confirm "
+               "or revert first", 0, 0);
+        return;
     }
-    if (!stored) {
-        report(d, url, "failed", "cannot store the image");
-        goto out;
+    if (sv_slots_reserve(d, a, j->image_size, msg, sizeof msg) != SV_OK) {
+        report(d, j->url, "failed", msg, 0, 0);
+        return;
     }
-    (void)sv_fmt(a->deploy_image, sizeof a->deploy_image, "%s", path);
-    (void)sv_fmt(a->deploy_url, sizeof a->deploy_url, "%s", url);
-    if (a->state == SV_RUNNING || a->state == SV_STOPPING) {
-        sv_app_stop(d, a, "deployment"); /* installed when it is gone (sv_deploy_pending) */
+    snprintf(a->deploy_url, sizeof a->deploy_url, "%s", j->url);
+    fetch_start(d, a, j->url);
+}
+
+/* The download thread of app a ended. */
+static void fetch_done(sv_daemon *d, sv_app *a, sv_deploy *j)
+{
+    char up[PATH_MAX + 96], detail[600];
+    keel_update_agent *ag = j->agent;
+    sv_slots_busy(a, false);
+    a->deploy = NULL;
+    bool keep_url = false;
+    if (j->result == KEEL_UPDATE_OK) {
+        keel_update_error err = {{0}};
+        keel_update_err e = keel_update_install(ag, &err);
+        if (e == KEEL_UPDATE_OK) {
+            keel_update_status st;
+            keel_update_get_status(ag, &st);
+            snprintf(detail, sizeof detail, "%s %u.%u.%u staged (%llu bytes received in %u "
+                     "requests); on trial at its next start", a->m.name,
+                     st.target_version.major, st.target_version.minor, st.target_version.patch,
+                     (unsigned long long)j->stats.bytes_received, j->stats.requests);
+            report(d, j->url, "downloaded", detail, st.chunks_total, st.chunks_total);
+            a->deploy_ready = true;
+            snprintf(a->deploy_url, sizeof a->deploy_url, "%s", j->url);
+        } else {
+            snprintf(detail, sizeof detail, "%s: %s (%s)", a->m.name, err.msg,
+                     keel_update_err_name(e));
+            report(d, j->url, "refused", detail, 0, 0);
+        }
+    } else if (j->result == KEEL_UPDATE_ERR_CANCELLED) {
+        keep_url = true; /* keeld is going down: the next start resumes */
     } else {
-        sv_deploy_pending(d, a);
+        snprintf(detail, sizeof detail, "%s: %s (%s)", a->m.name, j->err.msg,
+                 keel_update_err_name(j->result));
+        bool transient = j->result == KEEL_UPDATE_ERR_FETCH ||
+                         j->result == KEEL_UPDATE_ERR_STORAGE;
+        if (transient) {
+            forget(d, j->url); /* announce it again to retry: the stored chunks are kept */
+        }
+        report(d, j->url, transient ? "failed" : "refused", detail, 0, 0);
     }
-out:
-    free(man.p);
-    free(img.p);
+    if (!keep_url && url_path(d, a, up, sizeof up)) {
+        (void)unlink(up);
+    }
+    free(j);
+    if (a->deploy_ready) {
+        if (a->state == SV_RUNNING || a->state == SV_STOPPING) {
+            sv_app_stop(d, a, "deployment"); /* started on trial once gone (sv_deploy_pending) */
+        } else {
+            sv_deploy_pending(d, a);
+        }
+    }
+}
+
+bool sv_deploy_poll(sv_daemon *d)
+{
+    bool any = false;
+    for (int i = 0; i < SV_MAX_PROBES; i++) {
+        sv_deploy *j = g_probes[i];
+        if (j && atomic_load(&j->done)) {
+            pthread_join(j->th, NULL);
+            g_probes[i] = NULL;
+            probe_done(d, j); /* may start a download */
+            free(j);
+        }
+    }
+    for (int i = 0; i < d->napps; i++) {
+        sv_app *a = &d->apps[i];
+        sv_deploy *j = a->deploy;
+        if (!j) {
+            continue;
+        }
+        if (atomic_load(&j->done)) {
+            pthread_join(j->th, NULL);
+            fetch_done(d, a, j);
+            continue;
+        }
+        unsigned done = atomic_load(&j->chunks_done), total = atomic_load(&j->chunks_total);
+        int64_t now = sv_now_ms();
+        if (total && done != j->reported_done && now - j->reported_ms >= SV_DEPLOY_REPORT_MS) {
+            char detail[160];
+            snprintf(detail, sizeof detail, "%s: chunk %u of %u stored", a->m.name, done, total);
+            report(d, j->url, "downloading", detail, done, total);
+            j->reported_done = done;
+            j->reported_ms = now;
+        }
+    }
+    for (int i = 0; i < SV_MAX_PROBES; i++) {
+        any |= g_probes[i] != NULL;
+    }
+    for (int i = 0; i < d->napps; i++) {
+        any |= d->apps[i].deploy != NULL;
+    }
+    return any;
+}
+
+void sv_deploy_resume(sv_daemon *d, sv_app *a)
+{
+    char up[PATH_MAX + 96], url[1024];
+    if (!url_path(d, a, up, sizeof up)) {
+        return;
+    }
+    FILE *f = fopen(up, "r");
+    if (!f) {
+        return;
+    }
+    bool got = fgets(url, sizeof url, f) != NULL;
+    fclose(f);
+    keel_update_agent *ag = sv_slots_agent(a);
+    keel_update_status st = {0};
+    if (ag) {
+        keel_update_get_status(ag, &st);
+    }
+    if (!got || !ag || st.state != KEEL_UPDATE_DOWNLOADING) {
+        (void)unlink(up); /* nothing left to resume */
+        return;
+    }
+    snprintf(a->deploy_url, sizeof a->deploy_url, "%s", url);
+    fetch_start(d, a, url);
 }
 
 void sv_deploy_pending(sv_daemon *d, sv_app *a)
 {
-    if (a->deploy_image[0] == '\0') {
+    if (!a->deploy_ready) {
         return;
     }
-    char image[PATH_MAX], url[1024], msg[512];
-    snprintf(image, sizeof image, "%s", a->deploy_image);
+    a->deploy_ready = false;
+    char msg[512], url[1024];
     snprintf(url, sizeof url, "%s", a->deploy_url);
-    a->deploy_image[0] = '\0';
-    sv_err e = sv_app_install(d, image, msg, sizeof msg);
-    if (e != SV_OK) {
-        report(d, url, "refused", msg);
+    if (sv_app_start(d, a, msg, sizeof msg) != SV_OK) {
+        report(d, url, "failed", msg, 0, 0);
         return;
     }
-    report(d, url, "installed", msg);
-    if (sv_app_start(d, a, msg, sizeof msg) != SV_OK) {
-        report(d, url, "failed", msg);
-    }
+    snprintf(msg, sizeof msg, "%s %s%s", a->m.name, a->m.version,
+             a->trial ? " started on trial" : " started");
+    report(d, url, "installed", msg, 0, 0);
 }

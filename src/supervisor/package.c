@@ -260,11 +260,6 @@ static sv_err write_file(const char *dir, const char *name, const uint8_t *p, si
 sv_err sv_package_open_image(const sv_daemon *d, const char *image, const char *dest,
                              char *msg, size_t msglen)
 {
-    if (d->nkeys == 0) {
-        snprintf(msg, msglen, "%s: no trusted keys configured (device config \"trusted_keys\")",
-                 image);
-        return SV_ERR_CONFIG;
-    }
     uint8_t *buf = NULL;
     size_t len = 0;
     keel_image_error ierr = {{0}};
@@ -272,12 +267,25 @@ sv_err sv_package_open_image(const sv_daemon *d, const char *image, const char *
         snprintf(msg, msglen, "%s", ierr.msg);
         return SV_ERR_IO;
     }
+    sv_err e = sv_package_open_buf(d, buf, len, image, dest, msg, msglen);
+    free(buf);
+    return e;
+}
+
+sv_err sv_package_open_buf(const sv_daemon *d, const uint8_t *buf, size_t len, const char *image,
+                           const char *dest, char *msg, size_t msglen)
+{
+    if (d->nkeys == 0) {
+        snprintf(msg, msglen, "%s: no trusted keys configured (device config \"trusted_keys\")",
+                 image);
+        return SV_ERR_CONFIG;
+    }
+    keel_image_error ierr = {{0}};
     keel_image_keys keys = {d->keys, d->nkeys};
     keel_image_info info;
     keel_image_err ie = keel_image_verify(buf, len, &keys, &info, &ierr);
     if (ie != KEEL_IMAGE_OK) {
         snprintf(msg, msglen, "%s: refused: %s (%s)", image, ierr.msg, keel_image_err_name(ie));
-        free(buf);
         return SV_ERR_CONFIG;
     }
     char comp[37];
@@ -288,7 +296,6 @@ sv_err sv_package_open_image(const sv_daemon *d, const char *image, const char *
                  "%s: refused: security counter %u is below this device's floor %u for %s "
                  "(anti-rollback: an older, possibly vulnerable release)",
                  image, info.header.security_counter, floor, comp);
-        free(buf);
         return SV_ERR_CONFIG;
     }
     sv_err e = sv_package_extract(buf + KEEL_IMAGE_HEADER_SIZE, info.header.payload_size, dest,
@@ -296,7 +303,6 @@ sv_err sv_package_open_image(const sv_daemon *d, const char *image, const char *
     if (!e) {
         e = write_file(dest, SV_PKG_IMAGE, buf, len, msg, msglen);
     }
-    free(buf);
     if (e) {
         return e;
     }

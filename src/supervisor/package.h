@@ -30,6 +30,10 @@ sv_err sv_package_extract(const uint8_t *p, size_t len, const char *dest, char *
 sv_err sv_package_open_image(const sv_daemon *d, const char *image, const char *dest,
                              char *msg, size_t msglen);
 
+/* The same for an image already in memory (`what` names it in messages). */
+sv_err sv_package_open_buf(const sv_daemon *d, const uint8_t *buf, size_t len, const char *what,
+                           const char *dest, char *msg, size_t msglen);
+
 /* The signed image an installed package keeps; no archive entry may have this name. */
 #define SV_PKG_IMAGE ".keel-image"
 

@@ -196,9 +196,18 @@ typedef struct sv_app {
     uint32_t ring_cap, ring_head, notify_seq, notify_dropped;
     int wake_fd;
     sv_call calls[SV_MAX_CALLS];
-    /* a deployment waiting for the app to stop (deploy.c) */
-    char deploy_image[PATH_MAX];
+    /* a deployment: downloading on its own thread, or installed and waiting for the app to
+     * stop (deploy.c) */
+    struct sv_deploy *deploy;
     char deploy_url[1024];
+    bool deploy_ready;       /* staged in the agent, on trial at the next start */
+    /* the update agent holding the app's signed versions in A/B slots (slots.c); NULL for a
+     * package without slots (unsigned or placed by hand) */
+    struct sv_slots *slots;
+    int64_t trial_deadline_ms; /* monotonic; the confirm deadline, counted from the trial's
+                                * first start and kept across keeld restarts */
+    char reverted_from[32];  /* a trial just given up: its version, for the log at start */
+    char revert_why[64];
     /* recent log lines (a ring), and a partial stdout line */
     char log[SV_LOG_LINES][SV_LOG_LINE_MAX];
     uint32_t log_next;
@@ -236,6 +245,7 @@ typedef struct sv_daemon {
     struct keel_cloud *cloud;  /* the cloud link, NULL when the config has none */
     int cloud_next_ms;         /* when the link next wants a step */
     uint32_t next_call_id;     /* method call ids, daemon-wide */
+    bool deploying;            /* a deployment thread runs (deploy.c): poll it from the loop */
 } sv_daemon;
 
 /* Monotonic milliseconds. */
@@ -282,8 +292,40 @@ void sv_cloud_app_gone(sv_daemon *d, sv_app *a);
 
 /* deploy.c: a desired-properties document from the cloud; applies {"update": ...} */
 void sv_deploy_desired(sv_daemon *d, const char *json);
-/* Installs and starts the app's pending deployment, if any (the app is stopped). */
+/* Starts the app's staged deployment on trial, if any (the app has stopped). */
 void sv_deploy_pending(sv_daemon *d, sv_app *a);
+/* At start-up: resumes a deployment a previous keeld was downloading for this app. */
+void sv_deploy_resume(sv_daemon *d, sv_app *a);
+/* From the loop's tick: collects progress and outcomes of deployment threads; true while any
+ * runs (the loop then wakes every SV_DEPLOY_POLL_MS). */
+bool sv_deploy_poll(sv_daemon *d);
+#define SV_DEPLOY_POLL_MS 100
+
+/* slots.c: the update agent behind signed packages (include/keel/update.h) */
+/* Opens the app's slots if it has some (or creates them from the kept image of a package a
+ * keeld without slots installed); *has says whether it does now. */
+sv_err sv_slots_attach(sv_daemon *d, sv_app *a, char *msg, size_t msglen);
+/* Stages a verified signed image for app `name`: provisions the slots on a first install
+ * (*trial false) or stages it in the inactive slot and arms a trial (*trial true). *slots is
+ * the app's slots or NULL (then a new handle is returned in it). */
+sv_err sv_slots_install(sv_daemon *d, const char *name, const uint8_t *image, size_t len,
+                        struct sv_slots **slots, bool *trial, char *msg, size_t msglen);
+/* Before a start: the agent's boot decision (counts a trial start durably, reverts a trial
+ * whose starts or deadline are used up), then the store directory is made the chosen slot's
+ * package (swapped in whole). Sets a->trial and a->trial_deadline_ms. */
+sv_err sv_slots_boot(sv_daemon *d, sv_app *a, char *msg, size_t msglen);
+/* The app on trial confirmed its health (keel_app_confirm_health). */
+void sv_slots_confirm(sv_daemon *d, sv_app *a);
+/* Gives the trial up durably; the next start runs the confirmed version. */
+void sv_slots_revert(sv_daemon *d, sv_app *a, const char *why);
+/* Grows the app's slots (files) to hold an image of image_size bytes, before a download. */
+sv_err sv_slots_reserve(sv_daemon *d, sv_app *a, uint32_t image_size, char *msg, size_t msglen);
+/* The trial has used up its starts (each crashed): revert rather than restart. */
+bool sv_slots_trial_used_up(const sv_app *a);
+/* The agent, for deploy.c (NULL without slots), and whether a deployment thread owns it. */
+struct keel_update_agent *sv_slots_agent(sv_app *a);
+void sv_slots_busy(sv_app *a, bool busy);
+void sv_slots_close(sv_app *a);
 
 /* crash.c: writes a report for an app that ended; returns its sequence number. */
 uint32_t sv_crash_write(const sv_daemon *d, sv_app *a, int wstatus, const char *reason);
@@ -328,6 +370,10 @@ void sv_app_reaped(sv_daemon *d, sv_app *a, int wstatus);
 void sv_apps_tick(sv_daemon *d, int64_t now);
 int64_t sv_apps_next_deadline(const sv_daemon *d);
 sv_err sv_app_install(sv_daemon *d, const char *src_dir, char *msg, size_t msglen);
+/* The app confirmed its health: a trial, if one runs, is over (called by the broker). */
+void sv_app_confirmed(sv_daemon *d, sv_app *a);
+/* Removes a directory tree (a staging copy). */
+void sv_rm_tree(const char *dir);
 
 /* ctl.c: the control socket */
 int sv_ctl_listen(const char *path);

@@ -666,6 +666,8 @@ void keel_update_get_status(const keel_update_agent *a, keel_update_status *out)
     out->reboot_pending = a->reboot_pending;
     out->running_version = a->running_version;
     out->security_floor = a->rec.floor;
+    out->trial_boots = a->rec.trial_boots;
+    out->max_trial_boots = a->cfg.max_trial_boots;
     if (a->rec.state == KEEL_UPDATE_DOWNLOADING && a->manifest) {
         out->chunks_total = a->man.chunk_count;
         for (uint32_t i = 0; i < a->man.chunk_count; i++) {

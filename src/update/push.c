@@ -180,3 +180,44 @@ keel_update_err keel_update_push_commit(keel_update_agent *a, keel_update_error 
     }
     return ku_finish_install(a, e, &info, err);
 }
+
+/* ---- local staging: the whole image at once ---------------------------------------------- */
+
+keel_update_err keel_update_stage(keel_update_agent *a, const uint8_t *image, size_t len,
+                                  keel_update_error *err)
+{
+    if (!a || !image) {
+        return ku_fail(err, KEEL_UPDATE_ERR_ARG, "no agent or no image");
+    }
+    if (!a->booted || a->reboot_pending) {
+        return ku_fail(err, KEEL_UPDATE_ERR_STATE, "boot (or restart) before starting an update");
+    }
+    if (a->rec.state == KEEL_UPDATE_TRIAL) {
+        return ku_fail(err, KEEL_UPDATE_ERR_STATE, "a trial is under way: confirm or revert first");
+    }
+    const keel_update_storage *s = a->st;
+    if (len < KEEL_IMAGE_HEADER_SIZE || len > s->size[KEEL_UPDATE_SLOT_A]) {
+        return ku_fail(err, KEEL_UPDATE_ERR_TOO_BIG, "image of %zu bytes; this slot takes %u", len,
+                       s->size[KEEL_UPDATE_SLOT_A]);
+    }
+    keel_update_err e;
+    if (a->rec.state != KEEL_UPDATE_IDLE) {
+        /* A download's chunk bits describe the slot about to be overwritten: drop them first,
+         * durably, or a resumed download would trust bytes that are no longer its own. */
+        ku_record idle = a->rec;
+        idle.state = KEEL_UPDATE_IDLE;
+        if ((e = ku_commit(a, &idle, err)) != KEEL_UPDATE_OK) {
+            return e;
+        }
+        free(a->manifest);
+        a->manifest = NULL;
+    }
+    int slot = 1 - a->rec.active;
+    if (ku_store_bytes(s, slot ? KEEL_UPDATE_SLOT_B : KEEL_UPDATE_SLOT_A, 0, image,
+                       (uint32_t)len) != 0) {
+        return ku_fail(err, KEEL_UPDATE_ERR_STORAGE, "storage failed writing slot %c", 'A' + slot);
+    }
+    keel_image_info info;
+    e = ku_verify_slot(a, slot, (uint32_t)len, false, &info, err);
+    return ku_finish_install(a, e, &info, err);
+}

@@ -6,6 +6,8 @@
 
 #include <string.h>
 
+#include "board.h"
+
 #define SERVICE_PRIORITY 8u
 #define SENSOR_PRIORITY 10u
 
@@ -50,6 +52,7 @@ static void sensor_main(void *arg)
     envmon_rt *e = arg;
     for (;;) {
         take_sample(e);
+        board_heartbeat(); /* a sample taken: the RT core is alive (board.h) */
         if (keel_rtos_sem_get(&e->tick, KEEL_RTOS_WAIT_FOREVER) != KEEL_RTOS_OK) {
             return;
         }

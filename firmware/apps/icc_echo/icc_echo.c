@@ -1,12 +1,23 @@
 /* Echo service: every message goes back with its payload; a request gets a reply carrying its
- * correlation ID. The firmware side of the intercore end-to-end tests (QEMU and sim). */
+ * correlation ID. The firmware side of the intercore end-to-end tests (QEMU and sim), and of
+ * the supervisor's RT heartbeat and crash tests (STALL, FAULT). */
 #include "icc_echo.h"
 
 #include "board.h"
 
 static uint8_t buf[KEEL_ICC_MAX_MSG];
 
-int icc_echo_serve(keel_icc_rt *c)
+static void stall(icc_echo_watch *w)
+{
+    board_console_puts("icc_echo: stalling\n");
+    for (;;) {
+        if (w && w->block) {
+            w->block();
+        }
+    }
+}
+
+int icc_echo_serve(keel_icc_rt *c, icc_echo_watch *w)
 {
     uint32_t count = 0;
     keel_icc_err rc;
@@ -15,17 +26,31 @@ int icc_echo_serve(keel_icc_rt *c)
         rc = keel_icc_rt_recv(c, &m, buf, sizeof buf);
         if (rc != KEEL_ICC_OK)
             break;
+        if (w) {
+            w->busy = 1;
+        }
         if (m.type == ICC_ECHO_QUIT) {
             board_console_puts("icc_echo: echoed ");
             board_console_put_u32(count);
             board_console_puts("\n");
             return 0;
         }
+        if (m.type == ICC_ECHO_STALL) {
+            stall(w); /* busy stays 1: the watchdog stops beating */
+        }
+        if (m.type == ICC_ECHO_FAULT) {
+            board_console_puts("icc_echo: faulting\n");
+            __builtin_trap();
+        }
         uint16_t flags = (m.flags & KEEL_ICC_F_REQUEST) ? KEEL_ICC_F_REPLY : 0;
         rc = keel_icc_rt_send(c, ICC_ECHO_REPLY, flags, m.corr, buf, m.len);
         if (rc != KEEL_ICC_OK)
             break;
         count++;
+        if (w) {
+            w->progress++;
+            w->busy = 0;
+        }
     }
     board_console_puts("icc_echo: ");
     board_console_puts(keel_icc_err_name(rc));
@@ -33,4 +58,12 @@ int icc_echo_serve(keel_icc_rt *c)
     board_console_put_u32(count);
     board_console_puts("\n");
     return 4;
+}
+
+bool icc_echo_alive(icc_echo_watch *w, uint32_t *last)
+{
+    uint32_t p = w->progress;
+    bool alive = !w->busy || p != *last;
+    *last = p;
+    return alive;
 }

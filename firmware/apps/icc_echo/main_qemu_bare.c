@@ -30,5 +30,5 @@ int main(void)
         return 3;
     }
     board_console_puts("icc_echo: attached\n");
-    return icc_echo_serve(&c);
+    return icc_echo_serve(&c, NULL);
 }

@@ -28,6 +28,15 @@ void board_irq_attach(unsigned irq, void (*handler)(void *arg), void *arg, uint8
 /* Pends the line from software, as a device would (Thread-Metric's software interrupt). */
 void board_irq_trigger(unsigned irq);
 
+/* Tells whoever supervises this core that the firmware is alive. Call it from the code that
+ * proves it (a thread's main loop once per period, or a watchdog thread that checks the others
+ * made progress), never from a timer interrupt: a beat from an interrupt says only that
+ * interrupts still run. Cheap enough to call often (the boards rate-limit what they forward).
+ * Sim board: a record on $KEEL_APP_FD (keeld's heartbeat socket) when it is set, at most every
+ * 20 ms of wall time. mps2-an386: +1 on the heartbeat counter of the channel table in shared
+ * PSRAM (keel/icc.h), which the QEMU loader forwards; nothing when there is no table. */
+void board_heartbeat(void);
+
 /* Ends the run: under QEMU the semihosting exit code becomes the process exit status. */
 _Noreturn void board_exit(int code);
 

@@ -9,10 +9,19 @@
 #include <stdio.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -27,6 +36,115 @@ static char sub_base[1200];
 static char keydir[300];
 static kf_proc nginx;
 static uint16_t http_port;
+static long v3_image_len; /* release 3.0.0 of deployee, in small chunks, behind the relay */
+
+/* ---- a relay between keeld and nginx that can hold a transfer and drop connections ----
+ * It counts the bytes it forwards from nginx; once relay_hold_at of them went through, it stops
+ * forwarding (the download stalls mid-image, keeld still waiting) until relay_hold_at is -1.
+ * relay_drops cuts that many responses short, at a random point. One connection at a time. */
+static int relay_fd;
+static uint16_t relay_port;
+static atomic_long relay_bytes, relay_hold_at = -1;
+static atomic_int relay_drops, relay_dropped;
+static atomic_bool relay_held;
+static unsigned relay_seed = 4242;
+
+static void relay_one(int client)
+{
+    int server = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(http_port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(server, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(server);
+        close(client);
+        return;
+    }
+    long budget = -1;
+    if (atomic_load(&relay_drops) > 0) {
+        atomic_fetch_sub(&relay_drops, 1);
+        budget = 1 + (long)(rand_r(&relay_seed) % 6000);
+    }
+    struct pollfd p[2] = {{client, POLLIN, 0}, {server, POLLIN, 0}};
+    char buf[4096];
+    for (;;) {
+        long hold = atomic_load(&relay_hold_at);
+        bool stalled = hold >= 0 && atomic_load(&relay_bytes) >= hold;
+        atomic_store(&relay_held, stalled);
+        p[1].events = stalled ? 0 : POLLIN; /* while held, only notice the client leaving */
+        int n = poll(p, 2, stalled ? 50 : 10000);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n == 0 && !stalled) {
+            break;
+        }
+        if (p[0].revents) {
+            ssize_t r = read(client, buf, sizeof buf);
+            if (r <= 0 || write(server, buf, (size_t)r) != r) {
+                break;
+            }
+        }
+        if (!stalled && p[1].revents) {
+            /* never past the hold point, so the stall lands where it was asked for */
+            size_t want = sizeof buf;
+            if (hold >= 0 && hold - atomic_load(&relay_bytes) < (long)want) {
+                want = (size_t)(hold - atomic_load(&relay_bytes));
+            }
+            ssize_t r = read(server, buf, want);
+            if (r <= 0) {
+                break;
+            }
+            if (budget >= 0 && r >= budget) {
+                (void)!write(client, buf, (size_t)budget);
+                atomic_fetch_add(&relay_bytes, budget);
+                atomic_fetch_add(&relay_dropped, 1);
+                break; /* cut mid-response */
+            }
+            if (write(client, buf, (size_t)r) != r) {
+                break;
+            }
+            atomic_fetch_add(&relay_bytes, r);
+            if (budget >= 0) {
+                budget -= r;
+            }
+        }
+    }
+    atomic_store(&relay_held, false);
+    close(server);
+    close(client);
+}
+
+static void *relay_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        int c = accept4(relay_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (c < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return NULL;
+        }
+        relay_one(c);
+    }
+}
+
+static int relay_start(void)
+{
+    relay_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t al = sizeof a;
+    pthread_t t;
+    if (bind(relay_fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(relay_fd, (struct sockaddr *)&a, &al) != 0 || listen(relay_fd, 16) != 0 ||
+        pthread_create(&t, NULL, relay_main, NULL) != 0) {
+        return -1;
+    }
+    relay_port = ntohs(a.sin_port);
+    pthread_detach(t);
+    return 0;
+}
 
 static int setup(void **state)
 {
@@ -86,18 +204,25 @@ static int setup(void **state)
                          "\"capabilities\": {\"cloud\": {\"telemetry\": true}}") < 0 ||
         sv_world_package(st, "crasher", "sv_evil", "\"args\": [\"abort\"], \"restart\": \"never\"") <
             0 ||
-        sv_world_package(st, "deployee", "sv_sample", "") < 0 ||
         sv_world_package(st, "methodist", "sv_sample",
                          "\"capabilities\": {\"cloud\": {\"methods\": true}}") < 0 ||
         sv_world_package(st, "mute", "sv_sample", "") < 0) {
         return -1;
     }
-    /* release 2.0.0 of deployee, served by nginx as keel release make lays it out */
-    char pkgdir[600], site[600], cmd2[8192];
+    /* release 2.0.0 of deployee, served by nginx as keel release make lays it out; 1.0.0 is
+     * installed signed once keeld runs (a deployment goes into its update slots) */
+    char pkgdir[600], site[600], cmd2[8192], v1dir[600];
     snprintf(pkgdir, sizeof pkgdir, "%s/v2", W.root);
+    snprintf(v1dir, sizeof v1dir, "%s/v1", W.root);
     snprintf(site, sizeof site, "%s/site", W.root);
-    if (mkdir(pkgdir, 0755) < 0 || mkdir(site, 0755) < 0 ||
-        sv_world_package_version(pkgdir, "deployee", "sv_sample", "2.0.0", "") < 0) {
+    if (mkdir(pkgdir, 0755) < 0 || mkdir(site, 0755) < 0 || mkdir(v1dir, 0755) < 0 ||
+        sv_world_package_version(pkgdir, "deployee", "sv_sample", "2.0.0", "") < 0 ||
+        sv_world_package_version(v1dir, "deployee", "sv_sample", "1.0.0", "") < 0) {
+        return -1;
+    }
+    snprintf(cmd2, sizeof cmd2, "%s/bin/keel app pack --key %s %s/deployee %s/deployee.kpkg "
+             ">/dev/null", kf_build_dir(), sp, v1dir, v1dir);
+    if (system(cmd2) != 0) {
         return -1;
     }
     snprintf(cmd2, sizeof cmd2,
@@ -116,7 +241,36 @@ static int setup(void **state)
     if (system(cmd2) != 0 || nginx_site_start(&nginx, W.root, site, &http_port) < 0) {
         return -1;
     }
-    return sv_world_start(&W);
+    /* release 3.0.0 in 4 KiB chunks (a dozen or more), padded so the image spans many chunks */
+    char v3dir[600];
+    snprintf(v3dir, sizeof v3dir, "%s/v3", W.root);
+    if (mkdir(v3dir, 0755) < 0 ||
+        sv_world_package_version(v3dir, "deployee", "sv_sample", "3.0.0", "") < 0) {
+        return -1;
+    }
+    snprintf(cmd2, sizeof cmd2,
+             "head -c 200000 /dev/urandom > %s/deployee/padding.bin && "
+             "%s/bin/keel app pack --key %s %s/deployee %s/deployee.kpkg >/dev/null && "
+             "mkdir -p %s/v3 && %s/bin/keel release make --key %s --hardware keel-gw "
+             "--chunk-size 4096 --serial 3 --out %s/v3 %s/deployee.kpkg >/dev/null",
+             v3dir, kf_build_dir(), sp, v3dir, v3dir, site, kf_build_dir(), sp, site, v3dir);
+    struct stat ist;
+    snprintf(pkgdir, sizeof pkgdir, "%s/deployee.kpkg", v3dir);
+    if (system(cmd2) != 0 || stat(pkgdir, &ist) != 0 || relay_start() < 0) {
+        return -1;
+    }
+    v3_image_len = (long)ist.st_size;
+    if (sv_world_start(&W) < 0) {
+        return -1;
+    }
+    char req[800], out[1024];
+    snprintf(req, sizeof req, "install %s/deployee.kpkg", v1dir);
+    if (sv_world_ctl(&W, req, out, sizeof out) != 0 ||
+        sv_world_ctl(&W, "start deployee", out, sizeof out) != 0) {
+        fprintf(stderr, "installing deployee 1.0.0: %s\n", out);
+        return -1;
+    }
+    return 0;
 }
 
 static int teardown(void **state)
@@ -188,6 +342,71 @@ static void test_cloud_deployment_installs_and_starts_the_new_version(void **sta
     assert_int_equal(system(cmd), 0);
     assert_int_equal(kf_wait_log(&W.keeld, "refused: for hardware other-hw", 10000), 0);
     assert_true(sv_world_wait(&W, "list", "deployee 2.0.0 running", 2000));
+}
+
+/* The deployment downloads on its own thread (keeld answers meanwhile), survives dropped
+ * connections and a keeld killed mid-download, and resumes from the chunk it had reached. */
+static void test_deployment_resumes_after_drops_and_a_keeld_kill(void **state)
+{
+    (void)state;
+    if (geteuid() != 0) {
+        print_message("skipped: the sandbox needs root\n");
+        skip();
+    }
+    assert_true(sv_world_wait(&W, "list", "deployee 2.0.0 running", 10000));
+    atomic_store(&relay_bytes, 0);
+    atomic_store(&relay_hold_at, v3_image_len / 2); /* the manifest, then half the image */
+    char cmd[2000];
+    snprintf(cmd, sizeof cmd,
+             "%s/bin/keel cloud deploy --manifest http://127.0.0.1:%u/v3/manifest.kman "
+             "--device dev1 --host 127.0.0.1 --port %u --ca %s/ca.pem --cert %s/operator.pem "
+             "--key %s/operator.key >/dev/null 2>&1",
+             kf_build_dir(), relay_port, B.port, B.dir, B.dir, B.dir);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(kf_wait_log(&W.keeld, "deployee: download started", 10000), 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        if (atomic_load(&relay_held)) {
+            break;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (t1.tv_sec - t0.tv_sec > 30) {
+            kf_dump_log(&W.keeld, 30);
+            fail_msg("the download never reached the hold point (%ld bytes relayed)",
+                     atomic_load(&relay_bytes));
+        }
+        assert_true(sv_world_wait(&W, "list", "deployee", 20)); /* keeld answers */
+        struct timespec pause = {0, 20 * 1000000L};
+        nanosleep(&pause, NULL); /* a poll interval, not a synchronisation */
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    print_message("hold point reached after %ld ms\n",
+                  (long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000));
+    /* stalled mid-image: some chunks are stored; keeld and the app go on meanwhile */
+    assert_int_equal(kf_wait_log(&W.keeld, " stored", 5000), 0);
+    assert_true(sv_world_wait(&W, "list", "deployee 2.0.0 running", 200));
+    assert_true(sv_world_wait(&W, "logs deployee 20", "sample: started", 200));
+
+    assert_int_equal(kill(W.keeld.pid, SIGKILL), 0);
+    assert_true(kf_wait_exit(&W.keeld, 5000) >= 0);
+    long before = atomic_load(&relay_bytes);
+    atomic_store(&relay_bytes, 0);
+    atomic_store(&relay_drops, 3); /* and the connection drops a few times on the way */
+    atomic_store(&relay_hold_at, -1);
+    assert_int_equal(sv_world_start(&W), 0);
+    assert_int_equal(kf_wait_log(&W.keeld, "deployee: resuming with ", 10000), 0);
+    if (kf_wait_log(&W.keeld, "deployee: version 3.0.0 confirmed healthy", 30000) != 0) {
+        kf_dump_log(&W.keeld, 40);
+        fail();
+    }
+    assert_true(sv_world_wait(&W, "list", "deployee 3.0.0 running", 5000));
+    long after = atomic_load(&relay_bytes);
+    print_message("image %ld bytes: %ld before the kill, %ld after (%d connections dropped)\n",
+                  v3_image_len, before, after, atomic_load(&relay_dropped));
+    assert_true(atomic_load(&relay_dropped) > 0);
+    assert_true(after < v3_image_len * 3 / 4); /* resumed: not the whole image again */
+    assert_true(before + after >= v3_image_len);
 }
 
 /* `keel cloud call` as the operator: its output line into out, its exit code returned. */
@@ -262,6 +481,7 @@ int main(void)
         cmocka_unit_test(test_app_telemetry_and_crash_summary_reach_the_operator),
         cmocka_unit_test(test_cloud_deployment_installs_and_starts_the_new_version),
         cmocka_unit_test(test_cloud_methods_reach_the_app_and_its_answer_returns),
+        cmocka_unit_test(test_deployment_resumes_after_drops_and_a_keeld_kill),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -146,7 +146,9 @@ static void test_package_changed_on_disk_after_install_does_not_run(void **state
     assert_non_null(strstr(out, "app_manifest.json differs"));
 
     /* the kept signed image removed, so nothing could be checked */
-    assert_int_equal(ctl("install %s", img), 0);
+    if (ctl("install %s", img) != 0) {
+        fail_msg("reinstall: %s", out);
+    }
     snprintf(path, sizeof path, "%s/guard/.keel-image", sv_world_store(&W));
     assert_int_equal(unlink(path), 0);
     assert_int_equal(ctl("start %s", "guard"), 1);

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "gateway_map.h"
@@ -101,12 +102,38 @@ static void test_parse_mistakes_are_refused_with_where(void **state)
     assert_string_equal(gateway_map_err_name(GATEWAY_MAP_ERR_SYNTAX), "GATEWAY_MAP_ERR_SYNTAX");
 }
 
+static void test_parse_rt_bridge_bus(void **state)
+{
+    (void)state;
+    const char *pts = ",\"points\":[{\"name\":\"t\",\"unit\":1,\"function\":4,\"address\":0}]}";
+    char text[512];
+    snprintf(text, sizeof text, "{\"bus\":{\"rt_bridge\":\"9c1b7e22-5f4a-4d83-b0e6-2a7c3d9f8e10\"}%s",
+             pts);
+    assert_int_equal(parse(text), GATEWAY_MAP_OK);
+    assert_int_equal(m.bus, GATEWAY_BUS_RT_BRIDGE);
+    assert_string_equal(m.target, "9c1b7e22-5f4a-4d83-b0e6-2a7c3d9f8e10");
+    assert_int_equal(m.baud, 115200); /* the RT core's bus, not a serial port's default */
+    snprintf(text, sizeof text, "{\"bus\":{\"rt_bridge\":\"envmon-rt\"}%s", pts);
+    assert_int_equal(parse(text), GATEWAY_MAP_ERR_INVALID);
+    assert_string_equal(msg, "bus.rt_bridge: the RT component's id, a UUID");
+    snprintf(text, sizeof text,
+             "{\"bus\":{\"rt_bridge\":\"9c1b7e22-5f4a-4d83-b0e6-2a7c3d9f8e1g\"}%s", pts);
+    assert_int_equal(parse(text), GATEWAY_MAP_ERR_INVALID);
+    snprintf(text, sizeof text,
+             "{\"bus\":{\"rt_bridge\":\"9c1b7e22-5f4a-4d83-b0e6-2a7c3d9f8e10\","
+             "\"tcp\":\"h:1\"}%s",
+             pts);
+    assert_int_equal(parse(text), GATEWAY_MAP_ERR_INVALID);
+    assert_string_equal(msg, "bus: give exactly one of rtu_over_tcp, tcp, rtu, rt_bridge");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_good_map_fills_defaults),
         cmocka_unit_test(test_parse_serial_bus_options),
         cmocka_unit_test(test_parse_mistakes_are_refused_with_where),
+        cmocka_unit_test(test_parse_rt_bridge_bus),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -406,6 +406,47 @@ static void test_err_name_every_value(void **state)
     assert_string_equal(keel_icc_err_name(KEEL_ICC_ERR_COUNT), "KEEL_ICC_ERR_UNKNOWN");
 }
 
+/* The channel table a loader writes for an emulated RT core (keel/icc.h). */
+static void test_table_channel_found_and_bad_tables_refused(void **state)
+{
+    (void)state;
+    static _Alignas(64) uint8_t mem[64 * 1024];
+    memset(mem, 0, sizeof mem);
+    keel_icc_table *t = (keel_icc_table *)(void *)mem;
+    void *r;
+    size_t n;
+    /* no table at all */
+    assert_int_equal(keel_icc_table_channel(mem, sizeof mem, 0, &r, &n), KEEL_ICC_ERR_REGION);
+    t->version = KEEL_ICC_TABLE_VERSION;
+    t->count = 2;
+    t->total = sizeof mem;
+    t->chan[0] = (keel_icc_table_entry){.offset = 4096, .size = 8192};
+    t->chan[1] = (keel_icc_table_entry){.offset = 12288, .size = 8192};
+    t->magic = KEEL_ICC_TABLE_MAGIC;
+    assert_int_equal(keel_icc_table_channel(mem, sizeof mem, 1, &r, &n), KEEL_ICC_OK);
+    assert_ptr_equal(r, mem + 12288);
+    assert_int_equal(n, 8192);
+    assert_int_equal(keel_icc_table_channel(mem, sizeof mem, 2, &r, &n), KEEL_ICC_ERR_ARG);
+    /* the memory this side has is smaller than the table claims */
+    assert_int_equal(keel_icc_table_channel(mem, 8192, 0, &r, &n), KEEL_ICC_ERR_REGION);
+    /* an entry reaching past the end, one inside the table, one misaligned, one wrapping */
+    const keel_icc_table_entry bad[] = {{61440, 8192}, {0, 8192}, {4100, 1024},
+                                        {4096, 0xfffff000u}, {4096, 16}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        t->chan[0] = bad[i];
+        assert_int_equal(keel_icc_table_channel(mem, sizeof mem, 0, &r, &n), KEEL_ICC_ERR_REGION);
+    }
+    t->chan[0] = (keel_icc_table_entry){.offset = 4096, .size = 8192};
+    t->count = KEEL_ICC_TABLE_MAX + 1;
+    assert_int_equal(keel_icc_table_channel(mem, sizeof mem, 0, &r, &n), KEEL_ICC_ERR_REGION);
+    t->count = 2;
+    t->version = 2;
+    assert_int_equal(keel_icc_table_channel(mem, sizeof mem, 0, &r, &n), KEEL_ICC_ERR_REGION);
+    t->version = KEEL_ICC_TABLE_VERSION;
+    assert_int_equal(keel_icc_table_channel(mem + 8, sizeof mem - 8, 0, &r, &n), KEEL_ICC_ERR_ARG);
+    assert_int_equal(keel_icc_table_channel(mem, sizeof mem, 0, &r, &n), KEEL_ICC_OK);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 int main(void)
 {
@@ -427,6 +468,7 @@ int main(void)
         T(test_doorbell_rung_only_for_a_waiting_peer),
         T(test_reattach_resumes_without_loss_or_duplicate),
         T(test_err_name_every_value),
+        cmocka_unit_test(test_table_channel_found_and_bad_tables_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
