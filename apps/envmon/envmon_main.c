@@ -286,7 +286,7 @@ static void confirm_health(envmon *m)
  * writes through a null pointer instead. */
 __attribute__((noinline)) static void broken_build_defect(const envmon_env *e)
 {
-    volatile int32_t *calibration = NULL;
+    volatile int32_t *volatile calibration = NULL; /* both volatile, or gcc -O2 drops the store */
     *calibration = e->temp_mc; /* cppcheck-suppress nullPointer ; the defect, on purpose */
 }
 #endif
