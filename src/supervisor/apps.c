@@ -426,6 +426,15 @@ void sv_app_reaped(sv_daemon *d, sv_app *a, int wstatus)
     a->state = SV_BACKOFF;
 }
 
+/* An RT component (kind "rt") on trial counts as healthy once it has run for half the trial
+ * window since its last start, beating all along when its manifest asks for a heartbeat (a
+ * missed beat makes it "hung" and restarts it, which starts the clock again). */
+static bool rt_stable(const sv_daemon *d, const sv_app *a, int64_t now)
+{
+    return a->m.realtime && a->trial && !a->confirmed && !a->revert && !a->hung &&
+           (a->beaten || !a->m.heartbeat_ms) && now - a->started_ms >= d->cfg.trial_ms / 2;
+}
+
 void sv_apps_tick(sv_daemon *d, int64_t now)
 {
     if (d->deploying) {
@@ -449,6 +458,11 @@ void sv_apps_tick(sv_daemon *d, int64_t now)
                     kill(a->pid, SIGKILL);
                     a->deadline_ms = INT64_MAX;
                 }
+            } else if (rt_stable(d, a, now)) {
+                /* an RT loader has no SDK to confirm with: steady beating is its health */
+                keeld_line(d, a, "RT component beat steadily for %u ms on trial",
+                           d->cfg.trial_ms / 2);
+                sv_app_confirmed(d, a);
             } else if (a->trial && !a->confirmed && !a->revert && now > a->trial_deadline_ms) {
                 keeld_line(d, a, "trial: no health confirmation within %u ms", d->cfg.trial_ms);
                 a->revert = true;
@@ -491,6 +505,10 @@ int64_t sv_apps_next_deadline(const sv_daemon *d)
         }
         if (a->state == SV_RUNNING && a->trial && !a->confirmed && !a->revert) {
             int64_t tt = a->trial_deadline_ms + 1;
+            if (a->m.realtime) {
+                int64_t st = a->started_ms + d->cfg.trial_ms / 2;
+                tt = st < tt ? st : tt;
+            }
             t = tt < t ? tt : t;
         }
         if (t < next) {
@@ -648,9 +666,15 @@ sv_err sv_app_install(sv_daemon *d, const char *src, char *msg, size_t msglen)
         free(img);
         if (e) {
             rm_tree(stage);
-            if (!old && slots) {
+            if (!(old && old->slots)) {
+                /* slots made by this install go again: a package without slots before stays
+                 * as it was, and no later start picks a version out of them */
                 struct sv_app tmp = {.slots = slots};
                 sv_slots_close(&tmp);
+                char sd[PATH_MAX];
+                if (sv_fmt(sd, sizeof sd, "%s/slots/%s", d->cfg.state_dir, m.name)) {
+                    rm_tree(sd);
+                }
             }
             return e;
         }

@@ -5,21 +5,106 @@
  * routed to the app (on_method) and its answer goes back to the caller. The link runs on keeld's loop: its socket
  * is in the epoll set and keel_cloud_step() is called every turn, bounded by its own timer. */
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "keel/cloud.h"
 #include "supervisor.h"
 
+/* ---- calls pending when keeld died ----
+ * Every call routed to an app is kept as an empty file <state>/calls/<hex of its request id>
+ * until it is answered, so that calls a killed keeld left open are answered 503 "supervisor
+ * restarted" as soon as the next keeld is connected, instead of the caller timing out. */
+#define SV_MAX_ORPHANS 64
+static char g_orphans[SV_MAX_ORPHANS][128];
+static int g_norphans;
+
+static bool call_path(const sv_daemon *d, const char *rid, char *out, size_t cap)
+{
+    char hex[2 * 128 + 1];
+    size_t n = strlen(rid);
+    if (n >= 128) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        snprintf(hex + 2 * i, 3, "%02x", (unsigned char)rid[i]);
+    }
+    hex[2 * n] = '\0';
+    return sv_fmt(out, cap, "%s/calls/%s", d->cfg.state_dir, hex);
+}
+
+static void call_keep(const sv_daemon *d, const char *rid, bool keep)
+{
+    char p[PATH_MAX];
+    if (!call_path(d, rid, p, sizeof p)) {
+        return;
+    }
+    if (!keep) {
+        (void)unlink(p);
+        return;
+    }
+    int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        close(fd); /* its name is the record; a call lost to a power cut times out as before */
+    }
+}
+
+/* At start: the calls the previous keeld left open, to answer once connected. */
+static void orphans_load(const sv_daemon *d)
+{
+    char dir[PATH_MAX];
+    if (!sv_fmt(dir, sizeof dir, "%s/calls", d->cfg.state_dir)) {
+        return;
+    }
+    (void)mkdir(dir, 0700);
+    DIR *dp = opendir(dir);
+    struct dirent *e;
+    while (dp && (e = readdir(dp))) {
+        size_t n = strlen(e->d_name);
+        if (e->d_name[0] == '.' || n % 2 || n / 2 >= sizeof g_orphans[0]) {
+            continue;
+        }
+        if (g_norphans < SV_MAX_ORPHANS) {
+            char *rid = g_orphans[g_norphans];
+            bool ok = true;
+            for (size_t i = 0; i < n / 2 && ok; i++) {
+                unsigned v;
+                ok = sscanf(e->d_name + 2 * i, "%2x", &v) == 1 && v != 0;
+                rid[i] = (char)v;
+            }
+            rid[n / 2] = '\0';
+            g_norphans += ok;
+        }
+        char p[PATH_MAX + 300];
+        (void)sv_fmt(p, sizeof p, "%s/%s", dir, e->d_name);
+        (void)unlink(p);
+    }
+    if (dp) {
+        closedir(dp);
+    }
+}
+
 static void on_state(void *user, bool connected, const char *why)
 {
     sv_daemon *d = user;
     sv_logf("cloud: %s (%s)", connected ? "connected" : "disconnected", why ? why : "");
+    for (int i = 0; connected && i < g_norphans; i++) {
+        if (keel_cloud_method_answer(d->cloud, g_orphans[i], 503,
+                                     "{\"error\":\"supervisor restarted: the call was lost, "
+                                     "make it again\"}") == KEEL_CLOUD_OK) {
+            sv_logf("cloud: a call left open by the previous keeld answered 503");
+        }
+    }
+    g_norphans = connected ? 0 : g_norphans;
     for (int i = 0; i < d->napps; i++) {
         sv_app *a = &d->apps[i];
         if (a->state == SV_RUNNING) {
@@ -108,11 +193,13 @@ static void on_method(void *user, const char *name, const char *rid, const char 
                    .deadline_ms = sv_now_ms() + d->cfg.method_timeout_ms};
     snprintf(c->rid, sizeof c->rid, "%s", rid);
     snprintf(c->method, sizeof c->method, "%s", method);
+    call_keep(d, rid, true);
     (void)sv_notify(d, a, KEEL_APP_NOTIFY_CLOUD_MESSAGE, c->id);
 }
 
-static void call_free(sv_call *c)
+static void call_free(const sv_daemon *d, sv_call *c)
 {
+    call_keep(d, c->rid, false);
     free(c->body);
     *c = (sv_call){0};
 }
@@ -173,7 +260,7 @@ keel_app_status sv_cloud_method_answer(sv_daemon *d, sv_app *a, const char *p, s
     keel_cloud_err e = keel_cloud_method_answer(d->cloud, c->rid, m.status, body);
     sv_logf("cloud: method %s.%s answered %d%s", a->m.name, c->method, (int)m.status,
             e == KEEL_CLOUD_OK ? "" : " (not sent: link down)");
-    call_free(c);
+    call_free(d, c);
     return e == KEEL_CLOUD_OK ? KEEL_APP_OK : KEEL_APP_ERR_IO;
 }
 
@@ -187,7 +274,7 @@ void sv_cloud_app_gone(sv_daemon *d, sv_app *a)
             if (d->cloud) {
                 refuse(d, name, c->rid, 503, "the app stopped before answering");
             }
-            call_free(c);
+            call_free(d, c);
         }
     }
 }
@@ -204,7 +291,7 @@ static void method_deadlines(sv_daemon *d)
                 char name[2 * SV_NAME_MAX + 1];
                 snprintf(name, sizeof name, "%s.%s", a->m.name, c->method);
                 refuse(d, name, c->rid, 504, "the app did not answer in time");
-                call_free(c);
+                call_free(d, c);
             }
         }
     }
@@ -227,6 +314,7 @@ int sv_cloud_open(sv_daemon *d)
         sv_logf("cloud: config: %s", err);
         return -1;
     }
+    orphans_load(d);
     static const keel_cloud_callbacks cb = {on_state, on_desired, on_method, NULL, on_log};
     if (keel_cloud_open(&cc, &cb, d, &d->cloud, err, sizeof err) != KEEL_CLOUD_OK) {
         sv_logf("cloud: %s", err);

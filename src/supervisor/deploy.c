@@ -111,7 +111,7 @@ static bool fetch(const char *url, size_t max, buf *out, char *msg, size_t msgle
     CURLcode rc = curl_easy_perform(c);
     curl_easy_cleanup(c);
     if (rc != CURLE_OK) {
-        snprintf(msg, msglen, "%s: %s", url, curl_easy_strerror(rc));
+        snprintf(msg, msglen, "%.300s: %s", url, curl_easy_strerror(rc));
         free(out->p);
         out->p = NULL;
         return false;

@@ -105,7 +105,8 @@ static sv_err slots_open(sv_daemon *d, struct sv_slots *s, const uint8_t comp[KE
     s->slot_size = (uint32_t)size;
     keel_update_config cfg = {.storage = &s->store, .keys = {d->keys, d->nkeys}};
     memcpy(cfg.component, comp, KEEL_IMAGE_UUID_SIZE);
-    snprintf(cfg.hardware, sizeof cfg.hardware, "%s", d->cfg.hardware);
+    snprintf(cfg.hardware, sizeof cfg.hardware, "%.*s", (int)sizeof cfg.hardware - 1,
+             d->cfg.hardware);
     cfg.max_trial_boots = (uint8_t)(d->cfg.trial_crashes > 255 ? 255 : d->cfg.trial_crashes);
     cfg.trial_timeout_ms = d->cfg.trial_ms;
     keel_update_err e = keel_update_open(&cfg, &s->agent, &err);
@@ -366,7 +367,7 @@ sv_err sv_slots_boot(sv_daemon *d, sv_app *a, char *msg, size_t msglen)
             break;
         }
         /* keeld was down while the deadline passed: the revert completes now */
-        snprintf(a->reverted_from, sizeof a->reverted_from, "%s", ver);
+        snprintf(a->reverted_from, sizeof a->reverted_from, "%.31s", ver);
         snprintf(a->revert_why, sizeof a->revert_why, "no health confirmation in time");
         ue = keel_update_revert(s->agent, &err);
         since_forget(s);

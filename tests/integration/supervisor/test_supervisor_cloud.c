@@ -194,7 +194,7 @@ static int setup(void **state)
         return -1;
     }
     snprintf(extra, sizeof extra, "%s, \"trusted_keys\": [\"%s\"], \"hardware\": \"keel-gw\", "
-             "\"method_timeout_ms\": 1500",
+             "\"method_timeout_ms\": 4000",
              open + 1, pp);
     if (sv_world_init(&W, "supervisor-cloud", extra) < 0) {
         return -1;
@@ -255,8 +255,9 @@ static int setup(void **state)
              "--chunk-size 4096 --serial 3 --out %s/v3 %s/deployee.kpkg >/dev/null",
              v3dir, kf_build_dir(), sp, v3dir, v3dir, site, kf_build_dir(), sp, site, v3dir);
     struct stat ist;
-    snprintf(pkgdir, sizeof pkgdir, "%s/deployee.kpkg", v3dir);
-    if (system(cmd2) != 0 || stat(pkgdir, &ist) != 0 || relay_start() < 0) {
+    char v3img[640];
+    snprintf(v3img, sizeof v3img, "%s/deployee.kpkg", v3dir);
+    if (system(cmd2) != 0 || stat(v3img, &ist) != 0 || relay_start() < 0) {
         return -1;
     }
     v3_image_len = (long)ist.st_size;
@@ -354,6 +355,17 @@ static void test_deployment_resumes_after_drops_and_a_keeld_kill(void **state)
         skip();
     }
     assert_true(sv_world_wait(&W, "list", "deployee 2.0.0 running", 10000));
+    /* the operator watches the device's reported properties */
+    char topic[100], ca[400], cert[400], key[400], port[16];
+    snprintf(topic, sizeof topic, "keel/dev1/twin/PATCH/properties/reported/#");
+    snprintf(ca, sizeof ca, "%s/ca.pem", B.dir);
+    snprintf(cert, sizeof cert, "%s/operator.pem", B.dir);
+    snprintf(key, sizeof key, "%s/operator.key", B.dir);
+    snprintf(port, sizeof port, "%u", B.port);
+    char *sargv[] = {"mosquitto_sub", "-h", "127.0.0.1", "-p", port, "--cafile", ca, "--cert",
+                     cert, "--key", key, "-i", "keel-sv-op-props", "-q", "1", "-t", topic, NULL};
+    kf_proc sub;
+    assert_int_equal(kf_spawn(&sub, "mosquitto_sub", sargv, NULL), 0);
     atomic_store(&relay_bytes, 0);
     atomic_store(&relay_hold_at, v3_image_len / 2); /* the manifest, then half the image */
     char cmd[2000];
@@ -407,6 +419,12 @@ static void test_deployment_resumes_after_drops_and_a_keeld_kill(void **state)
     assert_true(atomic_load(&relay_dropped) > 0);
     assert_true(after < v3_image_len * 3 / 4); /* resumed: not the whole image again */
     assert_true(before + after >= v3_image_len);
+    /* progress and outcome reached the operator as reported properties */
+    assert_int_equal(kf_wait_log(&sub, "\"state\":\"downloading\"", 10000), 0);
+    assert_int_equal(kf_wait_log(&sub, "\"chunks_total\":63", 1000), 0);
+    assert_int_equal(kf_wait_log(&sub, "resuming with", 10000), 0);
+    assert_int_equal(kf_wait_log(&sub, "deployee 3.0.0 started on trial", 10000), 0);
+    kf_stop(&sub, 1000);
 }
 
 /* `keel cloud call` as the operator: its output line into out, its exit code returned. */
@@ -475,6 +493,62 @@ static void test_cloud_methods_reach_the_app_and_its_answer_returns(void **state
     assert_non_null(strstr(out, "503 {\"error\":\"the app is not running\"}"));
 }
 
+/* How many "slow" calls methodist has logged taking, so far. */
+static int slow_calls_seen(void)
+{
+    static char logs[65536];
+    int n = 0;
+    if (sv_world_ctl(&W, "logs methodist 200", logs, sizeof logs) == 0) {
+        for (const char *p = logs; (p = strstr(p, "method slow call")); p++) {
+            n++;
+        }
+    }
+    return n;
+}
+
+/* A call the app took and keeld died before answering: the next keeld answers it 503 once
+ * connected, and the caller hears that instead of timing out. */
+static void test_call_pending_when_keeld_dies_is_answered_after_restart(void **state)
+{
+    (void)state;
+    if (geteuid() != 0) {
+        print_message("skipped: the sandbox needs root\n");
+        skip();
+    }
+    char out[4096];
+    sv_world_ctl(&W, "start methodist", out, sizeof out); /* an earlier test stopped it */
+    assert_true(sv_world_wait(&W, "list", "methodist 1.0.0 running", 10000));
+    assert_int_equal(kf_wait_log(&W.keeld, "cloud: connected", 10000), 0);
+    int before = slow_calls_seen();
+    char cmd[2000];
+    snprintf(cmd, sizeof cmd,
+             "%s/bin/keel cloud call --device dev1 --timeout 20 --host 127.0.0.1 --port %u "
+             "--ca %s/ca.pem --cert %s/operator.pem --key %s/operator.key methodist.slow '{}' "
+             "2>&1; echo \"exit $?\"",
+             kf_build_dir(), B.port, B.dir, B.dir, B.dir);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    /* the app has the call in hand (it never answers "slow"); keeld dies before its 504 */
+    for (int i = 0; slow_calls_seen() == before; i++) {
+        assert_true(i < 300);
+        struct timespec pause = {0, 10 * 1000000L};
+        nanosleep(&pause, NULL);
+    }
+    assert_int_equal(kill(W.keeld.pid, SIGKILL), 0);
+    assert_true(kf_wait_exit(&W.keeld, 5000) >= 0);
+    assert_int_equal(sv_world_start(&W), 0);
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    pclose(p);
+    if (!strstr(out, "503 {\"error\":\"supervisor restarted")) {
+        kf_dump_log(&W.keeld, 20);
+        fail_msg("the caller got: %s", out);
+    }
+    assert_non_null(strstr(out, "exit 6"));
+    assert_int_equal(kf_wait_log(&W.keeld, "left open by the previous keeld answered 503", 2000),
+                     0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -482,6 +556,7 @@ int main(void)
         cmocka_unit_test(test_cloud_deployment_installs_and_starts_the_new_version),
         cmocka_unit_test(test_cloud_methods_reach_the_app_and_its_answer_returns),
         cmocka_unit_test(test_deployment_resumes_after_drops_and_a_keeld_kill),
+        cmocka_unit_test(test_call_pending_when_keeld_dies_is_answered_after_restart),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

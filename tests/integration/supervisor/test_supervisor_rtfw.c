@@ -31,7 +31,7 @@ static bool have_qemu;
 
 static int copy(const char *from, const char *to)
 {
-    char cmd[2000];
+    char cmd[4000];
     snprintf(cmd, sizeof cmd, "cp '%s' '%s' && chmod 755 '%s'", from, to, to);
     return system(cmd) == 0 ? 0 : -1;
 }

@@ -171,7 +171,7 @@ static void test_trial_continues_across_kill9_and_its_deadline_keeps_counting(vo
     int64_t took = now_ms() - t0;
     print_message("trial given up %lld ms after its first start (deadline %d ms)\n",
                   (long long)took, TRIAL_MS);
-    assert_true(took >= TRIAL_MS - 200);
+    assert_true(took >= TRIAL_MS - 1000); /* t0 was seen a little after the start */
     assert_true(took < TRIAL_MS * 5 / 4);
     assert_true(sv_world_wait(&W, "list", "steady 1.0.0 running", 10000));
     assert_int_equal(kf_wait_log(&W.keeld, "trial of 2.0.0 failed (no health confirmation in "
@@ -252,6 +252,75 @@ static void test_store_out_of_step_with_the_slots_is_put_back(void **state)
     assert_int_equal(access(cmd, F_OK), -1);
 }
 
+/* A signed "kind": "rt" package whose loader (a shell script) runs `body` after a boot line. */
+static const char *signed_rt_package(const char *name, const char *version, const char *body)
+{
+    static char imgs[4][700];
+    static int next;
+    assert_true(next < 4);
+    char *img = imgs[next++];
+    char dir[600], path[800], cmd[2400];
+    snprintf(dir, sizeof dir, "%s/rt-%s-%s", W.root, name, version);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/bin", dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/bin/run", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "#!/bin/sh\necho \"loader: boot %s\"\n%s\n", version, body);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(chmod(path, 0755), 0);
+    snprintf(path, sizeof path, "%s/app_manifest.json", dir);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "{\"schema\": 1, \"kind\": \"rt\", \"id\": \"%s\", \"name\": \"%s\", "
+            "\"version\": \"%s\", \"exec\": \"bin/run\", \"heartbeat_ms\": 400}\n",
+            sv_world_id(name), name, version);
+    assert_int_equal(fclose(f), 0);
+    snprintf(img, sizeof imgs[0], "%s.kpkg", dir);
+    snprintf(cmd, sizeof cmd, "%s/bin/keel app pack --key %s/dev.sec %s %s >/dev/null",
+             kf_build_dir(), keydir, dir, img);
+    assert_int_equal(system(cmd), 0);
+    return img;
+}
+
+#define RT_BEAT "while :; do printf . >&3; sleep 0.1; done"
+
+static void test_rt_firmware_update_trial_reverts_and_confirms_through_the_agent(void **state)
+{
+    (void)state;
+    NEED_ROOT();
+    assert_int_equal(ctl("install %s", signed_rt_package("rtcore", "1.0.0", RT_BEAT)), 0);
+    assert_null(strstr(out, "on trial"));
+    assert_int_equal(ctl("start %s", "rtcore"), 0);
+    assert_true(sv_world_wait(&W, "list", "rtcore 1.0.0 running", 5000));
+    assert_int_equal(ctl("stop %s", "rtcore"), 0);
+    assert_true(sv_world_wait(&W, "list", "rtcore 1.0.0 stopped", 5000));
+
+    /* 2.0.0's loader fails at once: a crash loop on trial, reverted through the agent */
+    assert_int_equal(ctl("install %s", signed_rt_package("rtcore", "2.0.0", "exit 3")), 0);
+    assert_non_null(strstr(out, "on trial"));
+    assert_int_equal(ctl("start %s", "rtcore"), 0);
+    if (!sv_world_wait(&W, "logs rtcore 80", "trial of 2.0.0 failed (crashed during its trial): "
+                       "reverted to 1.0.0", 10000)) {
+        kf_dump_log(&W.keeld, 30);
+        fail();
+    }
+    assert_true(sv_world_wait(&W, "list", "rtcore 1.0.0 running", 5000));
+    assert_true(sv_world_wait(&W, "logs rtcore 10", "loader: boot 1.0.0", 5000));
+    assert_int_equal(ctl("stop %s", "rtcore"), 0);
+    assert_true(sv_world_wait(&W, "list", "rtcore 1.0.0 stopped", 5000));
+
+    /* 3.0.0 beats steadily for half the trial window: confirmed, and it stays after a kill */
+    assert_int_equal(ctl("install %s", signed_rt_package("rtcore", "3.0.0", RT_BEAT)), 0);
+    assert_int_equal(ctl("start %s", "rtcore"), 0);
+    assert_true(sv_world_wait(&W, "logs rtcore 80", "trial passed: health confirmed", TRIAL_MS));
+    kill9_keeld();
+    restart_keeld();
+    assert_true(sv_world_wait(&W, "list", "rtcore 3.0.0 running", 5000));
+    assert_false(log_has("(on trial)"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -259,6 +328,7 @@ int main(void)
         cmocka_unit_test(test_revert_completes_when_the_deadline_passed_while_keeld_was_down),
         cmocka_unit_test(test_confirmed_update_stays_confirmed_after_kill9),
         cmocka_unit_test(test_store_out_of_step_with_the_slots_is_put_back),
+        cmocka_unit_test(test_rt_firmware_update_trial_reverts_and_confirms_through_the_agent),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
