@@ -2,9 +2,9 @@
 # Part of scripts/demo.sh (sourced, DEMO_DIRECT=1): the device's programs started directly,
 # without keeld. keel-sim pairs the two manifests' channel itself and hands the app its end over
 # a socket; keel-envmon runs its own cloud link; keel-gateway polls the MODBUS sensors on
-# keel-sim's RS485 bus (RTU over a TCP socket) with its own cloud identity. This mode keeps the
-# gateway, its sensor firmware update and the world's power cycle in the unattended checks
-# until the gateway can run under keeld (docs/quickstart.md, "Gaps").
+# keel-sim's RS485 bus (RTU over a TCP socket) with its own cloud identity. Nothing is
+# sandboxed, so no root is needed; crash recovery and deployments are keeld's and are not here
+# (docs/quickstart.md, 3b).
 
 # ---- the world: the RT core (envmon firmware on the RTOS sim port), sensor, HVAC, room ----
 rm -f "$dir/world.json" "$dir/envmon.json"
@@ -58,13 +58,13 @@ wait_for 10 "keel-gateway" test -s "$dir/gateway.json"
 log "app: keel-gateway polling 4 points on the bus (log $dir/gateway.log)"
 
 if ((unattended)); then
-  sub "$prefix/$device/messages/events/#" "$dir/telemetry.log"
-  sub "$prefix/$device/twin/PATCH/properties/reported/#" "$dir/reported.log"
-  sub "$prefix/gateway-1/messages/events/#" "$dir/gateway-telemetry.log"
+  reported=$prefix/$device/twin/PATCH/properties/reported/
+  watch_broker "$dir/broker-watch.log" "$reported#" "$prefix/$device/messages/events/#" \
+    "$prefix/gateway-1/messages/events/#"
   deadline=$((SECONDS + seconds))
   have_telemetry=0 asked=0 acked=0 settled=0 gw=0 sensor=0 cycled=0 survived=0
   while ((SECONDS < deadline)); do
-    if ((!gw)) && grep -q '"supplyAirTemperature"' "$dir/gateway-telemetry.log" 2>/dev/null; then
+    if ((!gw)) && seen "$prefix/gateway-1/messages/events/" '"supplyAirTemperature"'; then
       gw=1
       log "gateway telemetry (MODBUS sensors) reached the broker"
       # a sensor firmware update through the cloud method, to whichever version is not running
@@ -83,12 +83,12 @@ if ((unattended)); then
         log "sensor firmware update failed: $(tail -1 "$dir/sensor-update.out")"
       fi
     fi
-    grep -q '"temperature"' "$dir/telemetry.log" 2>/dev/null && have_telemetry=1
+    seen "$prefix/$device/messages/events/" '"temperature"' && have_telemetry=1
     if ((have_telemetry && !asked)); then
       "$top/demo/ctl.sh" set "$target" >/dev/null && asked=1
       log "telemetry reached the broker; asked for targetTemperature=$target"
     fi
-    if ((asked)) && grep -q "\"targetTemperature\":{\"value\":$target,\"ac\":200" "$dir/reported.log"; then
+    if ((asked)) && seen "$reported" "\"targetTemperature\":{\"value\":$target,\"ac\":200"; then
       ((acked)) || log "the device acknowledged targetTemperature=$target (ac 200)"
       acked=1
     fi
@@ -112,6 +112,9 @@ if ((unattended)); then
     sleep 0.5
   done
   log "FAIL after ${seconds}s: telemetry=$have_telemetry asked=$asked acked=$acked gateway=$gw sensor_update=$sensor power_cycle=$survived room=$room target=$target"
+  # which side lost the ack: the device never sent it, or the watcher never saw it
+  grep -h 'desired v' <(cat "$dir/envmon.log") 2>/dev/null | tail -2 | sed 's/^/  device sent | /' || true
+  grep -h "^$reported.*targetTemperature" "$dir/broker-watch.log" 2>/dev/null | tail -2 | sed 's/^/  broker saw  | /' || true
   tail -5 "$dir/envmon.log" | sed 's/^/  envmon | /'
   tail -3 "$dir/keel-sim.log" | sed 's/^/  sim    | /'
   exit 1

@@ -1,16 +1,14 @@
 # shellcheck shell=bash disable=SC2154 # variables come from scripts/demo.sh, which sources this
 # Part of scripts/demo.sh (sourced; the default mode): the device under keeld.
 #
-# keeld runs two signed packages in its sandbox: envmon-rt (kind "rt": keel-sim, the RT core
-# with the room) and envmon (keel-envmon). keeld pairs their intercore channel, carries the
-# app's telemetry and properties over its own cloud link to the demo's mosquitto, restarts a
-# crashed app, and applies `keel cloud deploy`: the demo signs envmon 1.1.0 and a broken 1.2.0
-# with the key keeld trusts, and nginx serves the releases `demo/ctl.sh deploy` makes.
-#
-# The MODBUS gateway is not part of this mode yet: its RS485 bus is a TCP socket into keel-sim,
-# and a sandboxed keel-sim has no network (docs/quickstart.md, "Gaps"). When the bus moves
-# behind the RT core's line driver, the gateway becomes a third package here (gateway_pkg).
-# Until then DEMO_DIRECT=1 (demo/direct.sh) runs it, with its checks.
+# keeld runs three signed packages in its sandbox: envmon-rt (kind "rt": keel-sim, the RT core
+# with the room and the RS485 bus with two MODBUS sensors behind the core's line driver),
+# envmon (keel-envmon) and gateway (keel-gateway). keeld pairs each app's intercore channel
+# with the RT core, carries the apps' telemetry, properties and methods over its own cloud link
+# to the demo's mosquitto, restarts a crashed app, and applies `keel cloud deploy`: the demo
+# signs envmon 1.1.0 and a broken 1.2.0 with the key keeld trusts, and nginx serves the
+# releases `demo/ctl.sh deploy` makes. No package has any network: the gateway reaches the bus
+# through the RT core (keel-sim's bridge), the apps reach the cloud through keeld.
 
 export KEEL_SOCKET=$dir/keeld/keeld.sock
 keys=$dir/keys
@@ -21,9 +19,14 @@ rm -rf "$dir/keeld" "$dir/packages" "$dir/site" "$dir/web"
 mkdir -p "$keys" "$dir/keeld" "$dir/packages" "$dir/site" "$dir/web"
 # One key signs packages and release manifests; keeld trusts its public half.
 [[ -f $keys/dev.pub ]] || "$bin/keel" image keygen --out "$keys/dev" >/dev/null
+# Apps get uids from base_uid up, and keeld sweeps an exited app's uid with kill(-1) as that
+# uid: a keeld elsewhere on this machine (another demo, the supervisor tests) using the same
+# uids would have its apps killed. This run's own range: from this shell's pid, well above the
+# supervisor tests' (300000 + 40 per test pid, below 1100000).
+base_uid=$((2000000 + ($$ % 100000) * 16))
 jq -n --arg st "$dir/keeld" --arg key "$keys/dev.pub" --arg hw "$hardware" \
-  --slurpfile dev "$dir/device.json" \
-  '{state_dir: $st, trusted_keys: [$key], hardware: $hw, backoff_initial_ms: 200,
+  --argjson uid "$base_uid" --slurpfile dev "$dir/device.json" \
+  '{state_dir: $st, trusted_keys: [$key], hardware: $hw, backoff_initial_ms: 200, base_uid: $uid,
     cloud: ($dev[0].cloud + {outbox: ($st + "/outbox.db")})}' >"$dir/keeld.json"
 "$bin/keeld" --config "$dir/keeld.json" >"$dir/keeld.log" 2>&1 &
 keeld_pid=$!
@@ -31,32 +34,54 @@ pids+=("$keeld_pid")
 echo "$keeld_pid" >"$dir/keeld.pid"
 wait_for 10 "keeld" test -S "$KEEL_SOCKET"
 
-# ---- packages: signed images of a directory with the program and its manifest ----
-pack() { # name version program exec-name manifest args-json -> packages/<name>-<version>.kpkg
-  local p=$dir/packages/$1-$2
-  rm -rf "$p" && mkdir -p "$p/bin" && cp "$appbin/$3" "$p/bin/$4"
-  jq --arg v "$2" --arg exe "bin/$4" --argjson args "$6" \
-    '. + {version: $v, exec: $exe, args: $args}' "$5" >"$p/app_manifest.json"
+# ---- packages: signed images of a directory with the program, its manifest, its files ----
+pack() { # name version program exec-name manifest args-json [file...] -> packages/<name>-<version>.kpkg
+  local p=$dir/packages/$1-$2 version=$2 prog=$3 exe=$4 manifest=$5 args=$6
+  shift 6
+  rm -rf "$p" && mkdir -p "$p/bin" && cp "$appbin/$prog" "$p/bin/$exe"
+  (($# == 0)) || cp "$@" "$p/"
+  jq --arg v "$version" --arg exe "bin/$exe" --argjson args "$args" \
+    '. + {version: $v, exec: $exe, args: $args}' "$manifest" >"$p/app_manifest.json"
   "$bin/keel" app pack --key "$keys/dev.sec" "$p" "$p.kpkg" >/dev/null
 }
-rt_manifest=$top/firmware/apps/envmon/app_manifest.json
+rt_id=$(jq -r .id "$top/firmware/apps/envmon/app_manifest.json")
+# envmon-rt: the world; the supply-air sensor (bus unit 2) provisioned with firmware 1.0.0
+pack envmon-rt 1.0.0 keel-sim keel-sim "$top/firmware/apps/envmon/app_manifest.json" \
+  "[\"--state=/data\", \"--status=/data/world.json\", \"--speed=$speed\",
+    \"--sensor-key=/app/sensor.pub\", \"--sensor-image=/app/supply-air-1.0.0.kimg\",
+    \"--sensor-component=$sensor_comp\"]" \
+  "$fw/sensor.pub" "$fw/supply-air-1.0.0.kimg"
 app_manifest=$top/apps/envmon/app_manifest.json
 app_args="[\"--status\", \"/data/envmon.json\", \"--period-ms\", \"$period\"]"
-pack envmon-rt 1.0.0 keel-sim keel-sim "$rt_manifest" \
-  "[\"--state\", \"/data\", \"--status\", \"/data/world.json\", \"--speed\", \"$speed\"]"
 pack envmon 1.0.0 keel-envmon keel-envmon "$app_manifest" "$app_args"
 # what `demo/ctl.sh deploy` releases: the next version, and one with a defect compiled in
 pack envmon 1.1.0 keel-envmon keel-envmon "$app_manifest" "$app_args"
 pack envmon 1.2.0 keel-envmon-broken keel-envmon "$app_manifest" "$app_args"
-"$bin/keel" app install "$dir/packages/envmon-rt-1.0.0.kpkg" >/dev/null 2>&1
-"$bin/keel" app install "$dir/packages/envmon-1.0.0.kpkg" >/dev/null 2>&1
+# gateway: its poll map on the RT core's bridge, and the sensor images it may push
+gw_period=$((unattended ? 500 : 2000))
+jq -n --arg rt "$rt_id" --argjson period "$gw_period" '{bus: {rt_bridge: $rt}, period_ms: $period,
+  points: [
+   {name: "roomTemperature", unit: 1, function: 4, address: 0, scale: 0.01, signed: true},
+   {name: "roomHumidity", unit: 1, function: 4, address: 1, scale: 0.01},
+   {name: "roomPressure", unit: 1, function: 4, address: 2, scale: 0.1},
+   {name: "supplyAirTemperature", unit: 2, function: 4, address: 0, scale: 0.01, signed: true}
+  ]}' >"$dir/gateway.conf.json"
+cp "$dir/gateway.conf.json" "$dir/packages/gateway.json"
+pack gateway 1.0.0 keel-gateway keel-gateway "$top/apps/gateway/app_manifest.json" \
+  '["--config", "/app/gateway.json", "--status", "/data/gateway.json", "--sensor-key", "/app/sensor.pub"]' \
+  "$dir/packages/gateway.json" "$fw/sensor.pub" "$fw/supply-air-1.1.0.kimg" \
+  "$fw/supply-air-1.0.0.kimg" "$fw/supply-air-1.2.0-broken.kimg" "$fw/supply-air-forged.kimg"
+for p in envmon-rt-1.0.0 envmon-1.0.0 gateway-1.0.0; do
+  "$bin/keel" app install "$dir/packages/$p.kpkg" >/dev/null 2>&1
+done
 ln -sfn "$dir/keeld/data/envmon-rt/world.json" "$dir/world.json"
 ln -sfn "$dir/keeld/data/envmon/envmon.json" "$dir/envmon.json"
-"$bin/keel" app start envmon-rt >/dev/null
-"$bin/keel" app start envmon >/dev/null
+ln -sfn "$dir/keeld/data/gateway/gateway.json" "$dir/gateway.json"
+for a in envmon-rt envmon gateway; do "$bin/keel" app start "$a" >/dev/null; done
 wait_for 10 "the world's status" test -s "$dir/world.json"
 wait_for 10 "keel-envmon" test -s "$dir/envmon.json"
-log "keeld: envmon-rt 1.0.0 (keel-sim, the RT core at ${speed}x) and envmon 1.0.0 installed signed; keeld paired their channel (log $dir/keeld.log)"
+wait_for 10 "keel-gateway" test -s "$dir/gateway.json"
+log "keeld: envmon-rt (keel-sim: the RT core at ${speed}x, the room, the RS485 bus), envmon and gateway installed signed and paired (log $dir/keeld.log)"
 
 # ---- the release server: nginx serving what `keel release make` lays out ----
 web_port=$(free_port)
@@ -86,48 +111,76 @@ applog() { "$bin/keel" app logs envmon 400 2>/dev/null || true; }
 running() { "$bin/keel" app list 2>/dev/null | awk -v n="$1" -v v="$2" '$1 == n && $2 == v && $3 == "running" {f=1} END {exit !f}'; }
 
 # ---- unattended: the checks ----
+# One step after another (each waits for the previous one's outcome), while the room is watched
+# throughout: it must end inside the band around the setpoint for ten checks in a row.
+rt_connects() { applog | grep -c 'rt: connected' || true; }
+sensor_fw() { jq -r '.modbus.sensorFirmware' "$dir/world.json" 2>/dev/null || true; }
+# the gateway's readings that reached the broker (its "errors" count is cumulative)
+gw_readings() { grep -c '"supplyAirTemperature":[-0-9]' "$dir/broker-watch.log" 2>/dev/null || true; }
 if ((unattended)); then
-  sub "$prefix/$device/messages/events/#" "$dir/telemetry.log"
-  sub "$prefix/$device/twin/PATCH/properties/reported/#" "$dir/reported.log"
+  reported=$prefix/$device/twin/PATCH/properties/reported/
+  events=$prefix/$device/messages/events/
+  watch_broker "$dir/broker-watch.log" "$reported#" "$events#"
   deadline=$((SECONDS + seconds))
-  have_telemetry=0 asked=0 acked=0 settled=0 crashed=0 recovered=0 room=0
-  deployed=0 confirmed=0 broke=0 reverted=0
+  step=telemetry settled=0 room=0 acked=0 connects=0 readings=0 want=1.1.0
   while ((SECONDS < deadline)); do
-    grep -q '"temperature"' "$dir/telemetry.log" 2>/dev/null && have_telemetry=1
-    if ((have_telemetry && !asked)); then
-      "$top/demo/ctl.sh" set "$target" >/dev/null && asked=1
-      log "telemetry reached the broker through keeld; asked for targetTemperature=$target"
-    fi
-    if ((asked)) && grep -q "\"targetTemperature\":{\"value\":$target,\"ac\":200" "$dir/reported.log"; then
-      ((acked)) || log "the device acknowledged targetTemperature=$target (ac 200)"
-      acked=1
-    fi
-    if ((acked && !crashed)) && "$top/demo/ctl.sh" crash >/dev/null; then
-      crashed=1
-      log "keel-envmon crashed (SIGSEGV)"
-    fi
-    if ((crashed && !recovered)) && "$bin/keel" app crashes envmon 2>/dev/null | grep -q SIGSEGV &&
-      (($(applog | grep -c 'rt: connected') >= 2)); then
-      recovered=1
-      log "keeld wrote a crash report and restarted it; it re-opened its channel to the RT core"
-    fi
-    if ((recovered && !deployed)) && "$top/demo/ctl.sh" deploy 1.1.0 >"$dir/deploy-1.1.0.out" 2>&1; then
-      deployed=1
-      log "keel cloud deploy: envmon 1.1.0"
-    fi
-    if ((deployed && !confirmed)) && running envmon 1.1.0 && applog | grep -q 'trial passed: health confirmed'; then
-      confirmed=1
-      log "envmon 1.1.0 runs; its trial passed (health confirmed)"
-    fi
-    if ((confirmed && !broke)) && "$top/demo/ctl.sh" deploy broken >"$dir/deploy-broken.out" 2>&1; then
-      broke=1
-      log "keel cloud deploy: envmon 1.2.0 (a build that crashes)"
-    fi
-    if ((broke && !reverted)) && applog | grep -q 'trial of 1.2.0 failed (crashed during its trial): reverted to 1.1.0' &&
-      running envmon 1.1.0; then
-      reverted=1
-      log "1.2.0 crashed on trial; keeld reverted to 1.1.0, running again"
-    fi
+    case $step in
+    telemetry) # envmon's telemetry through keeld; this also proves the watcher is subscribed
+      if seen "$events" '"temperature"'; then
+        "$top/demo/ctl.sh" set "$target" >/dev/null &&
+          log "envmon's telemetry reached the broker through keeld; asked for targetTemperature=$target" &&
+          step=ack
+      fi ;;
+    ack)
+      if seen "$reported" "\"targetTemperature\":{\"value\":$target,\"ac\":200"; then
+        log "the device acknowledged targetTemperature=$target (ac 200)"
+        acked=1 step=gateway
+      fi ;;
+    gateway) # the gateway's readings, polled through the RT core's line driver
+      if seen "$events" '"supplyAirTemperature"'; then
+        log "the gateway's MODBUS readings reached the broker through keeld"
+        if "$top/demo/ctl.sh" sensor-update "$want" >"$dir/sensor-update.out" 2>&1 &&
+          grep -q "running the new image" "$dir/sensor-update.out"; then
+          log "the supply-air sensor runs firmware $want, pushed by gateway.updateSensorFirmware"
+          step=sensor
+        else
+          log "FAIL: the sensor firmware update: $(tail -1 "$dir/sensor-update.out")"
+          break
+        fi
+      fi ;;
+    sensor)
+      if [[ $(sensor_fw) == "$want" ]]; then
+        connects=$(rt_connects) readings=$(gw_readings)
+        "$top/demo/ctl.sh" world-restart >/dev/null
+        log "the world runs sensor firmware $want; RT core power-cycled (keel app stop/start envmon-rt)"
+        step=cycled
+      fi ;;
+    cycled) # both apps back on the rebooted RT core, the sensor still on its new firmware
+      if (($(rt_connects) > connects)) && (($(gw_readings) > readings + 2)) && [[ $(sensor_fw) == "$want" ]]; then
+        log "after the power cycle: envmon reconnected, the gateway polls again, the sensor kept $want"
+        connects=$(rt_connects)
+        "$top/demo/ctl.sh" crash >/dev/null && log "keel-envmon crashed (SIGSEGV)" && step=crashed
+      fi ;;
+    crashed)
+      if "$bin/keel" app crashes envmon 1 2>/dev/null | grep -q SIGSEGV && (($(rt_connects) > connects)); then
+        log "keeld wrote a crash report and restarted it; it re-opened its channel to the RT core"
+        "$top/demo/ctl.sh" deploy 1.1.0 >"$dir/deploy-1.1.0.out" 2>&1 &&
+          log "keel cloud deploy: envmon 1.1.0" && step=deployed
+      fi ;;
+    deployed)
+      if running envmon 1.1.0 && applog | grep -q 'trial passed: health confirmed' &&
+        seen "$reported" '"update":{.*envmon-1.1.0-.*"state":"installed"'; then
+        log "envmon 1.1.0 runs and its trial passed (health confirmed); keeld reported the update installed"
+        "$top/demo/ctl.sh" deploy broken >"$dir/deploy-broken.out" 2>&1 &&
+          log "keel cloud deploy: envmon 1.2.0 (a build that crashes)" && step=broken
+      fi ;;
+    broken)
+      if applog | grep -q 'trial of 1.2.0 failed (crashed during its trial): reverted to 1.1.0' &&
+        running envmon 1.1.0; then
+        log "1.2.0 crashed on trial; keeld reverted to 1.1.0, running again"
+        step=finished
+      fi ;;
+    esac
     room=$(jq -r '.room.temperature' "$dir/world.json" 2>/dev/null || echo 0)
     if ((acked)) && jq -en --argjson r "$room" --argjson t "$target" '($r - $t) | fabs <= 0.5' >/dev/null 2>&1; then
       settled=$((settled + 1))
@@ -135,16 +188,20 @@ if ((unattended)); then
       settled=0
     fi
     # settled: inside the band for 10 checks in a row (5 s of wall time, minutes of room time)
-    if ((settled >= 10 && recovered && confirmed && reverted)); then
+    if [[ $step == finished ]] && ((settled >= 10)); then
       log "room settled at $room C (target $target); world $(jq -r .time_s "$dir/world.json") s"
       log "PASS"
       exit 0
     fi
     sleep 0.5
   done
-  log "FAIL after ${seconds}s: telemetry=$have_telemetry asked=$asked acked=$acked crash_recovered=$recovered deployed=$deployed confirmed=$confirmed broken_deployed=$broke reverted=$reverted room=$room target=$target"
-  applog | tail -8 | sed 's/^/  envmon | /'
-  tail -8 "$dir/keeld.log" | sed 's/^/  keeld  | /'
+  log "FAIL after $((SECONDS - deadline + seconds))s: stuck at step '$step' (telemetry, ack, gateway, sensor, cycled, crashed, deployed, broken, finished); room=$room target=$target"
+  # which side lost the ack: the device never sent it, or the watcher never saw it
+  grep -h 'desired v' <(applog) 2>/dev/null | tail -2 | sed 's/^/  device sent | /' || true
+  grep -h "^$reported.*targetTemperature" "$dir/broker-watch.log" 2>/dev/null | tail -2 | sed 's/^/  broker saw  | /' || true
+  applog | tail -8 | sed 's/^/  envmon  | /'
+  "$bin/keel" app logs gateway 5 2>/dev/null | sed 's/^/  gateway | /' || true
+  tail -8 "$dir/keeld.log" | sed 's/^/  keeld   | /'
   exit 1
 fi
 
@@ -159,6 +216,8 @@ view() {
   echo "---------------------------------------------------------------------------------------"
   jq -r '"world (envmon-rt)  t=\(.time_s|floor) s   room \(.room.temperature*100|round/100) C  \(.room.humidity|round) %RH  \(.room.pressure*10|round/10) hPa\n                   HVAC actuator: \(.hvac)   (changes: \(.hvac_changes))\nRT core (firmware) samples \(.rt.samples)   last \(.rt.temperature*100|round/100) C   requests \(.rt.requests)   channel \(.rt.channel)"' <<<"$w" 2>/dev/null || echo "world: starting"
   jq -r '"HL app (envmon)    rt \(.rt)   reading \(.temperature*100|round/100) C   setpoint \(.targetTemperature // "none")   HVAC \(.hvacMode)\nlast property ack  \(.lastAck)"' <<<"$e" 2>/dev/null || echo "app: starting"
+  jq -r '"RS485 bus          \(.rs485.chars) chars through the RT line driver   replies: room \(.rs485.roomReplies), supply air \(.rs485.supplyReplies)   collisions \(.rs485.collisions)\n                   supply-air sensor firmware \(.modbus.sensorFirmware)"' <<<"$w" 2>/dev/null || true
+  jq -r '"MODBUS gateway     bus \(.bus)   polls \(.polls)   sent \(.sent)   room \(.last.roomTemperature) C  \(.last.roomHumidity) %RH  \(.last.roomPressure) hPa  supply air \(.last.supplyAirTemperature) C\n                   last sensor update: \(.lastSensorUpdate)"' "$dir/gateway.json" 2>/dev/null || echo "gateway: starting"
   # (a grep that finds nothing is no error here: set -e and pipefail are on)
   line=$(grep 'cloud: \(connected\|disconnected\)' "$dir/keeld.log" 2>/dev/null | tail -1 | sed 's/.*cloud: //; s/^connected (connected)$/connected/' || true)
   echo "cloud link (keeld) ${line:-connecting}"
@@ -179,6 +238,8 @@ view() {
   echo "  demo/ctl.sh broker-stop     stop the broker: telemetry queues in keeld's outbox"
   echo "  demo/ctl.sh broker-start    start it again and see the queue drain"
   echo "  demo/ctl.sh world-restart   power-cycle the RT core (keel app stop/start envmon-rt)"
+  echo "  demo/ctl.sh sensor-update [1.1.0|broken|forged]   sensor firmware through the gateway's method"
+  echo "  demo/ctl.sh modbus          the bus as the gateway and the world see it"
   echo "  (keel app list|logs|crashes with KEEL_SOCKET=$KEEL_SOCKET)"
   echo "Recent app events (keel app logs envmon):"
   applog | tail -5 | sed 's/^/  /'

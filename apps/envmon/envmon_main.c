@@ -92,7 +92,7 @@ typedef struct envmon {
     uint64_t telemetry_sent, acks_sent;
     int64_t desired_version_seen; /* keeld mode: to notice a new desired document */
     const char *cloud_cfg;
-    int64_t down_since; /* when the link went down, 0 while up */
+    int64_t down_since;    /* when the link went down, 0 while up */
     bool health_confirmed; /* keeld mode: said once, after the first good period */
 } envmon;
 
@@ -286,7 +286,8 @@ static void confirm_health(envmon *m)
  * writes through a null pointer instead. */
 __attribute__((noinline)) static void broken_build_defect(const envmon_env *e)
 {
-    volatile int32_t *calibration = NULL;
+    /* pointer and target volatile: no optimiser may see the null or drop the store */
+    volatile int32_t *volatile calibration = NULL;
     *calibration = e->temp_mc; /* cppcheck-suppress nullPointer ; the defect, on purpose */
 }
 #endif
