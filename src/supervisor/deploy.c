@@ -275,6 +275,12 @@ static bool retry_later(sv_daemon *d, const char *url, const char *app, keel_clo
         rnd = (uint32_t)sv_now_ms() * 2654435761u;
     }
     uint32_t delay = keel_cloud_backoff_next(b, rnd); /* counts this attempt */
+    if (!app[0]) {
+        /* the manifest never came: not taken up yet, so a keeld restarted meanwhile applies
+         * the cached announcement again (a download's own retry survives through its URL
+         * file instead) */
+        forget(d, url);
+    }
     memset(r, 0, sizeof *r);
     r->used = true;
     snprintf(r->url, sizeof r->url, "%s", url);
@@ -460,6 +466,11 @@ void sv_deploy_desired(sv_daemon *d, const char *json)
     char url[1024];
     snprintf(url, sizeof url, "%s", m->valuestring);
     cJSON_Delete(root);
+    for (int i = 0; i < SV_MAX_PROBES; i++) {
+        if (g_retries[i].used && strcmp(g_retries[i].url, url) == 0) {
+            return; /* announced again while its retry waits: the retry takes it */
+        }
+    }
     remember(d, url); /* a refused release is not retried in a loop; a new URL is */
     probe_start(d, url, NULL);
 }
