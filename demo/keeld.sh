@@ -178,6 +178,12 @@ if ((unattended)); then
       if applog | grep -q 'trial of 1.2.0 failed (crashed during its trial): reverted to 1.1.0' &&
         running envmon 1.1.0; then
         log "1.2.0 crashed on trial; keeld reverted to 1.1.0, running again"
+        "$top/demo/ctl.sh" deploy forged >"$dir/deploy-forged.out" 2>&1 &&
+          log "keel cloud deploy: a release signed by an untrusted key" && step=forged
+      fi ;;
+    forged)
+      if seen "$reported" '"update":{.*-forged-.*"state":"refused"' && running envmon 1.1.0; then
+        log "keeld refused it ($(grep -o 'deploy: .*-forged-.*refused: .*' "$dir/keeld.log" | sed 's/.*refused: //' | head -1)); 1.1.0 runs on"
         step=finished
       fi ;;
     esac
@@ -195,7 +201,7 @@ if ((unattended)); then
     fi
     sleep 0.5
   done
-  log "FAIL after $((SECONDS - deadline + seconds))s: stuck at step '$step' (telemetry, ack, gateway, sensor, cycled, crashed, deployed, broken, finished); room=$room target=$target"
+  log "FAIL after $((SECONDS - deadline + seconds))s: stuck at step '$step' (telemetry, ack, gateway, sensor, cycled, crashed, deployed, broken, forged, finished); room=$room target=$target"
   # which side lost the ack: the device never sent it, or the watcher never saw it
   grep -h 'desired v' <(applog) 2>/dev/null | tail -2 | sed 's/^/  device sent | /' || true
   grep -h "^$reported.*targetTemperature" "$dir/broker-watch.log" 2>/dev/null | tail -2 | sed 's/^/  broker saw  | /' || true
@@ -235,6 +241,7 @@ view() {
   echo "  demo/ctl.sh crash           SIGSEGV keel-envmon: keeld reports it and restarts it"
   echo "  demo/ctl.sh deploy          keel cloud deploy envmon 1.1.0: verified, on trial, confirmed"
   echo "  demo/ctl.sh deploy broken   deploy 1.2.0, which crashes: keeld reverts it"
+  echo "  demo/ctl.sh deploy forged   a release signed by an untrusted key: keeld refuses it"
   echo "  demo/ctl.sh broker-stop     stop the broker: telemetry queues in keeld's outbox"
   echo "  demo/ctl.sh broker-start    start it again and see the queue drain"
   echo "  demo/ctl.sh world-restart   power-cycle the RT core (keel app stop/start envmon-rt)"
