@@ -4,15 +4,21 @@
  * bytes arrived on the line, but the master only needs the order of events within one
  * transaction (request sent, reply bytes in, t3.5 of silence), so each transaction gets a
  * fresh slice of that clock far from the previous one and the master never sees the bus as
- * busy: the RT core's line driver enforces the real inter-frame silence itself. */
+ * busy: the RT core's line driver enforces the real inter-frame silence itself.
+ *
+ * Threads: the poll loop and a background firmware push (sensor_update.h) share one bus; a
+ * mutex makes each transaction whole, and the last exception is kept per thread so each
+ * caller reads its own. */
 #include "gateway_bus.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bridge_proto.h"
 
 struct gateway_bus {
+    pthread_mutex_t lock; /* one transaction at a time: the poll loop and a push share the bus */
     keel_modbus_client *client;
     keel_icc *chan;
     keel_modbus_master master;
@@ -22,6 +28,8 @@ struct gateway_bus {
     gateway_bus_stats stats;
 };
 
+static _Thread_local uint8_t last_exception; /* of this thread's last transaction */
+
 gateway_bus *gateway_bus_client(keel_modbus_client *c)
 {
     gateway_bus *b = calloc(1, sizeof *b);
@@ -29,6 +37,7 @@ gateway_bus *gateway_bus_client(keel_modbus_client *c)
         keel_modbus_client_close(c);
         return NULL;
     }
+    pthread_mutex_init(&b->lock, NULL);
     b->client = c;
     return b;
 }
@@ -43,6 +52,7 @@ gateway_bus *gateway_bus_bridge(keel_icc *chan, const keel_modbus_line *line)
         keel_icc_close(chan);
         return NULL;
     }
+    pthread_mutex_init(&b->lock, NULL);
     b->chan = chan;
     b->timeout_us = 500000;
     b->master.timeout_us = b->timeout_us;
@@ -60,6 +70,7 @@ void gateway_bus_close(gateway_bus *b)
     if (b->chan) {
         keel_icc_close(b->chan);
     }
+    pthread_mutex_destroy(&b->lock);
     free(b);
 }
 
@@ -70,17 +81,20 @@ const char *gateway_bus_name(const gateway_bus *b)
 
 void gateway_bus_set_timeout(gateway_bus *b, uint32_t timeout_us)
 {
+    pthread_mutex_lock(&b->lock);
     b->timeout_us = timeout_us;
     if (b->client) {
         keel_modbus_client_set_timeout(b->client, timeout_us);
     } else {
         b->master.timeout_us = timeout_us;
     }
+    pthread_mutex_unlock(&b->lock);
 }
 
 uint8_t gateway_bus_last_exception(const gateway_bus *b)
 {
-    return b->client ? keel_modbus_client_last_exception(b->client) : b->last_exception;
+    (void)b;
+    return last_exception;
 }
 
 const gateway_bus_stats *gateway_bus_get_stats(const gateway_bus *b)
@@ -188,14 +202,21 @@ keel_modbus_err gateway_bus_transact(gateway_bus *b, uint8_t unit, const uint8_t
         return KEEL_MODBUS_ERR_ARG;
     }
     *rsp_len = 0;
+    pthread_mutex_lock(&b->lock);
+    keel_modbus_err e;
     if (b->client) {
-        return keel_modbus_client_transact(b->client, unit, req, req_len, rsp, cap, rsp_len);
+        e = keel_modbus_client_transact(b->client, unit, req, req_len, rsp, cap, rsp_len);
+        last_exception = keel_modbus_client_last_exception(b->client);
+    } else {
+        e = bridge_transact(b, unit, req, req_len, rsp, cap, rsp_len);
+        last_exception = b->last_exception;
     }
-    return bridge_transact(b, unit, req, req_len, rsp, cap, rsp_len);
+    pthread_mutex_unlock(&b->lock);
+    return e;
 }
 
-keel_modbus_err gateway_bus_read_registers(gateway_bus *b, uint8_t unit, uint8_t fc,
-                                           uint16_t addr, uint16_t count, uint16_t *regs)
+keel_modbus_err gateway_bus_read_registers(gateway_bus *b, uint8_t unit, uint8_t fc, uint16_t addr,
+                                           uint16_t count, uint16_t *regs)
 {
     uint8_t req[8], rsp[KEEL_MODBUS_MAX_PDU];
     size_t req_len = 0, rsp_len = 0;

@@ -7,7 +7,8 @@
  *    every reply (CRC, unit, function, layout); the channel carries whole ADUs, and the RT
  *    core only moves them on the line with the direction switched by its UART interrupts.
  * Both give the same transaction: request PDU in, checked reply PDU out, so the poll loop and
- * the firmware push (sensor_update.c) do not know which one they run on. */
+ * the firmware push (sensor_update.c) do not know which one they run on. Thread-safe: each
+ * transaction is whole (a mutex), so a background push and the poll loop interleave. */
 #ifndef KEEL_GATEWAY_BUS_H
 #define KEEL_GATEWAY_BUS_H
 
@@ -34,11 +35,12 @@ keel_modbus_err gateway_bus_transact(gateway_bus *b, uint8_t unit, const uint8_t
                                      size_t req_len, uint8_t *rsp, size_t cap, size_t *rsp_len);
 /* The reply timeout (from the end of the request to the reply's first byte). */
 void gateway_bus_set_timeout(gateway_bus *b, uint32_t timeout_us);
+/* The exception code of the calling thread's last transaction (0 if none). */
 uint8_t gateway_bus_last_exception(const gateway_bus *b);
 
 /* Reads `count` registers with FC 3 or 4. */
-keel_modbus_err gateway_bus_read_registers(gateway_bus *b, uint8_t unit, uint8_t fc,
-                                           uint16_t addr, uint16_t count, uint16_t *regs);
+keel_modbus_err gateway_bus_read_registers(gateway_bus *b, uint8_t unit, uint8_t fc, uint16_t addr,
+                                           uint16_t count, uint16_t *regs);
 keel_modbus_err gateway_bus_write_registers(gateway_bus *b, uint8_t unit, uint16_t addr,
                                             uint16_t count, const uint16_t *regs);
 

@@ -30,6 +30,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "fetch.h"
 #include "gateway_bus.h"
 #include "gateway_map.h"
 #include "sensor_update.h"
@@ -52,8 +53,10 @@ static const char usage[] =
     "  --rt-socket P   bus \"rt_bridge\" outside keeld: the bridge channel from keel-sim's\n"
     "                  --bridge-socket P (under keeld: keel_app_channel_open)\n"
     "  --once          poll once, print the telemetry, exit (0 if every point answered)\n"
-    "  --update-sensor UNIT:IMAGE  push a signed image to a sensor (needs --sensor-key),\n"
-    "                  print the result, exit (0 running it, 4 refused, 1 failed)\n"
+    "  --update-sensor UNIT:IMAGE  push a signed image (a path, or an http(s) URL) to a\n"
+    "                  sensor (needs --sensor-key), print the result, exit (0 running it,\n"
+    "                  4 refused, 1 failed)\n"
+    "  --ca FILE       CA certificate for https image URLs (default: the system's)\n"
     "  -h, --help      this text\n"
     "\n"
     "Exit: 0 stopped, 1 a poll or push failed, 2 usage, 3 i/o, 4 image refused,\n"
@@ -87,6 +90,12 @@ typedef struct gateway {
     keel_image_pubkey sensor_key;
     bool have_key;
     char last_update[600]; /* "status body", body up to 512 */
+    gateway_push_job job;  /* updateSensorFirmware, running beside the poll loop */
+    gateway_bus *job_bus;  /* the bus the job uses: not closed under it */
+    uint32_t job_reported; /* progress last reported */
+    char pending_rid[128]; /* the call to answer when the job ends (cloud link) */
+    uint32_t pending_id;   /* ... (keeld) */
+    const char *ca_file;   /* --ca: for https image URLs with a private CA */
 } gateway;
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -109,7 +118,71 @@ static void cb_state(void *user, bool connected, const char *why)
 
 static keel_modbus_err open_bus(gateway *g);
 
-/* A cloud method call (from the in-process cloud link or from keeld): status and body. */
+#define DEFERRED 0 /* method(): the answer comes when the push job ends */
+
+/* Starts updateSensorFirmware's job: {"unit": N, "image": "/path"} or {"unit": N, "url":
+ * "https://..."}. DEFERRED when it runs, or a status and body at once. */
+static int start_update(gateway *g, const cJSON *req, char *body, size_t cap)
+{
+    const cJSON *unit = cJSON_GetObjectItemCaseSensitive(req, "unit");
+    const cJSON *image = cJSON_GetObjectItemCaseSensitive(req, "image");
+    const cJSON *url = cJSON_GetObjectItemCaseSensitive(req, "url");
+    if (!g->have_key) {
+        snprintf(body, cap, "{\"error\":\"no trusted sensor key (keel-gateway --sensor-key)\"}");
+        return 501;
+    }
+    if (!cJSON_IsNumber(unit) || unit->valuedouble < 1 || unit->valuedouble > 247 ||
+        (cJSON_IsString(image) == cJSON_IsString(url))) {
+        snprintf(body, cap,
+                 "{\"error\":\"expected unit (1..247) and one of image (a path on the "
+                 "gateway) or url (http or https)\"}");
+        return 400;
+    }
+    if (g->job.running) {
+        snprintf(body, cap, "{\"error\":\"an update of unit %u is in progress\"}", g->job.unit);
+        return 409;
+    }
+    if (!g->bus && open_bus(g) != KEEL_MODBUS_OK) {
+        snprintf(body, cap, "{\"error\":\"the bus is not open\"}");
+        return 503;
+    }
+    uint8_t u = (uint8_t)unit->valuedouble;
+    uint8_t *img = NULL;
+    size_t len = 0;
+    int tunnel = -1;
+    if (cJSON_IsString(image)) {
+        img = gateway_image_read(image->valuestring, &len, body, cap);
+        if (!img) {
+            return 400;
+        }
+    } else if (g->app) {
+        /* no network under keeld: keeld tunnels to the URL's host if the manifest allows it */
+        char target[300];
+        if (gateway_url_target(url->valuestring, target, sizeof target) != 0) {
+            snprintf(body, cap, "{\"error\":\"url: not an http(s) URL\"}");
+            return 400;
+        }
+        keel_app_status st = keel_app_cloud_open(g->app, "http", target, &tunnel);
+        if (st != KEEL_APP_OK) {
+            snprintf(body, cap, "{\"error\":\"keeld refused a tunnel to %s: %s\"}", target,
+                     keel_app_status_name(st));
+            return st == KEEL_APP_ERR_DENIED ? 403 : 502;
+        }
+    }
+    say("updateSensorFirmware: unit %u <- %s", u,
+        cJSON_IsString(image) ? image->valuestring : url->valuestring);
+    g->job.ca_file = g->ca_file;
+    if (gateway_push_start(&g->job, g->bus, u, img, len, img ? NULL : url->valuestring, tunnel,
+                           &g->sensor_key) != 0) {
+        snprintf(body, cap, "{\"error\":\"cannot start the update\"}");
+        return 500;
+    }
+    g->job_bus = g->bus;
+    return DEFERRED;
+}
+
+/* A cloud method call (from the in-process cloud link or from keeld): status and body, or
+ * DEFERRED (the caller keeps the call's id and the job's end answers it). */
 static int method(gateway *g, const char *name, const char *payload, size_t len, char *body,
                   size_t cap)
 {
@@ -117,31 +190,64 @@ static int method(gateway *g, const char *name, const char *payload, size_t len,
     snprintf(body, cap, "{\"error\":\"no such method\"}");
     if (strcmp(name, "updateSensorFirmware") == 0) {
         cJSON *req = cJSON_ParseWithLength(payload, len);
-        const cJSON *unit = cJSON_GetObjectItemCaseSensitive(req, "unit");
-        const cJSON *image = cJSON_GetObjectItemCaseSensitive(req, "image");
-        if (!g->have_key) {
-            status = 501;
-            snprintf(body, cap, "{\"error\":\"no trusted sensor key (keel-gateway --sensor-key)\"}");
-        } else if (!cJSON_IsNumber(unit) || unit->valuedouble < 1 || unit->valuedouble > 247 ||
-                   !cJSON_IsString(image)) {
-            status = 400;
-            snprintf(body, cap,
-                     "{\"error\":\"expected unit (1..247) and image (a path on the gateway)\"}");
-        } else if (!g->bus && open_bus(g) != KEEL_MODBUS_OK) {
-            status = 503;
-            snprintf(body, cap, "{\"error\":\"the bus is not open\"}");
-        } else {
-            say("updateSensorFirmware: unit %d <- %s", (int)unit->valuedouble, image->valuestring);
-            keel_image_keys keys = {.keys = &g->sensor_key, .count = 1};
-            gateway_bus_set_timeout(g->bus, 1000000);
-            status = gateway_sensor_update(g->bus, (uint8_t)unit->valuedouble, image->valuestring,
-                                           &keys, body, cap);
-        }
+        status = start_update(g, req, body, cap);
         cJSON_Delete(req);
+        if (status == DEFERRED) {
+            say("method %s: running, polling goes on", name);
+            return status;
+        }
         snprintf(g->last_update, sizeof g->last_update, "%d %s", status, body);
     }
     say("method %s -> %d %s", name, status, body);
     return status;
+}
+
+/* Reports the update's progress (a reported property, sensorUpdate) and, when it ended,
+ * answers the call that started it. */
+static void report_update(gateway *g, const char *state)
+{
+    char json[300];
+    snprintf(json, sizeof json,
+             "{\"sensorUpdate\":{\"unit\":%u,\"state\":\"%s\",\"sent\":%u,\"total\":%u,"
+             "\"status\":%d}}",
+             g->job.unit, state, atomic_load(&g->job.sent), atomic_load(&g->job.total),
+             g->job.running ? 0 : g->job.status);
+    if (g->cloud) {
+        (void)!keel_cloud_report(g->cloud, json, NULL);
+    } else if (g->app) {
+        (void)!keel_app_properties_report(g->app, json, strlen(json));
+    }
+}
+
+static void service_job(gateway *g)
+{
+    if (!g->job.running) {
+        return;
+    }
+    if (!gateway_push_reap(&g->job)) {
+        uint32_t sent = atomic_load(&g->job.sent);
+        if (sent != g->job_reported) {
+            g->job_reported = sent;
+            report_update(g, atomic_load(&g->job.fetched) ? "pushing" : "fetching");
+        }
+        return;
+    }
+    g->job_reported = UINT32_MAX;
+    report_update(g, g->job.status == 200 ? "done" : "failed");
+    snprintf(g->last_update, sizeof g->last_update, "%d %s", g->job.status, g->job.body);
+    say("method updateSensorFirmware -> %d %s", g->job.status, g->job.body);
+    if (g->cloud && g->pending_rid[0] &&
+        keel_cloud_method_answer(g->cloud, g->pending_rid, g->job.status, g->job.body) !=
+            KEEL_CLOUD_OK) {
+        say("method updateSensorFirmware: answer not accepted");
+    }
+    if (g->app && g->pending_id &&
+        keel_app_method_answer(g->app, g->pending_id, g->job.status, g->job.body,
+                               strlen(g->job.body)) != KEEL_APP_OK) {
+        say("method updateSensorFirmware: answer not accepted");
+    }
+    g->pending_rid[0] = '\0';
+    g->pending_id = 0;
 }
 
 static void cb_method(void *user, const char *name, const char *rid, const char *payload,
@@ -150,6 +256,10 @@ static void cb_method(void *user, const char *name, const char *rid, const char 
     gateway *g = user;
     char body[512];
     int status = method(g, name, payload, len, body, sizeof body);
+    if (status == DEFERRED) {
+        snprintf(g->pending_rid, sizeof g->pending_rid, "%s", rid);
+        return;
+    }
     if (g->cloud && keel_cloud_method_answer(g->cloud, rid, status, body) != KEEL_CLOUD_OK) {
         say("method %s: answer not accepted", name);
     }
@@ -173,6 +283,10 @@ static void keeld_methods(gateway *g)
         if (st == KEEL_APP_OK) {
             payload[len] = '\0';
             status = method(g, name, payload, len, body, sizeof body);
+            if (status == DEFERRED) {
+                g->pending_id = id;
+                continue;
+            }
         } else if (st != KEEL_APP_ERR_NO_SPACE) {
             say("keeld: method_take: %s", keel_app_status_name(st));
             return;
@@ -246,28 +360,36 @@ static keel_modbus_err open_bus(gateway *g)
         while (keel_icc_recv(chan, &msg, junk, sizeof junk, 0) == KEEL_ICC_OK) {
         }
         g->bus = gateway_bus_bridge(chan, &line);
+        if (!g->bus) {
+            return KEEL_MODBUS_ERR_NO_SPACE;
+        }
+        gateway_bus_set_timeout(g->bus, 1000000);
         say("bus: RT core's RS485 line driver through the bridge channel");
-        return g->bus ? KEEL_MODBUS_OK : KEEL_MODBUS_ERR_NO_SPACE;
+        return KEEL_MODBUS_OK;
     }
     if (m->bus == GATEWAY_BUS_RTU) {
         keel_modbus_serial_opts o = {.line = line, .rs485 = m->rs485};
         e = keel_modbus_client_serial(m->target, &o, &c);
     } else {
-    char host[128];
-    snprintf(host, sizeof host, "%s", m->target);
-    char *colon = strrchr(host, ':');
-    const char *port = "502";
-    if (colon) {
-        *colon = '\0';
-        port = colon + 1;
-    }
+        char host[128];
+        snprintf(host, sizeof host, "%s", m->target);
+        char *colon = strrchr(host, ':');
+        const char *port = "502";
+        if (colon) {
+            *colon = '\0';
+            port = colon + 1;
+        }
         e = keel_modbus_client_tcp(host, port, m->bus == GATEWAY_BUS_RTU_OVER_TCP, &c);
     }
     if (e != KEEL_MODBUS_OK) {
         return e;
     }
     g->bus = gateway_bus_client(c);
-    return g->bus ? KEEL_MODBUS_OK : KEEL_MODBUS_ERR_NO_SPACE;
+    if (!g->bus) {
+        return KEEL_MODBUS_ERR_NO_SPACE;
+    }
+    gateway_bus_set_timeout(g->bus, 1000000);
+    return KEEL_MODBUS_OK;
 }
 
 /* Polls every point; returns how many failed. Writes the telemetry document into json. */
@@ -277,7 +399,6 @@ static size_t poll_all(gateway *g, char *json, size_t cap)
         snprintf(json, cap, "{}");
         return g->map.n_points;
     }
-    gateway_bus_set_timeout(g->bus, 500000);
     cJSON *doc = cJSON_CreateObject();
     size_t failed = 0;
     uint32_t errors = 0;
@@ -296,8 +417,9 @@ static size_t poll_all(gateway *g, char *json, size_t cap)
                     p->address, keel_modbus_err_name(e));
             }
             failed++;
-            if (e == KEEL_MODBUS_ERR_CLOSED || e == KEEL_MODBUS_ERR_IO) {
-                gateway_bus_close(g->bus); /* reopen at the next poll */
+            if ((e == KEEL_MODBUS_ERR_CLOSED || e == KEEL_MODBUS_ERR_IO) &&
+                !(g->job.running && g->job_bus == g->bus)) { /* never under a running push */
+                gateway_bus_close(g->bus);                   /* reopen at the next poll */
                 g->bus = NULL;
                 failed += g->map.n_points - i - 1;
                 break;
@@ -329,9 +451,11 @@ static void write_status(gateway *g, const char *path, const char *last)
     char *u = cJSON_PrintUnformatted(upd);
     fprintf(f,
             "{\"bus\":\"%s\",\"polls\":%llu,\"sent\":%llu,\"cloud\":\"%s\",\"last\":%s,"
-            "\"lastSensorUpdate\":%s}\n",
+            "\"lastSensorUpdate\":%s,\"sensorUpdate\":{\"running\":%s,\"unit\":%u,"
+            "\"sent\":%u,\"total\":%u}}\n",
             g->bus ? "open" : "closed", (unsigned long long)g->polls, (unsigned long long)g->sent,
-            g->cloud_state, last, u ? u : "\"\"");
+            g->cloud_state, last, u ? u : "\"\"", g->job.running ? "true" : "false",
+            g->job.unit, atomic_load(&g->job.sent), atomic_load(&g->job.total));
     cJSON_free(u);
     cJSON_Delete(upd);
     if (fclose(f) == 0) {
@@ -396,7 +520,8 @@ static int update_once(gateway *g, const char *spec)
     }
     cJSON *req = cJSON_CreateObject();
     cJSON_AddNumberToObject(req, "unit", (double)unit);
-    cJSON_AddStringToObject(req, "image", end + 1);
+    bool is_url = strncmp(end + 1, "http://", 7) == 0 || strncmp(end + 1, "https://", 8) == 0;
+    cJSON_AddStringToObject(req, is_url ? "url" : "image", end + 1);
     char *text = cJSON_PrintUnformatted(req);
     cJSON_Delete(req);
     if (!text) {
@@ -405,6 +530,20 @@ static int update_once(gateway *g, const char *spec)
     char body[512];
     int status = method(g, "updateSensorFirmware", text, strlen(text), body, sizeof body);
     cJSON_free(text);
+    if (status == DEFERRED) {
+        /* the job runs in its thread; wait for it, reporting progress on stderr */
+        uint32_t said = UINT32_MAX;
+        while (!gateway_push_reap(&g->job)) {
+            uint32_t sent = atomic_load(&g->job.sent);
+            if (sent / 8192 != said / 8192 || said == UINT32_MAX) {
+                fprintf(stderr, "keel-gateway: %u of %u bytes\n", sent, atomic_load(&g->job.total));
+                said = sent;
+            }
+            (void)poll(NULL, 0, 20);
+        }
+        status = g->job.status;
+        snprintf(body, sizeof body, "%s", g->job.body);
+    }
     printf("%d %s\n", status, body);
     return status == 200 ? 0 : status == 422 ? 4 : status == 501 || status == 400 ? 2 : 1;
 }
@@ -418,11 +557,14 @@ int main(int argc, char **argv)
                                          {"sensor-key", required_argument, NULL, 'k'},
                                          {"rt-socket", required_argument, NULL, 'r'},
                                          {"update-sensor", required_argument, NULL, 'u'},
+                                         {"ca", required_argument, NULL, 'A'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *config = NULL, *cloud_cfg = NULL, *status = NULL, *sensor_key = NULL;
     const char *rt_socket = NULL, *update = NULL;
     bool once = false;
+    static gateway g;
+    g.job_reported = UINT32_MAX;
     int o;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
@@ -447,6 +589,9 @@ int main(int argc, char **argv)
         case 'u':
             update = optarg;
             break;
+        case 'A':
+            g.ca_file = optarg;
+            break;
         case 'h':
             fputs(usage, stdout);
             return 0;
@@ -459,7 +604,6 @@ int main(int argc, char **argv)
         fputs(usage, stderr);
         return 2;
     }
-    static gateway g;
     g.rt_socket = rt_socket;
     bool one_job = once || update;
     snprintf(g.cloud_state, sizeof g.cloud_state, one_job ? "not used" : "connecting");
@@ -531,7 +675,11 @@ int main(int argc, char **argv)
             }
             continue;
         }
+        service_job(&g);
         int wait = (int)(next - now);
+        if (g.job.running && wait > 100) {
+            wait = 100; /* progress and the answer without waiting a whole period */
+        }
         if (g.cloud) {
             (void)keel_cloud_step(g.cloud, wait);
         } else {
@@ -542,6 +690,12 @@ int main(int argc, char **argv)
         }
     }
     say("gateway: stopping");
+    if (g.job.running) {
+        say("gateway: waiting for the sensor update to finish");
+        while (!gateway_push_reap(&g.job)) {
+            (void)poll(NULL, 0, 50);
+        }
+    }
     gateway_bus_close(g.bus);
     keel_cloud_close(g.cloud);
     keel_app_close(g.app);

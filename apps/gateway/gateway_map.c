@@ -111,8 +111,7 @@ static gateway_map_err parse_bus(const cJSON *bus, gateway_map *m, char *msg, si
     }
     double d;
     /* the RT core's bus runs at 115200 in the simulator; a serial line's common default */
-    if (!get_int(bus, "baud", 300, 4000000, m->bus == GATEWAY_BUS_RT_BRIDGE ? 115200 : 19200,
-                 &d)) {
+    if (!get_int(bus, "baud", 300, 4000000, m->bus == GATEWAY_BUS_RT_BRIDGE ? 115200 : 19200, &d)) {
         return fail(msg, cap, "bus.baud: a whole number, 300..4000000");
     }
     m->baud = (uint32_t)d;

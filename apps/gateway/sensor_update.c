@@ -1,11 +1,16 @@
 /* The sensor update profile bound to the gateway's bus (either backend); see sensor_update.h. */
 #include "sensor_update.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+#include <unistd.h>
+
+#include "fetch.h"
 #include "keel/update.h"
 
 typedef struct link_ctx {
@@ -48,8 +53,7 @@ static int l_write_file(void *ctx, uint16_t file, uint16_t record, uint16_t coun
     if (keel_modbus_req_write_file(&ref, 1, req, sizeof req, &req_len) != KEEL_MODBUS_OK) {
         return -1;
     }
-    return result(
-        l, gateway_bus_transact(l->c, l->unit, req, req_len, rsp, sizeof rsp, &rsp_len));
+    return result(l, gateway_bus_transact(l->c, l->unit, req, req_len, rsp, sizeof rsp, &rsp_len));
 }
 
 static int l_version(void *ctx, char *out, size_t cap)
@@ -60,8 +64,7 @@ static int l_version(void *ctx, char *out, size_t cap)
     if (keel_modbus_req_device_id(4, 2, req, sizeof req, &req_len) != KEEL_MODBUS_OK) {
         return -1;
     }
-    int r = result(
-        l, gateway_bus_transact(l->c, l->unit, req, req_len, rsp, sizeof rsp, &rsp_len));
+    int r = result(l, gateway_bus_transact(l->c, l->unit, req, req_len, rsp, sizeof rsp, &rsp_len));
     if (r != 0) {
         return r;
     }
@@ -78,19 +81,40 @@ static int l_version(void *ctx, char *out, size_t cap)
 int gateway_sensor_update(gateway_bus *c, uint8_t unit, const char *path,
                           const keel_image_keys *keys, char *body, size_t cap)
 {
+    size_t len = 0;
+    uint8_t *image = gateway_image_read(path, &len, body, cap);
+    if (!image) {
+        return 400;
+    }
+    int status = gateway_sensor_push(c, unit, image, len, keys, NULL, NULL, body, cap);
+    free(image);
+    return status;
+}
+
+uint8_t *gateway_image_read(const char *path, size_t *len, char *body, size_t cap)
+{
     FILE *f = fopen(path, "rb");
     if (!f) {
         snprintf(body, cap, "{\"error\":\"cannot read the image file\"}");
-        return 400;
+        return NULL;
     }
-    static uint8_t image[1u << 20];
-    size_t len = fread(image, 1, sizeof image, f);
-    bool too_big = !feof(f);
+    uint8_t *image = malloc(GATEWAY_IMAGE_MAX + 1);
+    size_t n = image ? fread(image, 1, GATEWAY_IMAGE_MAX + 1, f) : 0;
     fclose(f);
-    if (len == 0 || too_big) {
+    if (n == 0 || n > GATEWAY_IMAGE_MAX) {
         snprintf(body, cap, "{\"error\":\"the image file is empty or over 1 MiB\"}");
-        return 400;
+        free(image);
+        return NULL;
     }
+    *len = n;
+    return image;
+}
+
+int gateway_sensor_push(gateway_bus *c, uint8_t unit, const uint8_t *image, size_t len,
+                        const keel_image_keys *keys,
+                        void (*progress)(void *ctx, uint32_t sent, uint32_t total), void *pctx,
+                        char *body, size_t cap)
+{
     link_ctx l = {.c = c, .unit = unit};
     keel_update_sensor_link link = {.ctx = &l,
                                     .read_regs = l_read,
@@ -99,7 +123,8 @@ int gateway_sensor_update(gateway_bus *c, uint8_t unit, const char *path,
                                     .read_version = l_version};
     keel_update_sensor_stats st = {0};
     keel_update_error err = {{0}};
-    keel_update_err e = keel_update_sensor_push(&link, image, len, keys, NULL, &st, &err);
+    keel_update_sensor_opts opts = {.progress = progress, .progress_ctx = pctx};
+    keel_update_err e = keel_update_sensor_push(&link, image, len, keys, &opts, &st, &err);
     char version[64] = "";
     if (l_version(&l, version, sizeof version) != 0) {
         snprintf(version, sizeof version, "unknown");
@@ -137,4 +162,91 @@ int gateway_sensor_update(gateway_bus *c, uint8_t unit, const char *path,
     snprintf(body, cap, "{\"unit\":%u,\"version\":\"%s\",\"error\":\"%s: %s\"}", unit, version,
              keel_update_err_name(e), err.msg);
     return refused ? 422 : 502;
+}
+
+/* ---- the push as a background job ---- */
+
+static void job_progress(void *ctx, uint32_t sent, uint32_t total)
+{
+    gateway_push_job *j = ctx;
+    atomic_store(&j->total, total);
+    atomic_store(&j->sent, sent);
+}
+
+static void *job_main(void *arg)
+{
+    gateway_push_job *j = arg;
+    if (!j->image) {
+        char why[256];
+        int status = 502;
+        j->image = gateway_fetch(j->url, j->tunnel_fd, j->ca_file, GATEWAY_IMAGE_MAX, &j->len,
+                                 &status, why, sizeof why);
+        j->tunnel_fd = -1; /* taken by the fetch */
+        if (!j->image) {
+            cJSON *b = cJSON_CreateObject();
+            cJSON_AddNumberToObject(b, "unit", j->unit);
+            cJSON_AddStringToObject(b, "error", why); /* escaped: curl's words may have quotes */
+            char *text = cJSON_PrintUnformatted(b);
+            snprintf(j->body, sizeof j->body, "%s", text ? text : "{}");
+            cJSON_free(text);
+            cJSON_Delete(b);
+            j->status = status;
+            atomic_store(&j->done, true);
+            return NULL;
+        }
+        atomic_store(&j->total, (uint32_t)j->len);
+    }
+    atomic_store(&j->fetched, true);
+    keel_image_keys keys = {.keys = &j->key, .count = 1};
+    j->status = gateway_sensor_push(j->bus, j->unit, j->image, j->len, &keys, job_progress, j,
+                                    j->body, sizeof j->body);
+    atomic_store(&j->done, true);
+    return NULL;
+}
+
+int gateway_push_start(gateway_push_job *j, gateway_bus *bus, uint8_t unit, uint8_t *image,
+                       size_t len, const char *url, int tunnel_fd, const keel_image_pubkey *key)
+{
+    if (j->running || (!image && (!url || strlen(url) >= sizeof j->url))) {
+        free(image);
+        if (tunnel_fd >= 0) {
+            close(tunnel_fd);
+        }
+        return -1;
+    }
+    snprintf(j->url, sizeof j->url, "%s", image ? "" : url);
+    j->tunnel_fd = tunnel_fd;
+    atomic_store(&j->fetched, false);
+    j->bus = bus;
+    j->unit = unit;
+    j->image = image;
+    j->len = len;
+    j->key = *key;
+    j->status = 0;
+    j->body[0] = '\0';
+    atomic_store(&j->sent, 0);
+    atomic_store(&j->total, (uint32_t)len);
+    atomic_store(&j->done, false);
+    if (pthread_create(&j->thread, NULL, job_main, j) != 0) {
+        free(image);
+        j->image = NULL;
+        if (tunnel_fd >= 0) {
+            close(tunnel_fd);
+        }
+        return -1;
+    }
+    j->running = true;
+    return 0;
+}
+
+bool gateway_push_reap(gateway_push_job *j)
+{
+    if (!j->running || !atomic_load(&j->done)) {
+        return false;
+    }
+    (void)pthread_join(j->thread, NULL);
+    free(j->image);
+    j->image = NULL;
+    j->running = false;
+    return true;
 }

@@ -10,7 +10,7 @@
  *    region, eventfd doorbells, a socketpair whose hang-up reports peer death, SCM_RIGHTS
  *    handover, one pollable fd per endpoint; keel_icc_open_uart gives the same endpoint for a
  *    core rung through a UART (QEMU's character device).
- * The real-time core's blocking API over the ring core is in firmware/drivers/icc/icc_rt.h. 
+ * The real-time core's blocking API over the ring core is in firmware/drivers/icc/icc_rt.h.
  *
  * The region format is specified byte by byte in docs/intercore.md. Everything read from shared
  * memory is untrusted: the layout is validated once at attach and copied into private memory,
@@ -181,10 +181,10 @@ typedef struct keel_icc_table_entry {
 } keel_icc_table_entry;
 
 typedef struct keel_icc_table {
-    uint32_t magic;   /* KEEL_ICC_TABLE_MAGIC, written last by the loader */
-    uint32_t version; /* KEEL_ICC_TABLE_VERSION */
-    uint32_t count;   /* entries used, <= KEEL_ICC_TABLE_MAX */
-    uint32_t total;   /* bytes of shared memory from the table's start */
+    uint32_t magic;             /* KEEL_ICC_TABLE_MAGIC, written last by the loader */
+    uint32_t version;           /* KEEL_ICC_TABLE_VERSION */
+    uint32_t count;             /* entries used, <= KEEL_ICC_TABLE_MAX */
+    uint32_t total;             /* bytes of shared memory from the table's start */
     _Atomic uint32_t heartbeat; /* firmware: +1 per beat; loader: reads */
     _Atomic uint32_t ready;     /* firmware: 1 once its channels are attached */
     uint32_t reserved[2];

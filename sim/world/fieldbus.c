@@ -27,6 +27,8 @@ struct fieldbus {
     uint16_t supply_period_s;
     sensor_boot *boot; /* unit 2's bootloader, or NULL */
     uint32_t answered, refused;
+    bool via_world; /* TCP frames go out on the world's bus (fieldbus_via_world) */
+    int owner;      /* the connection whose frame is on the bus, -1: none */
 };
 
 static int16_t centi(double v)
@@ -183,6 +185,7 @@ fieldbus *fieldbus_new(void)
         return NULL;
     }
     b->lfd = -1;
+    b->owner = -1;
     for (int i = 0; i < FIELDBUS_MAX_CONN; i++) {
         b->c[i].fd = -1;
     }
@@ -278,10 +281,14 @@ static void drop(conn *c)
     c->len = 0;
 }
 
-/* Answers every complete frame at the front of c->buf. */
+/* Answers every complete frame at the front of c->buf (via the world: submits the first one
+ * when the bus is free; the rest wait their turn in the buffer). */
 static void frames(fieldbus *b, conn *c)
 {
     while (c->len > 0) {
+        if (b->via_world && b->owner >= 0) {
+            return; /* half duplex: one frame on the line at a time */
+        }
         size_t want = keel_modbus_rtu_frame_len(c->buf, c->len, true);
         if (want == SIZE_MAX || want > sizeof c->buf) {
             b->refused++;
@@ -290,6 +297,16 @@ static void frames(fieldbus *b, conn *c)
         }
         if (want == 0 || want > c->len) {
             return;
+        }
+        if (b->via_world) {
+            if (world_serial_submit(c->buf, want, 1000000u)) {
+                b->owner = (int)(c - b->c);
+            } else {
+                b->refused++;
+            }
+            memmove(c->buf, c->buf + want, c->len - want);
+            c->len -= want;
+            continue; /* returns above while the frame is on the line */
         }
         uint8_t out[KEEL_MODBUS_MAX_RTU_ADU];
         size_t out_len = 0;
@@ -315,6 +332,36 @@ static void frames(fieldbus *b, conn *c)
     }
 }
 
+void fieldbus_via_world(fieldbus *b, bool on)
+{
+    b->via_world = on;
+}
+
+void fieldbus_service(fieldbus *b)
+{
+    if (!b || !b->via_world || b->owner < 0) {
+        return;
+    }
+    uint8_t out[KEEL_MODBUS_MAX_RTU_ADU];
+    size_t n = 0;
+    int st = 0;
+    if (!world_serial_take(out, sizeof out, &n, &st)) {
+        return;
+    }
+    conn *c = &b->c[b->owner];
+    b->owner = -1;
+    /* a timeout sends nothing back: the client times out, as behind a real serial server */
+    if (c->fd >= 0 && st == 0 && n > 0) {
+        (void)!write(c->fd, out, n);
+        b->answered++;
+    }
+    for (int i = 0; i < FIELDBUS_MAX_CONN && b->owner < 0; i++) {
+        if (b->c[i].fd >= 0) {
+            frames(b, &b->c[i]);
+        }
+    }
+}
+
 void fieldbus_handle(fieldbus *b, int fd)
 {
     if (fd == b->lfd) {
@@ -323,7 +370,7 @@ void fieldbus_handle(fieldbus *b, int fd)
             return;
         }
         for (int i = 0; i < FIELDBUS_MAX_CONN; i++) {
-            if (b->c[i].fd < 0) {
+            if (b->c[i].fd < 0 && i != b->owner) { /* the owner slot waits for its reply */
                 b->c[i].fd = cfd;
                 b->c[i].len = 0;
                 return;

@@ -15,7 +15,10 @@
  *    sensor is a device with its own UART, latency and driver enable (sim/devices), and the
  *    RT core's line driver is the master, moving the gateway's frames (the bridge);
  *  - optionally, RTU frames over a TCP stream (fieldbus_listen: what an Ethernet-to-RS485
- *    serial server gives a real gateway), answered at once, outside virtual time. */
+ *    serial server gives a real gateway). With fieldbus_via_world() the frames go out on the
+ *    simulated bus through the world's serial server node (a second master on the line, in
+ *    virtual time: world_serial_submit), one at a time; without it they are answered at once
+ *    by the sensors' models, outside virtual time (unit tests without a world bus). */
 #ifndef KEEL_SIM_FIELDBUS_H
 #define KEEL_SIM_FIELDBUS_H
 
@@ -39,8 +42,13 @@ fieldbus *fieldbus_open(uint16_t port, uint16_t *bound);
 void fieldbus_close(fieldbus *b);
 /* Fills fds (up to max) with the descriptors to poll for input; returns how many. */
 int fieldbus_fds(const fieldbus *b, int *fds, int max);
-/* Handles whatever is readable on fd (accepts, reads, answers complete frames). */
+/* Handles whatever is readable on fd (accepts, reads, answers or submits complete frames). */
 void fieldbus_handle(fieldbus *b, int fd);
+/* TCP frames go through the world's bus (its serial server) rather than straight to the
+ * models. Then call fieldbus_service() after every run of the world. */
+void fieldbus_via_world(fieldbus *b, bool on);
+/* Delivers a reply the world's serial server finished, and submits the next waiting frame. */
+void fieldbus_service(fieldbus *b);
 /* Gives unit 2 a bootloader (taken; closed with the bus). */
 void fieldbus_attach_bootloader(fieldbus *b, sensor_boot *s);
 /* The supply-air sensor's firmware version ("" without a bootloader). */

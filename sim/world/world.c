@@ -30,6 +30,7 @@
 #include "fieldbus.h"
 #include "keel/rtos_sim.h"
 #include "modbus_dev.h"
+#include "serial_master.h"
 #include "sim_rs485.h"
 #include "sim_uart.h"
 
@@ -65,6 +66,7 @@ static struct world {
     int node;
     keel_rs485 drv;
     sim_modbus_dev room_dev, supply_dev;
+    sim_serial_master serial; /* the serial server behind keel-sim's TCP port */
     bridge_rt br;
 } W;
 
@@ -276,8 +278,8 @@ static void after_frame(void *ctx)
 
 static world_err bus_create(const world_config *cfg)
 {
-    W.line = (keel_modbus_line){cfg->bus_baud ? cfg->bus_baud : 115200u, 8,
-                                KEEL_MODBUS_PARITY_EVEN, 1};
+    W.line =
+        (keel_modbus_line){cfg->bus_baud ? cfg->bus_baud : 115200u, 8, KEEL_MODBUS_PARITY_EVEN, 1};
     sim_rs485_init(&W.bus);
     W.have_bus = true;
     sim_uart_init(&W.uart, "rt-core", &W.line);
@@ -306,7 +308,25 @@ static world_err bus_create(const world_config *cfg)
         d[i]->after_frame = after_frame;
         d[i]->after_ctx = cfg->bus;
     }
+    if (sim_serial_master_init(&W.serial, &W.bus, &W.line, "serial-server") != 0) {
+        return WORLD_ERR_RTOS;
+    }
     return WORLD_OK;
+}
+
+bool world_serial_submit(const uint8_t *frame, size_t len, uint32_t timeout_us)
+{
+    return W.exists && W.have_bus && sim_serial_master_submit(&W.serial, frame, len, timeout_us);
+}
+
+bool world_serial_take(uint8_t *out, size_t cap, size_t *len, int *status)
+{
+    sim_serial_status st;
+    if (!W.exists || !W.have_bus || !sim_serial_master_take(&W.serial, out, cap, len, &st)) {
+        return false;
+    }
+    *status = (int)st;
+    return true;
 }
 
 world_err world_create(const world_config *cfg, keel_icc_end *rt_end)
@@ -409,6 +429,8 @@ void world_status_get(world_status *out)
         out->bus_garbled = W.bus.stats.garbled;
         out->room_replies = W.room_dev.replies;
         out->supply_replies = W.supply_dev.replies;
+        out->serial_frames = W.serial.frames;
+        out->serial_timeouts = W.serial.timeouts;
     }
 }
 

@@ -18,6 +18,7 @@
 #define KEEL_SIM_WORLD_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "envmon_proto.h"
@@ -46,10 +47,10 @@ typedef struct world_config {
     /* The RS485 bus: NULL for none. The sensors' models (not taken: the caller closes it
      * after world_destroy). */
     struct fieldbus *bus;
-    uint32_t bus_baud;            /* default 115200 (8E1) */
-    uint32_t room_latency_us;     /* unit 1's reply latency, default 1500 */
-    uint32_t supply_latency_us;   /* unit 2's, default 4000 */
-    keel_icc_end *bridge_end;     /* the gateway's channel, RT end (taken); NULL: no bridge */
+    uint32_t bus_baud;          /* default 115200 (8E1) */
+    uint32_t room_latency_us;   /* unit 1's reply latency, default 1500 */
+    uint32_t supply_latency_us; /* unit 2's, default 4000 */
+    keel_icc_end *bridge_end;   /* the gateway's channel, RT end (taken); NULL: no bridge */
 } world_config;
 
 world_config world_config_default(void);
@@ -67,9 +68,10 @@ typedef struct world_status {
     /* the RS485 bus and the bridge (zero without them) */
     bool bus, bridge;
     uint32_t bridge_requests, bridge_sent, bridge_timeouts, bridge_line_errors, bridge_refused;
-    int bridge_chan_err;        /* keel_icc_err that stopped the bridge thread */
+    int bridge_chan_err; /* keel_icc_err that stopped the bridge thread */
     uint64_t bus_chars, bus_collisions, bus_garbled;
     uint64_t room_replies, supply_replies;
+    uint32_t serial_frames, serial_timeouts; /* the serial server's (keel-sim's TCP port) */
 } world_status;
 
 /* Creates the simulation, restores or initialises the room, maps the channel end `rt_end`
@@ -80,6 +82,13 @@ KEEL_NODISCARD world_err world_create(const world_config *cfg, keel_icc_end *rt_
 void world_run_until_us(uint64_t t_us);
 uint64_t world_now_us(void);
 void world_status_get(world_status *out);
+/* The bus's serial server (a second master node: what keel-sim's --modbus-port puts behind
+ * its TCP port, sim/devices/serial_master.h): queues a whole RTU frame, sent once the line is
+ * idle, the reply collected until t3.5 of silence or timeout_us. false while one is in
+ * progress, or without a bus. take: true once, when it finished (status: sim_serial_status,
+ * 0 = a reply of *len bytes). */
+bool world_serial_submit(const uint8_t *frame, size_t len, uint32_t timeout_us);
+bool world_serial_take(uint8_t *out, size_t cap, size_t *len, int *status);
 /* Saves the room (if a state dir was given). */
 KEEL_NODISCARD world_err world_save(void);
 /* Saves, stops the simulation, unmaps and closes the channel end. */

@@ -19,7 +19,8 @@
  *
  * The field bus: the world's simulated RS485 bus always carries the two sensors; the bridge
  * puts the RT core's line driver between them and the gateway. --modbus-port adds a second
- * way in to the same sensors: RTU over TCP, answered at once (outside virtual time). */
+ * way onto the same bus: a serial server node (a second master on the line) whose TCP port
+ * takes RTU frames, sent on the wire in virtual time like the RT core's. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -66,8 +67,9 @@ static const char usage[] =
     "  --bridge-partner UUID  under keeld: the end whose partner is this component goes to\n"
     "                       the RS485 bridge (default: keel-gateway's id, " GATEWAY_ID ")\n"
     "  --baud N             the RS485 bus's baud rate, 8E1 (default 115200)\n"
-    "  --modbus-port N      also serve the bus's MODBUS sensors on 127.0.0.1:N as RTU over\n"
-    "                       TCP (0: any free port, printed; default: no TCP port)\n"
+    "  --modbus-port N      a serial server on the bus: RTU frames over TCP on 127.0.0.1:N\n"
+    "                       go out on the simulated line (0: any free port, printed;\n"
+    "                       default: none)\n"
     "  --sensor-key FILE    give bus unit 2 a bootloader trusting this public key (needs\n"
     "                       --state: its flash is DIR/supply-sensor.flash)\n"
     "  --sensor-image FILE  the signed image it is provisioned with when its flash is new\n"
@@ -114,7 +116,8 @@ static void write_status(const char *path)
             "\"rt\":{\"samples\":%u,\"temperature\":%.3f,\"requests\":%u,\"bad_requests\":%u,"
             "\"channel\":\"%s\"},\"modbus\":{\"port\":%u,\"answered\":%u,\"refused\":%u,"
             "\"sensorFirmware\":\"%s\"},\"rs485\":{\"chars\":%llu,\"collisions\":%llu,"
-            "\"garbled\":%llu,\"roomReplies\":%llu,\"supplyReplies\":%llu},"
+            "\"garbled\":%llu,\"roomReplies\":%llu,\"supplyReplies\":%llu,"
+            "\"serialFrames\":%u,\"serialTimeouts\":%u},"
             "\"bridge\":{\"paired\":%s,\"requests\":%u,\"sent\":%u,\"timeouts\":%u,"
             "\"lineErrors\":%u,\"refused\":%u,\"channel\":\"%s\"}}\n",
             (double)s.time_us / 1e6, s.room_temp_c, s.room_humidity_pct, s.room_pressure_hpa,
@@ -123,8 +126,8 @@ static void write_status(const char *path)
             refused, bus ? fieldbus_sensor_version(bus) : "", (unsigned long long)s.bus_chars,
             (unsigned long long)s.bus_collisions, (unsigned long long)s.bus_garbled,
             (unsigned long long)s.room_replies, (unsigned long long)s.supply_replies,
-            s.bridge ? "true" : "false", s.bridge_requests, s.bridge_sent, s.bridge_timeouts,
-            s.bridge_line_errors, s.bridge_refused,
+            s.serial_frames, s.serial_timeouts, s.bridge ? "true" : "false", s.bridge_requests,
+            s.bridge_sent, s.bridge_timeouts, s.bridge_line_errors, s.bridge_refused,
             keel_icc_err_name((keel_icc_err)s.bridge_chan_err));
     if (fclose(f) == 0) {
         (void)rename(tmp, path);
@@ -444,7 +447,8 @@ int main(int argc, char **argv)
             fieldbus_close(bus);
             return 3;
         }
-        printf("keel-sim: the same sensors as RTU over TCP on 127.0.0.1:%u\n", bus_port);
+        fieldbus_via_world(bus, true);
+        printf("keel-sim: the bus's serial server (RTU over TCP) on 127.0.0.1:%u\n", bus_port);
     }
     printf("keel-sim: world up (speed %g)%s%s\n", speed, sock_path ? ", channel on " : "",
            sock_path ? sock_path : "");
@@ -463,6 +467,7 @@ int main(int argc, char **argv)
     while (!stop && t < limit_us) {
         t = t + slice_us < limit_us ? t + slice_us : limit_us;
         world_run_until_us(t);
+        fieldbus_service(bus); /* a reply the serial server finished goes to its TCP client */
         int64_t due = speed > 0 ? start + (int64_t)((double)t / speed) : 0;
         for (;;) {
             int64_t now = wall_us();

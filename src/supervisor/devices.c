@@ -9,7 +9,8 @@
  *
  * keeld owns the line settings: the port is put in raw mode at the configured speed, parity
  * and stop bits before the app sees it, so a gateway's wiring lives in one file and an app
- * cannot be written for the wrong baud rate. GPIO lines are requested through the character
+ * cannot be written for the wrong baud rate; with "rs485" keeld also puts the UART in kernel
+ * RS485 mode (the driver switches the transceiver's direction). GPIO lines are requested through the character
  * device's v2 ABI (GPIO_V2_GET_LINE_IOCTL): the app gets the line fd, which can read or set
  * only that line, and the line is released when the app's last copy of the fd closes.
  */
@@ -17,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/gpio.h>
+#include <linux/serial.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -117,7 +119,8 @@ static const char *unknown_key(const cJSON *o, const char *const *keys, size_t n
 
 static bool parse_serial(sv_config *c, const cJSON *sec, char *msg, size_t msglen)
 {
-    static const char *const keys[] = {"path", "baud", "parity", "data_bits", "stop_bits"};
+    static const char *const keys[] = {"path", "baud", "parity", "data_bits", "stop_bits",
+                                       "rs485"};
     c->nserial = 0;
     for (const cJSON *it = sec->child; it; it = it->next) {
         if (c->nserial == SV_MAX_SERIAL) {
@@ -158,6 +161,10 @@ static bool parse_serial(sv_config *c, const cJSON *sec, char *msg, size_t msgle
         }
         p->data_bits = (uint8_t)data;
         p->stop_bits = (uint8_t)stop;
+        if (!get_flag(it, "rs485", &p->rs485)) {
+            snprintf(msg, msglen, "\"serial\".%s.rs485: true or false", p->name);
+            return false;
+        }
         const cJSON *par = cJSON_GetObjectItemCaseSensitive(it, "parity");
         if (par) {
             const char *s = cJSON_IsString(par) ? par->valuestring : "";
@@ -314,6 +321,22 @@ keel_app_status sv_serial_open(sv_daemon *d, sv_app *a, const char *name, int *f
         close(f);
         refuse(d, a, "serial_open %s: %s", name, "not a serial device (the config is wrong)");
         return KEEL_APP_ERR_IO;
+    }
+    /* RS485 first: a refusal leaves the line settings as they were */
+    if (p->rs485) {
+        /* the UART driver switches the transceiver (RTS high while sending) with exact timing;
+         * a driver without the mode is refused rather than handed over half set up, since
+         * a half-duplex bus driven without direction control garbles every frame */
+        struct serial_rs485 rs;
+        memset(&rs, 0, sizeof rs);
+        rs.flags = SER_RS485_ENABLED | SER_RS485_RTS_ON_SEND;
+        if (ioctl(f, TIOCSRS485, &rs) < 0) {
+            int e = errno;
+            close(f);
+            refuse(d, a, "serial_open %s: the driver has no kernel RS485 mode (TIOCSRS485: %s)",
+                   name, strerror(e));
+            return KEEL_APP_ERR_IO;
+        }
     }
     if (p->baud && set_line(f, p) < 0) {
         int e = errno;

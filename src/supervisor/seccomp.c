@@ -57,6 +57,8 @@ static const char *const allowed[] = {
     /* time */
     "clock_gettime", "clock_getres", "gettimeofday", "time", "nanosleep", "clock_nanosleep",
     "timerfd_create", "timerfd_settime", "timerfd_gettime", "setitimer", "getitimer", "alarm",
+    "timer_create", "timer_settime", "timer_gettime", "timer_getoverrun", "timer_delete",
+    "getcpu",
     /* waiting on fds */
     "poll", "ppoll", "select", "pselect6", "epoll_create", "epoll_create1", "epoll_ctl",
     "epoll_wait", "epoll_pwait", "epoll_pwait2", "eventfd", "eventfd2", "signalfd",

@@ -55,6 +55,7 @@ typedef struct sv_serial_port {
     char parity;       /* 'N', 'E', 'O' */
     uint8_t data_bits; /* 5..8 */
     uint8_t stop_bits; /* 1, 2 */
+    bool rs485;        /* ask the driver for kernel RS485 mode (TIOCSRS485) */
 } sv_serial_port;
 typedef struct sv_gpio_line {
     char name[SV_DEV_NAME_MAX];

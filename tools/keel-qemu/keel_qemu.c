@@ -13,9 +13,9 @@
  *    that corrupts its ring ends the run (exit 6), a forged sender is dropped and logged;
  *  - doorbells: into the guest, a byte on UART1's character device (one end of a socketpair
  *    QEMU gets as an fd: keeld's sandbox allows no socket(); the firmware's icc driver takes
- *    its RX interrupt); out of the guest, a byte it writes to UART1. Because QEMU's TCG emits no host fence for a guest DMB, a doorbell can be lost
- *    (see firmware/drivers/icc/icc_bell_uart_rtos.c): the loader also looks at every ring each
- *    --poll-ms, so a lost doorbell costs one period, never a hang;
+ *    its RX interrupt); out of the guest, a byte it writes to UART1. Because QEMU's TCG emits
+ *    no host fence for a guest DMB, a doorbell can be lost (icc_bell_uart_rtos.c): the loader
+ *    also looks at every ring each --poll-ms, so a lost doorbell costs one period, not a hang;
  *  - heartbeat: the firmware bumps the table's counter (board_heartbeat); each change is
  *    forwarded to keeld as a record on $KEEL_APP_FD (at most every --beat-ms). The loader never
  *    beats on its own: firmware stuck in a loop inside a live QEMU goes silent, and keeld's
@@ -23,7 +23,9 @@
  *  - QEMU's death is the loader's: it exits with QEMU's status (the firmware's board_exit code:
  *    122 after a HardFault), so keeld records a crash and restarts the component, pairing the
  *    channels afresh. QEMU gets SIGKILL if the loader dies first (PR_SET_PDEATHSIG).
- * QEMU's console (UART0) is the loader's stdout, which keeld keeps as the component's log. */
+ * QEMU's console (UART0) and its stderr come through a pipe the loader relays to its stdout
+ * (which keeld keeps as the component's log) in whole lines, so the loader's own lines never
+ * split one of the firmware's. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -69,13 +71,13 @@ static const char usage[] =
     "6 the firmware corrupted a channel.\n";
 
 typedef struct bridge {
-    keel_icc_end end;     /* keeld's end: region memfd, doorbells */
-    void *host_mem;       /* keeld's region, mapped */
+    keel_icc_end end; /* keeld's end: region memfd, doorbells */
+    void *host_mem;   /* keeld's region, mapped */
     size_t host_size;
-    keel_icc_ring host;   /* keeld's region, as the RT side */
-    keel_icc_ring guest;  /* the guest's region, as the connected core (side A) */
-    uint8_t *to_guest;    /* one message taken from keeld's ring, not yet in the guest's */
-    uint8_t *to_host;     /* one message taken from the guest's ring, not yet in keeld's */
+    keel_icc_ring host;  /* keeld's region, as the RT side */
+    keel_icc_ring guest; /* the guest's region, as the connected core (side A) */
+    uint8_t *to_guest;   /* one message taken from keeld's ring, not yet in the guest's */
+    uint8_t *to_host;    /* one message taken from the guest's ring, not yet in keeld's */
     keel_icc_msg m_guest, m_host;
     bool pend_guest, pend_host;
     uint32_t forged;
@@ -87,6 +89,44 @@ static int bell = -1; /* the guest's doorbell UART, connected by QEMU */
 static int beat_fd = -1;
 static pid_t qemu = -1;
 static char shm_path[512];
+static int console = -1; /* QEMU's stdout and stderr */
+static char cline[1024];
+static size_t clen;
+
+/* Relays QEMU's output in whole lines (a line longer than the buffer goes in pieces). final:
+ * QEMU is gone, read to the end and flush what is left. */
+static void relay_console(bool final)
+{
+    while (console >= 0) {
+        ssize_t k = read(console, cline + clen, sizeof cline - clen);
+        if (k <= 0) {
+            if (k == 0 || final) {
+                close(console);
+                console = -1;
+            }
+            break;
+        }
+        clen += (size_t)k;
+        char *nl;
+        while ((nl = memchr(cline, '\n', clen)) != NULL) {
+            size_t n = (size_t)(nl - cline) + 1;
+            fwrite(cline, 1, n, stdout);
+            memmove(cline, cline + n, clen - n);
+            clen -= n;
+        }
+        if (clen == sizeof cline) {
+            fwrite(cline, 1, clen, stdout);
+            clen = 0;
+        }
+        fflush(stdout);
+    }
+    if (final && clen > 0) {
+        fwrite(cline, 1, clen, stdout);
+        fputc('\n', stdout);
+        clen = 0;
+        fflush(stdout);
+    }
+}
 
 static int64_t now_ms(void)
 {
@@ -217,8 +257,8 @@ static bool pump_to_guest(bridge *b, unsigned i)
     for (;;) {
         bool ring = false;
         if (!b->pend_guest) {
-            keel_icc_err rc = keel_icc_ring_recv(&b->host, &b->m_guest, b->to_guest,
-                                                 b->host.max_msg, &ring);
+            keel_icc_err rc =
+                keel_icc_ring_recv(&b->host, &b->m_guest, b->to_guest, b->host.max_msg, &ring);
             if (ring) {
                 ring_host(b);
             }
@@ -234,9 +274,9 @@ static bool pump_to_guest(bridge *b, unsigned i)
             }
             b->pend_guest = true;
         }
-        keel_icc_err rc = keel_icc_ring_send(&b->guest, b->m_guest.type, b->m_guest.flags,
-                                             b->m_guest.corr, b->to_guest, b->m_guest.len, NULL,
-                                             &ring);
+        keel_icc_err rc =
+            keel_icc_ring_send(&b->guest, b->m_guest.type, b->m_guest.flags, b->m_guest.corr,
+                               b->to_guest, b->m_guest.len, NULL, &ring);
         if (ring) {
             ring_guest();
         }
@@ -258,8 +298,8 @@ static bool pump_to_host(bridge *b, unsigned i)
     for (;;) {
         bool ring = false;
         if (!b->pend_host) {
-            keel_icc_err rc = keel_icc_ring_recv(&b->guest, &b->m_host, b->to_host,
-                                                 b->guest.max_msg, &ring);
+            keel_icc_err rc =
+                keel_icc_ring_recv(&b->guest, &b->m_host, b->to_host, b->guest.max_msg, &ring);
             if (ring) {
                 ring_guest();
             }
@@ -278,9 +318,9 @@ static bool pump_to_host(bridge *b, unsigned i)
             }
             b->pend_host = true;
         }
-        keel_icc_err rc = keel_icc_ring_send(&b->host, b->m_host.type, b->m_host.flags,
-                                             b->m_host.corr, b->to_host, b->m_host.len, NULL,
-                                             &ring);
+        keel_icc_err rc =
+            keel_icc_ring_send(&b->host, b->m_host.type, b->m_host.flags, b->m_host.corr,
+                               b->to_host, b->m_host.len, NULL, &ring);
         if (ring) {
             ring_host(b);
         }
@@ -318,18 +358,34 @@ static bool pump_all(bool *again)
 /* QEMU runs with the guest's doorbell UART on `bell_end` (one end of a socketpair: the sandbox
  * allows no socket(), and a connected pair needs no name), passed as its fd 3. */
 static pid_t spawn_qemu(const char *qemu_exe, const char *elf, bool icount, char **extra,
-                        int nextra, int bell_end)
+                        int nextra, int bell_end, int out)
 {
     char chardev[64], backend[700];
     snprintf(chardev, sizeof chardev, "socket,id=bell,fd=3");
-    snprintf(backend, sizeof backend,
-             "memory-backend-file,id=ram,size=16M,mem-path=%s,share=on", shm_path);
+    snprintf(backend, sizeof backend, "memory-backend-file,id=ram,size=16M,mem-path=%s,share=on",
+             shm_path);
     char *argv[40 + 64];
     int n = 0;
-    char *fixed[] = {(char *)qemu_exe, "-M", "mps2-an386", "-nographic", "-monitor", "none",
-                     "-serial", "stdio", "-chardev", chardev, "-serial", "chardev:bell",
-                     "-object", backend, "-machine", "memory-backend=ram", "-kernel",
-                     (char *)elf, "-semihosting-config", "enable=on,target=native"};
+    char *fixed[] = {(char *)qemu_exe,
+                     "-M",
+                     "mps2-an386",
+                     "-nographic",
+                     "-monitor",
+                     "none",
+                     "-serial",
+                     "stdio",
+                     "-chardev",
+                     chardev,
+                     "-serial",
+                     "chardev:bell",
+                     "-object",
+                     backend,
+                     "-machine",
+                     "memory-backend=ram",
+                     "-kernel",
+                     (char *)elf,
+                     "-semihosting-config",
+                     "enable=on,target=native"};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
         argv[n++] = fixed[i];
     }
@@ -354,8 +410,8 @@ static pid_t spawn_qemu(const char *qemu_exe, const char *elf, bool icount, char
         _exit(127);
     }
     int devnull = open("/dev/null", O_RDONLY);
-    if (devnull >= 0) {
-        dup2(devnull, 0);
+    if (devnull < 0 || dup2(devnull, 0) != 0 || dup2(out, 1) != 1 || dup2(out, 2) != 2) {
+        _exit(127);
     }
     int b = dup(bell_end); /* a copy without FD_CLOEXEC */
     if (b < 0 || (b != 3 && dup2(b, 3) != 3)) {
@@ -369,6 +425,7 @@ static pid_t spawn_qemu(const char *qemu_exe, const char *elf, bool icount, char
 
 static int exit_of(int st)
 {
+    relay_console(true);
     if (WIFEXITED(st)) {
         say("QEMU exited with status %d", WEXITSTATUS(st));
         return WEXITSTATUS(st);
@@ -387,6 +444,7 @@ static int stop_qemu(int code)
         } else {
             kill(qemu, SIGKILL);
             (void)waitpid(qemu, &st, 0);
+            relay_console(true);
         }
         qemu = -1;
     }
@@ -500,14 +558,19 @@ int main(int argc, char **argv)
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    int sp[2];
-    if (sfd < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) {
-        say("signalfd/socketpair: %s", strerror(errno));
+    int sp[2], op[2];
+    if (sfd < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0 ||
+        pipe2(op, O_CLOEXEC) != 0) {
+        say("signalfd/socketpair/pipe: %s", strerror(errno));
         cleanup_files();
         return EXIT_IO;
     }
-    qemu = spawn_qemu(qemu_exe, elf, icount, argv + optind, argc - optind, sp[1]);
+    fflush(stdout);
+    qemu = spawn_qemu(qemu_exe, elf, icount, argv + optind, argc - optind, sp[1], op[1]);
     close(sp[1]);
+    close(op[1]);
+    console = op[0];
+    (void)fcntl(console, F_SETFL, O_NONBLOCK);
     bell = sp[0];
     (void)fcntl(bell, F_SETFL, O_NONBLOCK);
     if (qemu < 0) {
@@ -515,10 +578,10 @@ int main(int argc, char **argv)
         cleanup_files();
         return EXIT_FAIL;
     }
-    say("%u channel%s, firmware %s, QEMU pid %d", nchans, nchans == 1 ? "" : "s", elf,
-        (int)qemu);
+    say("%u channel%s, firmware %s, QEMU pid %d%s", nchans, nchans == 1 ? "" : "s", elf, (int)qemu,
+        icount ? ", deterministic guest time (-icount shift=0)" : "");
 
-    struct pollfd p[2 + KEEL_ICC_TABLE_MAX];
+    struct pollfd p[3 + KEEL_ICC_TABLE_MAX];
     uint32_t last_beat_count = 0;
     int64_t last_beat_ms = 0;
     bool ready = false;
@@ -546,9 +609,13 @@ int main(int argc, char **argv)
         for (unsigned i = 0; i < nchans; i++) {
             p[2 + i] = (struct pollfd){.fd = chans[i].end.bell_in, .events = POLLIN};
         }
-        int n = poll(p, 2 + nchans, again ? 0 : poll_ms);
+        p[2 + nchans] = (struct pollfd){.fd = console, .events = POLLIN};
+        int n = poll(p, 3 + nchans, again ? 0 : poll_ms);
         if (n <= 0) {
             continue;
+        }
+        if (p[2 + nchans].revents) {
+            relay_console(false);
         }
         if (p[0].revents) {
             struct signalfd_siginfo si;

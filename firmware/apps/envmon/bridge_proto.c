@@ -132,11 +132,11 @@ bridge_proto_err bridge_result_decode(const void *buf, size_t len, bridge_result
     if (p[1] >= BRIDGE_STATUS_COUNT || p[4] | p[5] | p[6] | p[7]) {
         return BRIDGE_PROTO_ERR_RANGE;
     }
-    bridge_result r = {.status = p[1],
-                       .t = {get64(p + 8), get64(p + 16), get64(p + 24), get64(p + 32),
-                             get64(p + 40)},
-                       .frame = p + BRIDGE_RESULT_HDR,
-                       .frame_len = len - BRIDGE_RESULT_HDR};
+    bridge_result r = {
+        .status = p[1],
+        .t = {get64(p + 8), get64(p + 16), get64(p + 24), get64(p + 32), get64(p + 40)},
+        .frame = p + BRIDGE_RESULT_HDR,
+        .frame_len = len - BRIDGE_RESULT_HDR};
     /* Time runs forwards within one transaction; a reply frame only comes with a reply. */
     if ((r.t.tx_done_ns && r.t.tx_done_ns < r.t.de_on_ns) ||
         (r.t.last_rx_ns && r.t.last_rx_ns < r.t.first_rx_ns) ||

@@ -35,8 +35,8 @@ size_t bridge_rt_handle(bridge_rt *b, const uint8_t *req, size_t len, uint8_t *o
     size_t got = 0;
     keel_rs485_times t = {0};
     uint32_t timeout_us = (x.flags & BRIDGE_F_BROADCAST) ? 0u : (uint32_t)x.timeout_ms * 1000u;
-    keel_rs485_err e = keel_rs485_transact(b->drv, x.frame, x.frame_len, b->reply,
-                                           sizeof b->reply, &got, timeout_us, &t);
+    keel_rs485_err e = keel_rs485_transact(b->drv, x.frame, x.frame_len, b->reply, sizeof b->reply,
+                                           &got, timeout_us, &t);
     r.status = (uint8_t)status_of(e);
     b->sent += e != KEEL_RS485_ERR_ARG && e != KEEL_RS485_ERR_BUSY;
     b->timeouts += e == KEEL_RS485_ERR_TIMEOUT;

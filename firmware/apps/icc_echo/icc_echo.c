@@ -5,8 +5,6 @@
 
 #include "board.h"
 
-static uint8_t buf[KEEL_ICC_MAX_MSG];
-
 static void stall(icc_echo_watch *w)
 {
     board_console_puts("icc_echo: stalling\n");
@@ -17,13 +15,13 @@ static void stall(icc_echo_watch *w)
     }
 }
 
-int icc_echo_serve(keel_icc_rt *c, icc_echo_watch *w)
+int icc_echo_serve(keel_icc_rt *c, icc_echo_watch *w, uint8_t *buf, size_t cap)
 {
     uint32_t count = 0;
     keel_icc_err rc;
     for (;;) {
         keel_icc_msg m;
-        rc = keel_icc_rt_recv(c, &m, buf, sizeof buf);
+        rc = keel_icc_rt_recv(c, &m, buf, cap);
         if (rc != KEEL_ICC_OK)
             break;
         if (w) {
@@ -37,6 +35,13 @@ int icc_echo_serve(keel_icc_rt *c, icc_echo_watch *w)
         }
         if (m.type == ICC_ECHO_STALL) {
             stall(w); /* busy stays 1: the watchdog stops beating */
+        }
+        if (m.type == ICC_ECHO_CORRUPT) {
+            board_console_puts("icc_echo: corrupting the reply ring\n");
+            atomic_store_explicit(&c->ring.tx_ctrl->head, c->ring.tx_head + 0x40000000u,
+                                  memory_order_release);
+            c->bell.ring(c->bell.ctx);
+            stall(w);
         }
         if (m.type == ICC_ECHO_FAULT) {
             board_console_puts("icc_echo: faulting\n");

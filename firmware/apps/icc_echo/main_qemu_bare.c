@@ -11,6 +11,8 @@
 #define UART1_BASE 0x40005000u
 #define UART1_RX_IRQ 2u
 
+static uint8_t buf[KEEL_ICC_MAX_MSG];
+
 int main(void)
 {
     static keel_icc_rt_uart uart;
@@ -30,5 +32,5 @@ int main(void)
         return 3;
     }
     board_console_puts("icc_echo: attached\n");
-    return icc_echo_serve(&c, NULL);
+    return icc_echo_serve(&c, NULL, buf, sizeof buf);
 }

@@ -18,6 +18,8 @@
 #include "keel/rtos_sim.h"
 
 #define BELL_IRQ 8u
+
+static uint8_t buf[KEEL_ICC_MAX_MSG];
 #define WATCHDOG_MS 50u
 
 static keel_icc_rt chan;
@@ -33,7 +35,7 @@ static void block_forever(void)
 static void serve(void *arg)
 {
     (void)arg;
-    board_exit(icc_echo_serve(&chan, &watch));
+    board_exit(icc_echo_serve(&chan, &watch, buf, sizeof buf));
 }
 
 static void watchdog(void *arg)

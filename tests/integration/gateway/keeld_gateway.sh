@@ -7,11 +7,15 @@
 #   - `keel cloud call ... gateway.updateSensorFirmware` (a real TLS mosquitto, keeld's cloud
 #     link) pushes a signed 60 KB image through the RT core's line driver and the sensor runs
 #     it (200, version 1.1.0), and a forged image is refused (422);
-#   - telemetry from the gateway reached the broker through keeld.
-# Unsanitized trees only: sanitizer runtimes cannot run in keeld's sandbox.
-# usage: keeld_gateway.sh BIN_DIR SOURCE_DIR WORK_DIR
+#   - telemetry from the gateway reached the broker through keeld, and kept coming while a
+#     push ran (the push reports its progress as the reported property sensorUpdate);
+#   - an image behind a URL (a real nginx) is fetched through keeld's http tunnel (the
+#     manifest allows the host) and pushed.
+# The packaged programs must be unsanitized (sanitizer runtimes cannot run in keeld's
+# sandbox): APP_BIN_DIR holds them (default BIN_DIR); keeld and the tools come from BIN_DIR.
+# usage: keeld_gateway.sh BIN_DIR SOURCE_DIR WORK_DIR [APP_BIN_DIR]
 set -euo pipefail
-bin=$1 top=$2 dir=$3
+bin=$1 top=$2 dir=$3 app_bin=${4:-$1}
 rm -rf "$dir" && mkdir -p "$dir"
 pids=()
 cleanup() {
@@ -73,7 +77,7 @@ cat >"$dir/operator.json" <<JSON
  "ca": "$pki/ca.pem", "cert": "$pki/operator.pem", "key": "$pki/operator.key"}
 JSON
 mosquitto_sub -h 127.0.0.1 -p "$port" --cafile "$pki/ca.pem" --cert "$pki/operator.pem" \
-  --key "$pki/operator.key" -i "gw-keeld-$$" -v -t "$prefix/$device/messages/events/#" \
+  --key "$pki/operator.key" -i "gw-keeld-$$" -v -t "$prefix/$device/#" \
   >"$dir/telemetry.log" 2>/dev/null &
 pids+=("$!")
 
@@ -90,6 +94,22 @@ sign() { # version key out
 sign 1.0.0 "$fw/sensor.sec" "$fw/fw-1.0.0.kimg"
 sign 1.1.0 "$fw/sensor.sec" "$fw/fw-1.1.0.kimg"
 sign 9.9.9 "$fw/rogue.sec" "$fw/fw-forged.kimg"
+mkdir -p "$dir/site"
+sign 1.2.0 "$fw/sensor.sec" "$dir/site/fw-1.2.0.kimg"
+
+# ---- a web server with the 1.2.0 image ----
+web_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat >"$dir/nginx.conf" <<CONF
+daemon off; master_process off; worker_processes 1; pid $dir/nginx.pid;
+error_log $dir/nginx-error.log;
+events { worker_connections 64; }
+http { access_log $dir/nginx-access.log; client_body_temp_path $dir; proxy_temp_path $dir;
+  fastcgi_temp_path $dir; uwsgi_temp_path $dir; scgi_temp_path $dir;
+  server { listen 127.0.0.1:$web_port; root $dir/site; } }
+CONF
+nginx -c "$dir/nginx.conf" -p "$dir" >"$dir/nginx.out" 2>&1 &
+pids+=("$!")
+wait_for 10 "nginx" bash -c "exec 3<>/dev/tcp/127.0.0.1/$web_port"
 
 # ---- keeld with its cloud link ----
 export KEEL_SOCKET=$dir/keeld/keeld.sock
@@ -111,10 +131,12 @@ pids+=("$!")
 wait_for 10 "keeld" test -S "$KEEL_SOCKET"
 
 pkg() { # name exe manifest args-json files...: pack a signed package and install it
-  local name=$1 exe=$2 manifest=$3 args=$4 p=$dir/packages/$1
+  local exe=$2 manifest=$3 args=$4 p=$dir/packages/$1
   shift 4
-  mkdir -p "$p/bin" && cp "$bin/$exe" "$p/bin/" && cp "$@" "$p/"
-  jq --arg exe "bin/$exe" --argjson args "$args" '. + {exec: $exe, args: $args}' \
+  mkdir -p "$p/bin" && cp "$app_bin/$exe" "$p/bin/" && cp "$@" "$p/"
+  jq --arg exe "bin/$exe" --argjson args "$args" --arg web "127.0.0.1:$web_port" \
+    '. + {exec: $exe, args: $args}
+     | if .kind == "app" then .capabilities.cloud.http = [$web] else . end' \
     "$manifest" >"$p/app_manifest.json"
   "$bin/keel" app pack --key "$dir/keys/dev.sec" "$p" "$p.kpkg" >/dev/null
   "$bin/keel" app install "$p.kpkg" >/dev/null
@@ -128,7 +150,7 @@ cat >"$dir/gateway.json" <<JSON
  ]}
 JSON
 pkg envmon-rt keel-sim "$top/firmware/apps/envmon/app_manifest.json" \
-  "[\"--state=/data\", \"--status=/data/world.json\", \"--speed=20\", \"--temp=21\",
+  "[\"--state=/data\", \"--status=/data/world.json\", \"--speed=5\", \"--temp=21\",
     \"--sensor-key=/app/sensor.pub\", \"--sensor-image=/app/fw-1.0.0.kimg\",
     \"--sensor-component=$sensor_comp\"]" \
   "$fw/sensor.pub" "$fw/fw-1.0.0.kimg"
@@ -164,13 +186,37 @@ call() {
 }
 out=$(call '{"unit": 2, "image": "/app/fw-1.1.0.kimg"}')
 log "updateSensorFirmware 1.1.0: $out"
-grep -q '"version":"1.1.0"' <<<"$out" && grep -q 'running the new image' <<<"$out" ||
+{ grep -q '"version":"1.1.0"' <<<"$out" && grep -q 'running the new image' <<<"$out"; } ||
   fail "the signed update did not run"
 wait_for 10 "the sensor on 1.1.0 in the world" jq -e '.modbus.sensorFirmware == "1.1.0"' "$world"
+# polling went on during the push: telemetry between its first progress report and its end
+wait_for 10 "the update's final progress report" grep -q '"state":"done"' "$dir/telemetry.log"
+during=$(awk '/sensorUpdate/ && /"state":"pushing"/ {on=1} /"state":"done"/ {on=0}
+              on && /messages\/events/ && /supplyAirTemperature/ {n++} END {print n+0}' "$dir/telemetry.log")
+((during >= 1)) || fail "no telemetry while the push ran"
+log "telemetry messages while the push ran: $during (progress reported as sensorUpdate)"
+out=$(call "{\"unit\": 2, \"url\": \"http://127.0.0.1:$web_port/fw-1.2.0.kimg\"}")
+log "updateSensorFirmware from a URL through keeld's tunnel: $out"
+{ grep -q '"version":"1.2.0"' <<<"$out" && grep -q 'running the new image' <<<"$out"; } ||
+  fail "the update from a URL did not run"
+grep -q 'GET /fw-1.2.0.kimg' "$dir/nginx-access.log" || fail "nginx never served the image"
 out=$(call '{"unit": 2, "image": "/app/fw-forged.kimg"}')
 log "updateSensorFirmware forged: $out"
-grep -q '422' <<<"$out" && grep -q 'not trusted' <<<"$out" || fail "the forged image was not refused"
-jq -e '.rs485.collisions == 0 and .bridge.sent > 200' "$world" >/dev/null ||
+{ grep -q '422' <<<"$out" && grep -q 'not trusted' <<<"$out"; } || fail "the forged image was not refused"
+out=$(call "{\"unit\": 2, \"url\": \"http://127.0.0.2:$web_port/fw-1.2.0.kimg\"}")
+log "updateSensorFirmware from a host the manifest does not name: $out"
+grep -q '403' <<<"$out" || fail "a tunnel to a host the manifest does not name was not refused"
+# the RT loader restarted: the gateway's channel hangs up, it opens the new one through keeld
+"$bin/keel" app stop envmon-rt >/dev/null
+wait_for 10 "envmon-rt stopped" bash -c "'$bin/keel' app list | awk '\$1 == \"envmon-rt\" && \$3 == \"stopped\" {f=1} END {exit !f}'"
+"$bin/keel" app start envmon-rt >/dev/null
+reopened() { (($("$bin/keel" app logs gateway 200 | grep -c "through the bridge channel") >= 2)); }
+wait_for 20 "the gateway re-opening its bridge channel" reopened
+polls=$(jq .polls "$gw")
+wait_for 10 "polls answered after the restart" \
+  bash -c "(( \$(jq .polls '$gw') > $polls + 2 )) && jq -e '.last.errors != null and .last.roomTemperature != null' '$gw'"
+log "the RT loader restarted; the gateway re-opened its channel through keeld and polls again"
+jq -e '.rs485.collisions == 0 and .bridge.sent > 0' "$world" >/dev/null ||
   fail "the bus: $(jq -c '.rs485, .bridge' "$world")"
 log "world: $(jq -c '{rs485, bridge, sensor: .modbus.sensorFirmware}' "$world")"
 log PASS

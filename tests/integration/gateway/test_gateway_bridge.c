@@ -4,7 +4,8 @@
  * its verifying bootloader); keel-gateway builds and checks every MODBUS frame and sends them
  * as ADUs over the bridge channel. The gateway's readings must match the world's room, a
  * 60 KB signed firmware push through the line driver must leave the sensor running it, and a
- * forged image must be refused before a record is sent.
+ * forged image must be refused before a record is sent; an image behind a URL (a real nginx)
+ * is fetched and pushed the same way.
  *
  * Then keel-sim under keeld's hand-over ($KEEL_RT_CHANNEL_FD, both apps' ends on one
  * SEQPACKET socket, as src/supervisor/broker.c sends them): each end must reach the service
@@ -34,6 +35,7 @@
 #include "gateway_bus.h"
 #include "keel/icc.h"
 #include "keel/manifest.h"
+#include "nginx_site.h"
 
 #define SENSOR_COMP "5d2c8e41-0b7a-4f3e-9c16-7a8b9c0d1e2f"
 #define RT_ID "9c1b7e22-5f4a-4d83-b0e6-2a7c3d9f8e10"
@@ -85,9 +87,9 @@ static void sign(const char *version, const char *key, const char *out)
         fputc((i * 7919) & 0xff, f);
     }
     fclose(f);
-    char *argv[] = {(char *)keel_exe, "image",       "sign",    "--key",
+    char *argv[] = {(char *)keel_exe, "image",       "sign",      "--key",
                     (char *)key,      "--component", SENSOR_COMP, "--version",
-                    (char *)version,  "--counter",   "1",       bin,
+                    (char *)version,  "--counter",   "1",         bin,
                     (char *)out,      NULL};
     assert_int_equal(run("keel-sign", argv, at(7, "keel.log")), 0);
 }
@@ -108,15 +110,16 @@ static int setup(void **state)
     sign("9.9.9", at(0, "rogue.sec"), at(1, "fw-forged.kimg"));
     FILE *f = fopen(at(0, "gateway.json"), "w");
     assert_non_null(f);
-    fprintf(f, "{\"bus\": {\"rt_bridge\": \"%s\"}, \"period_ms\": 500, \"points\": [\n"
-               " {\"name\": \"roomTemperature\", \"unit\": 1, \"function\": 4, \"address\": 0,"
-               "  \"scale\": 0.01, \"signed\": true},\n"
-               " {\"name\": \"roomHumidity\", \"unit\": 1, \"function\": 4, \"address\": 1,"
-               "  \"scale\": 0.01},\n"
-               " {\"name\": \"roomPressure\", \"unit\": 1, \"function\": 4, \"address\": 2,"
-               "  \"scale\": 0.1},\n"
-               " {\"name\": \"supplyAirTemperature\", \"unit\": 2, \"function\": 4,"
-               "  \"address\": 0, \"scale\": 0.01, \"signed\": true}]}\n",
+    fprintf(f,
+            "{\"bus\": {\"rt_bridge\": \"%s\"}, \"period_ms\": 500, \"points\": [\n"
+            " {\"name\": \"roomTemperature\", \"unit\": 1, \"function\": 4, \"address\": 0,"
+            "  \"scale\": 0.01, \"signed\": true},\n"
+            " {\"name\": \"roomHumidity\", \"unit\": 1, \"function\": 4, \"address\": 1,"
+            "  \"scale\": 0.01},\n"
+            " {\"name\": \"roomPressure\", \"unit\": 1, \"function\": 4, \"address\": 2,"
+            "  \"scale\": 0.1},\n"
+            " {\"name\": \"supplyAirTemperature\", \"unit\": 2, \"function\": 4,"
+            "  \"address\": 0, \"scale\": 0.01, \"signed\": true}]}\n",
             RT_ID);
     fclose(f);
     char st[700];
@@ -163,9 +166,16 @@ static int gateway(char *extra1, char *extra2, char *out, size_t cap)
 {
     const char *log = at(5, "gateway.out");
     unlink(log);
-    char *argv[] = {(char *)gw_exe,   "--config",  (char *)at(2, "gateway.json"), "--rt-socket",
-                    (char *)at(3, "bridge.sock"), "--sensor-key", (char *)at(4, "sensor.pub"),
-                    extra1, extra2, NULL};
+    char *argv[] = {(char *)gw_exe,
+                    "--config",
+                    (char *)at(2, "gateway.json"),
+                    "--rt-socket",
+                    (char *)at(3, "bridge.sock"),
+                    "--sensor-key",
+                    (char *)at(4, "sensor.pub"),
+                    extra1,
+                    extra2,
+                    NULL};
     int rc = run("keel-gateway", argv, log);
     FILE *f = fopen(log, "r");
     assert_non_null(f);
@@ -190,11 +200,28 @@ static const char *line_starting(const char *text, char c)
 static void test_gateway_polls_and_updates_through_the_rt_line_driver(void **state)
 {
     (void)state;
-    char *argv[] = {(char *)sim_exe, "--bridge-socket", (char *)at(3, "bridge.sock"),
-                    "--gateway-manifest", NULL, "--rt-manifest", NULL, "--state", NULL,
-                    "--status", (char *)at(6, "world.json"), "--speed", "20", "--temp", "21",
-                    "--sensor-key", (char *)at(4, "sensor.pub"), "--sensor-image",
-                    (char *)at(1, "fw-1.0.0.kimg"), "--sensor-component", SENSOR_COMP, NULL};
+    char *argv[] = {(char *)sim_exe,
+                    "--bridge-socket",
+                    (char *)at(3, "bridge.sock"),
+                    "--gateway-manifest",
+                    NULL,
+                    "--rt-manifest",
+                    NULL,
+                    "--state",
+                    NULL,
+                    "--status",
+                    (char *)at(6, "world.json"),
+                    "--speed",
+                    "20",
+                    "--temp",
+                    "21",
+                    "--sensor-key",
+                    (char *)at(4, "sensor.pub"),
+                    "--sensor-image",
+                    (char *)at(1, "fw-1.0.0.kimg"),
+                    "--sensor-component",
+                    SENSOR_COMP,
+                    NULL};
     char gm[700], rm[700], st[700];
     snprintf(gm, sizeof gm, "%s/apps/gateway/app_manifest.json", kf_source_dir());
     snprintf(rm, sizeof rm, "%s/firmware/apps/envmon/app_manifest.json", kf_source_dir());
@@ -262,11 +289,33 @@ static void test_gateway_polls_and_updates_through_the_rt_line_driver(void **sta
     }
     assert_true(seen);
 
-    /* a forged image: refused before a record is sent, the sensor keeps 1.1.0 */
+    /* from a URL (nginx): fetched, verified and pushed the same way */
+    kf_proc web;
+    uint16_t web_port = 0;
+    char site[700];
+    snprintf(site, sizeof site, "%s/site", dir);
+    assert_int_equal(mkdir(site, 0700), 0);
+    sign("1.2.0", at(0, "sensor.sec"), at(1, "site/fw-1.2.0.kimg"));
+    assert_int_equal(nginx_site_start(&web, dir, site, &web_port), 0);
+    snprintf(spec, sizeof spec, "2:http://127.0.0.1:%u/fw-1.2.0.kimg", web_port);
+    rc = gateway("--update-sensor", spec, out, sizeof out);
+    if (rc != 0) {
+        fprintf(stderr, "%s\n", out);
+    }
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "200 {\"unit\":2,\"version\":\"1.2.0\""));
+    /* a URL that is not there: 502 with the HTTP status, nothing pushed */
+    snprintf(spec, sizeof spec, "2:http://127.0.0.1:%u/missing.kimg", web_port);
+    rc = gateway("--update-sensor", spec, out, sizeof out);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(out, "502 {\"unit\":2,\"error\":\"HTTP 404\"}"));
+    kf_stop(&web, 1000);
+
+    /* a forged image: refused before a record is sent, the sensor keeps 1.2.0 */
     snprintf(spec, sizeof spec, "2:%s", at(1, "fw-forged.kimg"));
     rc = gateway("--update-sensor", spec, out, sizeof out);
     assert_int_equal(rc, 4);
-    assert_non_null(strstr(out, "422 {\"unit\":2,\"version\":\"1.1.0\""));
+    assert_non_null(strstr(out, "422 {\"unit\":2,\"version\":\"1.2.0\""));
     assert_non_null(strstr(out, "not trusted"));
 
     assert_true(kf_running(&sim));
@@ -317,7 +366,7 @@ static void test_keeld_hand_over_routes_each_end_by_partner(void **state)
     uint16_t regs[3];
     assert_int_equal(gateway_bus_read_registers(b, 1, 4, 0, 3, regs), KEEL_MODBUS_OK);
     assert_true(abs((int16_t)regs[0] - 2000) < 20); /* 20 C, drifting slowly */
-    assert_true(regs[2] > 9000 && regs[2] < 11000);  /* hPa x 10 */
+    assert_true(regs[2] > 9000 && regs[2] < 11000); /* hPa x 10 */
     /* an exception comes back through the master's checks: unit 1 has 3 input registers */
     assert_int_equal(gateway_bus_read_registers(b, 1, 4, 2, 2, regs), KEEL_MODBUS_ERR_EXCEPTION);
     assert_int_equal(gateway_bus_last_exception(b), KEEL_MODBUS_EXC_ILLEGAL_DATA_ADDRESS);

@@ -4,7 +4,8 @@
  * RTOS), which finds its channel through the loader's table and beats from a watchdog thread.
  * Checked: echoes through the bridge (payloads, correlation, order); beats while it is healthy
  * and none once its serving thread stalls (QEMU still running); a HardFault is QEMU's exit 122,
- * which is the loader's exit status, and the app sees its peer gone; usage errors.
+ * which is the loader's exit status, and the app sees its peer gone; a firmware that corrupts
+ * its ring ends the run (exit 6) without anything reaching the app; usage errors.
  * argv[1] is keel-qemu. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,9 +26,10 @@
 #include "keel/icc.h"
 #include "keel/manifest.h"
 
-enum { T_DATA = 1, T_REPLY = 3, T_STALL = 4, T_FAULT = 5 };
+enum { T_DATA = 1, T_REPLY = 3, T_STALL = 4, T_FAULT = 5, T_CORRUPT = 6 };
 
 static const char *loader_exe;
+static const char *tmp; /* one directory for every run's logs and PSRAM files */
 static char elf[1024];
 
 static int64_t now_ms(void)
@@ -52,19 +54,21 @@ static void parse(const char *name, const char *json, keel_manifest *m)
 }
 
 /* Pairs an app with the RT component, starts the loader with the RT end, opens the app's end. */
-static void start(run *r, const char *tag)
+static void start_with(run *r, const char *tag, bool icount)
 {
     if (access(elf, R_OK) != 0) {
         fail_msg("%s missing: build the fw tree first (make fw)", elf);
     }
     keel_manifest app, rt;
-    parse("app", "{\"schema\":1,\"id\":\"00000000-0000-4000-8000-0000000000a1\",\"name\":\"app\","
-                 "\"version\":\"1.0.0\",\"kind\":\"app\",\"exec\":\"a\",\"capabilities\":{\"intercore\":"
-                 "[\"00000000-0000-4000-8000-0000000000b1\"]}}",
+    parse("app",
+          "{\"schema\":1,\"id\":\"00000000-0000-4000-8000-0000000000a1\",\"name\":\"app\","
+          "\"version\":\"1.0.0\",\"kind\":\"app\",\"exec\":\"a\",\"capabilities\":{\"intercore\":"
+          "[\"00000000-0000-4000-8000-0000000000b1\"]}}",
           &app);
-    parse("rt", "{\"schema\":1,\"id\":\"00000000-0000-4000-8000-0000000000b1\",\"name\":\"rt\","
-                "\"version\":\"1.0.0\",\"kind\":\"rt\",\"exec\":\"b\",\"capabilities\":"
-                "{\"intercore\":[\"00000000-0000-4000-8000-0000000000a1\"]}}",
+    parse("rt",
+          "{\"schema\":1,\"id\":\"00000000-0000-4000-8000-0000000000b1\",\"name\":\"rt\","
+          "\"version\":\"1.0.0\",\"kind\":\"rt\",\"exec\":\"b\",\"capabilities\":"
+          "{\"intercore\":[\"00000000-0000-4000-8000-0000000000a1\"]}}",
           &rt);
     keel_icc_end hl, rte;
     keel_icc_config cfg = {.ring_bytes = 16384, .max_msg = 1024};
@@ -82,11 +86,14 @@ static void start(run *r, const char *tag)
     char chan_fd[16], beat_fd[16], log[700];
     snprintf(chan_fd, sizeof chan_fd, "%d", cp[1]);
     snprintf(beat_fd, sizeof beat_fd, "%d", child_beat);
-    snprintf(log, sizeof log, "%s/%s.log", kf_tmpdir("icc-qemu-loader"), tag);
+    snprintf(log, sizeof log, "%s/%s.log", tmp, tag);
     assert_int_equal(setenv("KEEL_RT_CHANNEL_FD", chan_fd, 1), 0);
     assert_int_equal(setenv("KEEL_APP_FD", beat_fd, 1), 0);
-    char *argv[] = {(char *)loader_exe, "--shm-dir", (char *)kf_tmpdir("icc-qemu-loader"), elf,
-                    NULL};
+    char *argv[] = {(char *)loader_exe, "--shm-dir", (char *)tmp, elf, NULL, NULL};
+    if (icount) { /* options go before the image */
+        argv[4] = elf;
+        argv[3] = "--icount";
+    }
     assert_int_equal(kf_spawn(&r->loader, "keel-qemu", argv, log), 0);
     unsetenv("KEEL_RT_CHANNEL_FD");
     unsetenv("KEEL_APP_FD");
@@ -96,8 +103,14 @@ static void start(run *r, const char *tag)
         kf_dump_log(&r->loader, 30);
         fail_msg("the firmware did not attach");
     }
-    assert_int_equal(kf_wait_log(&r->loader, "icc_echo: attached (channel table)", 1000), 0);
+    assert_int_equal(kf_wait_log(&r->loader, "icc_echo: attached (channel table, 1 channel)", 1000),
+                     0);
     assert_int_equal(keel_icc_open(&hl, NULL, &r->app), KEEL_ICC_OK);
+}
+
+static void start(run *r, const char *tag)
+{
+    start_with(r, tag, false);
 }
 
 /* Heartbeat records that arrive within ms. */
@@ -182,6 +195,50 @@ static void test_a_hardfault_ends_qemu_and_the_loader_with_its_code(void **state
     finish(&r);
 }
 
+/* The guest's memory is not trusted: an impossible index on its reply ring ends the run with
+ * exit 6 (keeld then reports and restarts the component); nothing reaches the app. */
+static void test_a_firmware_that_corrupts_its_ring_ends_the_run(void **state)
+{
+    (void)state;
+    run r;
+    start(&r, "corrupt");
+    assert_int_equal(keel_icc_send(r.app, T_CORRUPT, NULL, 0, 2000), KEEL_ICC_OK);
+    int st = kf_wait_exit(&r.loader, 20000);
+    if (!(WIFEXITED(st) && WEXITSTATUS(st) == 6)) {
+        kf_dump_log(&r.loader, 30);
+        fail_msg("loader status %d", st);
+    }
+    assert_int_equal(
+        kf_wait_log(&r.loader, "the firmware broke its ring: KEEL_ICC_ERR_CORRUPT", 1000), 0);
+    uint8_t buf[64];
+    keel_icc_msg m;
+    assert_int_equal(keel_icc_recv(r.app, &m, buf, sizeof buf, 2000), KEEL_ICC_ERR_PEER_GONE);
+    finish(&r);
+}
+
+/* --icount: deterministic guest time (one instruction = 1 ns), about 3x slower; the bridge and
+ * the heartbeat work the same. */
+static void test_loader_with_icount_bridges_and_beats(void **state)
+{
+    (void)state;
+    run r;
+    start_with(&r, "icount", true);
+    assert_int_equal(kf_wait_log(&r.loader, "deterministic guest time", 1000), 0);
+    for (uint32_t i = 0; i < 50; i++) {
+        uint8_t req[64], resp[64];
+        for (size_t k = 0; k < sizeof req; k++) {
+            req[k] = (uint8_t)(i * 5u + k);
+        }
+        keel_icc_msg m;
+        assert_int_equal(
+            keel_icc_request(r.app, T_DATA, req, sizeof req, &m, resp, sizeof resp, 5000),
+            KEEL_ICC_OK);
+        assert_memory_equal(resp, req, sizeof req);
+    }
+    assert_true(beats_within(&r, 1000) >= 2);
+    finish(&r);
+}
+
 static void test_loader_usage_errors(void **state)
 {
     (void)state;
@@ -200,7 +257,9 @@ static void test_loader_usage_errors(void **state)
             argv[1 + k] = cases[i].args[k];
         }
         kf_proc p;
-        assert_int_equal(kf_spawn(&p, "keel-qemu", argv, NULL), 0);
+        char log[700];
+        snprintf(log, sizeof log, "%s/usage-%zu.log", tmp, i);
+        assert_int_equal(kf_spawn(&p, "keel-qemu", argv, log), 0);
         int st = kf_wait_exit(&p, 10000);
         assert_true(WIFEXITED(st));
         assert_int_equal(WEXITSTATUS(st), cases[i].code);
@@ -213,10 +272,13 @@ int main(int argc, char **argv)
         return 2;
     }
     loader_exe = argv[1];
+    tmp = kf_tmpdir("icc-qemu-loader");
     snprintf(elf, sizeof elf, "%s/firmware/apps/icc_echo/fw_icc_echo.elf", KEEL_FW_DIR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loader_bridges_echoes_and_forwards_the_firmware_heartbeat),
         cmocka_unit_test(test_a_hardfault_ends_qemu_and_the_loader_with_its_code),
+        cmocka_unit_test(test_a_firmware_that_corrupts_its_ring_ends_the_run),
+        cmocka_unit_test(test_loader_with_icount_bridges_and_beats),
         cmocka_unit_test(test_loader_usage_errors),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

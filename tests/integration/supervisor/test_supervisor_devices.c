@@ -77,10 +77,11 @@ static int setup(void **state)
              "\"backoff_initial_ms\": 10, \"backoff_max_ms\": 400, \"stop_grace_ms\": 1000, "
              "\"serial\": {\"rs485\": {\"path\": \"%s\", \"baud\": 19200, \"parity\": \"even\", \"stop_bits\": 2}, "
              "\"notatty\": {\"path\": \"/dev/null\"}, "
+             "\"halfduplex\": {\"path\": \"%s\", \"baud\": 9600, \"rs485\": true}, "
              "\"gone\": {\"path\": \"%s/no-such-tty\"}}, "
              "\"gpio\": {\"relay\": {\"chip\": \"/dev/null\", \"line\": 3, \"direction\": "
              "\"output\"}, \"nochip\": {\"chip\": \"%s/gpiochip-none\", \"line\": 0}}",
-             tty_app, dir, dir);
+             tty_app, tty_app, dir, dir);
     if (sv_world_init(&W, "supervisor-devices", extra) < 0) {
         return -1;
     }
@@ -89,8 +90,9 @@ static int setup(void **state)
         const char *name, *exe, *json;
     } pkgs[] = {
         {"modbus", "sv_devices",
-         "\"args\": [\"serial\", \"rs485\", \"rs232\", \"notatty\", \"gone\"], "
-         "\"capabilities\": {\"serial\": [\"rs485\", \"rs232\", \"notatty\", \"gone\"]}"},
+         "\"args\": [\"serial\", \"rs485\", \"rs232\", \"notatty\", \"gone\", \"halfduplex\"], "
+         "\"capabilities\": {\"serial\": [\"rs485\", \"rs232\", \"notatty\", \"gone\", "
+         "\"halfduplex\"]}"},
         {"noserial", "sv_devices", "\"args\": [\"serial\", \"rs485\"]"},
         {"relay", "sv_devices",
          "\"args\": [\"gpio\", \"relay\", \"nochip\", \"led\", \"rs485\"], "
@@ -172,6 +174,10 @@ static void test_serial_port_handed_over_and_a_modbus_exchange_runs(void **state
     assert_non_null(strstr(out, "devices: serial_open notatty -> KEEL_APP_ERR_IO"));
     assert_non_null(strstr(out, "not a serial device"));
     assert_non_null(strstr(out, "devices: serial_open gone -> KEEL_APP_ERR_IO"));
+    /* a pty has no RS485 mode: a port the config wants in RS485 mode is refused, not handed
+     * over half set up */
+    assert_non_null(strstr(out, "devices: serial_open halfduplex -> KEEL_APP_ERR_IO"));
+    assert_non_null(strstr(out, "the driver has no kernel RS485 mode"));
     /* keeld set the line up as the config says: 19200 baud, 2 stop bits, raw. (The config
      * asks for even parity too, but the kernel's pty driver forces CS8 without parity, so a
      * pty cannot show it; a real UART keeps it.) */

@@ -6,6 +6,7 @@
  *  - rtqemu: the Cortex-M build under QEMU, loaded by keel-qemu (tools/keel-qemu), which
  *    bridges the channel into the guest and forwards the guest's heartbeat counter;
  *  - rtfault: the same under QEMU, made to HardFault.
+ * Also rtsimfault: the sim-port echo made to execute an undefined instruction (SIGILL).
  * Checked: the app's echoes go through; a stalled serving thread (process and QEMU alive) is
  * "heartbeat missed", a crash report and a restart; a HardFault is QEMU's exit 122, a crash
  * report with the fault dump, and a restart; each time the app re-opens and is answered again.
@@ -61,8 +62,15 @@ static int rt_package(const char *store, const char *name, const char *exe, cons
             return -1;
         }
     }
-    char partner_id[40];
-    snprintf(partner_id, sizeof partner_id, "%s", sv_world_id(partner));
+    /* partner: one app's name, or two separated by a comma */
+    char partner_ids[100], first[40];
+    const char *comma = strchr(partner, ',');
+    snprintf(first, sizeof first, "%.*s", comma ? (int)(comma - partner) : 39, partner);
+    snprintf(partner_ids, sizeof partner_ids, "\"%s\"", sv_world_id(first));
+    if (comma) {
+        size_t n = strlen(partner_ids);
+        snprintf(partner_ids + n, sizeof partner_ids - n, ", \"%s\"", sv_world_id(comma + 1));
+    }
     snprintf(p, sizeof p, "%s/%s/app_manifest.json", store, name);
     FILE *f = fopen(p, "w");
     if (!f) {
@@ -71,8 +79,8 @@ static int rt_package(const char *store, const char *name, const char *exe, cons
     fprintf(f,
             "{\"schema\": 1, \"kind\": \"rt\", \"id\": \"%s\", \"name\": \"%s\", "
             "\"version\": \"1.0.0\", \"exec\": \"bin/%s\", %s, \"capabilities\": "
-            "{\"intercore\": [\"%s\"], \"limits\": {\"memory_mb\": 2048, \"processes\": 64}}}\n",
-            sv_world_id(name), name, base, json, partner_id);
+            "{\"intercore\": [%s], \"limits\": {\"memory_mb\": 2048, \"processes\": 64}}}\n",
+            sv_world_id(name), name, base, json, partner_ids);
     return fclose(f);
 }
 
@@ -100,7 +108,9 @@ static int setup(void **state)
     char exe[700];
     snprintf(exe, sizeof exe, "%s/firmware/apps/icc_echo/fw_icc_echo_rt", kf_build_dir());
     if (rt_package(st, "rtsim", exe, NULL, "simclient", "\"heartbeat_ms\": 500") < 0 ||
-        client_package(st, "simclient", "rtsim", "stall") < 0) {
+        client_package(st, "simclient", "rtsim", "stall") < 0 ||
+        rt_package(st, "rtsimfault", exe, NULL, "simfaultc", "\"heartbeat_ms\": 500") < 0 ||
+        client_package(st, "simfaultc", "rtsimfault", "fault") < 0) {
         return -1;
     }
     snprintf(fw_elf, sizeof fw_elf, "%s/firmware/apps/icc_echo/fw_icc_echo.elf", KEEL_FW_DIR);
@@ -119,7 +129,12 @@ static int setup(void **state)
             /* envmon samples every 2 s and beats once per sample */
             rt_package(st, "rtenv", exe, env_elf, "envclient",
                        "\"heartbeat_ms\": 5000, \"args\": [\"/app/fw.elf\"]") < 0 ||
-            client_package(st, "envclient", "rtenv", "env") < 0) {
+            client_package(st, "envclient", "rtenv", "env") < 0 ||
+            /* one firmware, two apps: two channels in the table, one doorbell UART */
+            rt_package(st, "rtmulti", exe, fw_elf, "multia,multib",
+                       "\"heartbeat_ms\": 1000, \"args\": [\"/app/fw.elf\"]") < 0 ||
+            client_package(st, "multia", "rtmulti", "none") < 0 ||
+            client_package(st, "multib", "rtmulti", "none") < 0) {
             return -1;
         }
     }
@@ -135,12 +150,12 @@ static int teardown(void **state)
     return 0;
 }
 
-#define NEED_ROOT()                                                                              \
-    do {                                                                                         \
-        if (geteuid() != 0) {                                                                    \
-            print_message("skipped: the sandbox needs root\n");                                 \
-            skip();                                                                              \
-        }                                                                                        \
+#define NEED_ROOT()                                                                                \
+    do {                                                                                           \
+        if (geteuid() != 0) {                                                                      \
+            print_message("skipped: the sandbox needs root\n");                                    \
+            skip();                                                                                \
+        }                                                                                          \
     } while (0)
 
 /* The crash report names why; the RT component boots again after it; the app re-opens. */
@@ -175,12 +190,24 @@ static void test_sim_firmware_that_stops_beating_is_restarted_and_answers_again(
     (void)state;
     NEED_ROOT();
     assert_true(sv_world_wait(&W, "logs simclient 50", "rtclient: echo ok (open 1)", 15000));
-    assert_true(sv_world_wait(&W, "logs simclient 50", "rtclient: sent stall -> KEEL_ICC_OK",
-                              5000));
+    assert_true(
+        sv_world_wait(&W, "logs simclient 50", "rtclient: sent stall -> KEEL_ICC_OK", 5000));
     assert_true(sv_world_wait(&W, "logs rtsim 50", "icc_echo: stalling", 5000));
     expect_recovery("rtsim", "simclient", "heartbeat missed", 10000);
     assert_int_equal(sv_world_ctl(&W, "crashes rtsim 1", out, sizeof out), 0);
     assert_non_null(strstr(out, "icc_echo: stalling")); /* the last console lines */
+}
+
+static void test_sim_firmware_fault_is_a_crash_report_and_a_restart(void **state)
+{
+    (void)state;
+    NEED_ROOT();
+    assert_true(
+        sv_world_wait(&W, "logs simfaultc 50", "rtclient: sent fault -> KEEL_ICC_OK", 15000));
+    expect_recovery("rtsimfault", "simfaultc", "killed by SIGILL", 10000);
+    assert_int_equal(sv_world_ctl(&W, "crashes rtsimfault 1", out, sizeof out), 0);
+    assert_non_null(strstr(out, "icc_echo: faulting"));
+    assert_null(strstr(out, "heartbeat missed"));
 }
 
 static void test_qemu_firmware_that_stops_beating_is_restarted_and_answers_again(void **state)
@@ -191,8 +218,7 @@ static void test_qemu_firmware_that_stops_beating_is_restarted_and_answers_again
         print_message("skipped: %s missing (make fw)\n", fw_elf);
         skip();
     }
-    assert_true(sv_world_wait(&W, "logs rtqemu 50", "1 channel end handed to the RT loader",
-                              5000));
+    assert_true(sv_world_wait(&W, "logs rtqemu 50", "1 channel end handed to the RT loader", 5000));
     assert_true(sv_world_wait(&W, "logs qemuclient 50", "rtclient: echo ok (open 1)", 20000));
     assert_true(sv_world_wait(&W, "logs rtqemu 50", "icc_echo: stalling", 10000));
     expect_recovery("rtqemu", "qemuclient", "heartbeat missed", 15000);
@@ -206,8 +232,8 @@ static void test_qemu_firmware_hardfault_is_a_crash_report_and_a_restart(void **
         print_message("skipped: %s missing (make fw)\n", fw_elf);
         skip();
     }
-    assert_true(sv_world_wait(&W, "logs faultclient 50", "rtclient: sent fault -> KEEL_ICC_OK",
-                              20000));
+    assert_true(
+        sv_world_wait(&W, "logs faultclient 50", "rtclient: sent fault -> KEEL_ICC_OK", 20000));
     expect_recovery("rtfault", "faultclient", "exited with status 122", 15000);
     assert_int_equal(sv_world_ctl(&W, "crashes rtfault 1", out, sizeof out), 0);
     assert_non_null(strstr(out, "thread: icc_echo")); /* the firmware's fault dump */
@@ -222,8 +248,8 @@ static void test_envmon_rt_firmware_on_qemu_answers_env_get(void **state)
         print_message("skipped: %s missing (make fw)\n", env_elf);
         skip();
     }
-    assert_true(sv_world_wait(&W, "logs rtenv 50", "envmon: RT firmware running on channel 0",
-                              20000));
+    assert_true(
+        sv_world_wait(&W, "logs rtenv 50", "envmon: RT firmware running on channel 0", 20000));
     if (!sv_world_wait(&W, "logs envclient 50", "rtclient: env seq=", 20000)) {
         sv_world_ctl(&W, "logs envclient 50", out, sizeof out);
         print_message("%s\n", out);
@@ -247,13 +273,51 @@ static void test_envmon_rt_firmware_on_qemu_answers_env_get(void **state)
     assert_null(strstr(out, "heartbeat missed"));
 }
 
+static void test_qemu_firmware_serves_two_apps_on_two_channels(void **state)
+{
+    (void)state;
+    NEED_ROOT();
+    if (!have_qemu) {
+        print_message("skipped: %s missing (make fw)\n", fw_elf);
+        skip();
+    }
+    assert_true(
+        sv_world_wait(&W, "logs rtmulti 50", "2 channel ends handed to the RT loader", 5000));
+    assert_true(
+        sv_world_wait(&W, "logs rtmulti 50", "icc_echo: attached (channel table, 2", 20000));
+    /* both apps get their echoes (the client logs its first three), over their own channel */
+    for (int i = 0; i < 2; i++) {
+        const char *req = i ? "logs multib 50" : "logs multia 50";
+        int n = 0;
+        for (int tries = 0; tries < 1000 && n < 3; tries++) { /* polls with a 20 s deadline */
+            assert_true(sv_world_ctl(&W, req, out, sizeof out) >= 0);
+            n = 0;
+            for (const char *p = out; (p = strstr(p, "rtclient: echo ok (open 1)")) != NULL; p++) {
+                n++;
+            }
+            if (n < 3) {
+                usleep(20000);
+            }
+        }
+        if (n < 3) {
+            print_message("%s\n", out);
+            fail_msg("%s: %d echoes", req, n);
+        }
+        assert_null(strstr(out, "WRONG"));
+    }
+    assert_int_equal(sv_world_ctl(&W, "crashes rtmulti 1", out, sizeof out) < 0, 0);
+    assert_null(strstr(out, "heartbeat missed"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sim_firmware_that_stops_beating_is_restarted_and_answers_again),
+        cmocka_unit_test(test_sim_firmware_fault_is_a_crash_report_and_a_restart),
         cmocka_unit_test(test_qemu_firmware_that_stops_beating_is_restarted_and_answers_again),
         cmocka_unit_test(test_qemu_firmware_hardfault_is_a_crash_report_and_a_restart),
         cmocka_unit_test(test_envmon_rt_firmware_on_qemu_answers_env_get),
+        cmocka_unit_test(test_qemu_firmware_serves_two_apps_on_two_channels),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -52,7 +52,6 @@ static void submit(job *j)
     assert_true(j->done);
 }
 
-
 /* One XFER through the bridge; returns the decoded RESULT (pointing into j->out). */
 static bridge_result transact(job *j, uint8_t unit, const uint8_t *pdu, size_t pdu_len,
                               uint16_t timeout_ms)

@@ -107,8 +107,8 @@ static void test_parse_rt_bridge_bus(void **state)
     (void)state;
     const char *pts = ",\"points\":[{\"name\":\"t\",\"unit\":1,\"function\":4,\"address\":0}]}";
     char text[512];
-    snprintf(text, sizeof text, "{\"bus\":{\"rt_bridge\":\"9c1b7e22-5f4a-4d83-b0e6-2a7c3d9f8e10\"}%s",
-             pts);
+    snprintf(text, sizeof text,
+             "{\"bus\":{\"rt_bridge\":\"9c1b7e22-5f4a-4d83-b0e6-2a7c3d9f8e10\"}%s", pts);
     assert_int_equal(parse(text), GATEWAY_MAP_OK);
     assert_int_equal(m.bus, GATEWAY_BUS_RT_BRIDGE);
     assert_string_equal(m.target, "9c1b7e22-5f4a-4d83-b0e6-2a7c3d9f8e10");

@@ -430,8 +430,8 @@ static void test_table_channel_found_and_bad_tables_refused(void **state)
     /* the memory this side has is smaller than the table claims */
     assert_int_equal(keel_icc_table_channel(mem, 8192, 0, &r, &n), KEEL_ICC_ERR_REGION);
     /* an entry reaching past the end, one inside the table, one misaligned, one wrapping */
-    const keel_icc_table_entry bad[] = {{61440, 8192}, {0, 8192}, {4100, 1024},
-                                        {4096, 0xfffff000u}, {4096, 16}};
+    const keel_icc_table_entry bad[] = {
+        {61440, 8192}, {0, 8192}, {4100, 1024}, {4096, 0xfffff000u}, {4096, 16}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         t->chan[0] = bad[i];
         assert_int_equal(keel_icc_table_channel(mem, sizeof mem, 0, &r, &n), KEEL_ICC_ERR_REGION);

@@ -83,7 +83,7 @@ static void test_serial_and_gpio_sections(void **state)
     assert_int_equal(
         load_text(&c,
                   "{\"serial\":{\"rs485\":{\"path\":\"/dev/ttyUSB0\",\"baud\":9600,"
-                  "\"parity\":\"even\",\"stop_bits\":1},\"console\":{\"path\":\"/dev/ttyS0\"}},"
+                  "\"parity\":\"even\",\"stop_bits\":1,\"rs485\":true},\"console\":{\"path\":\"/dev/ttyS0\"}},"
                   "\"gpio\":{\"relay\":{\"chip\":\"/dev/gpiochip0\",\"line\":17,"
                   "\"direction\":\"output\",\"active_low\":true,\"initial\":true},"
                   "\"button\":{\"chip\":\"/dev/gpiochip1\",\"line\":0}}}",
@@ -96,7 +96,9 @@ static void test_serial_and_gpio_sections(void **state)
     assert_int_equal(c.serial[0].parity, 'E');
     assert_int_equal(c.serial[0].data_bits, 8);
     assert_int_equal(c.serial[0].stop_bits, 1);
+    assert_true(c.serial[0].rs485);
     assert_int_equal(c.serial[1].baud, 0); /* no baud: keeld leaves the line settings alone */
+    assert_false(c.serial[1].rs485);
     assert_int_equal(c.ngpio, 2);
     assert_string_equal(c.gpio[0].chip, "/dev/gpiochip0");
     assert_int_equal(c.gpio[0].line, 17);
@@ -115,6 +117,7 @@ static void test_serial_and_gpio_mistakes_named(void **state)
         {"{\"serial\":{\"rs485\":{\"path\":\"ttyUSB0\"}}}", "path"},
         {"{\"serial\":{\"../x\":{\"path\":\"/dev/ttyUSB0\"}}}", "name"},
         {"{\"serial\":[\"/dev/ttyUSB0\"]}", "serial"},
+        {"{\"serial\":{\"rs485\":{\"path\":\"/dev/ttyUSB0\",\"rs485\":1}}}", "rs485"},
         {"{\"gpio\":{\"relay\":{\"chip\":\"/dev/gpiochip0\"}}}", "line"},
         {"{\"gpio\":{\"relay\":{\"chip\":\"/dev/gpiochip0\",\"line\":1,"
          "\"direction\":\"out\"}}}", "direction"},

@@ -21,9 +21,13 @@ static int main_bias(struct dl_phdr_info *info, size_t size, void *data)
     return 1;
 }
 
+/* A body of several instructions at any optimisation level: the address looked up is 2 bytes
+ * in, which must lie inside the function (gcc -O3 made an empty one a 1-byte `ret`). */
+static volatile int g_sink;
 __attribute__((noinline)) void keel_test_marker_function(void)
 {
-    __asm__ volatile("");
+    g_sink = 1;
+    g_sink = 2;
 }
 
 static void test_symbolize_own_function_with_offset(void **state)

@@ -114,8 +114,7 @@ static uint32_t send_req(side *s, uint16_t type, const void *data, size_t len)
 }
 
 /* The reply to corr if it is there (false if not yet). */
-static bool take_reply(side *s, uint32_t corr, uint16_t want, uint8_t *out, size_t cap,
-                       size_t *len)
+static bool take_reply(side *s, uint32_t corr, uint16_t want, uint8_t *out, size_t cap, size_t *len)
 {
     keel_icc_msg m;
     bool ring = false;
@@ -254,6 +253,53 @@ static void test_malformed_xfer_is_refused_without_touching_the_line(void **stat
     assert_int_equal(after.bridge_refused, before.bridge_refused + 1);
 }
 
+/* keel-sim's TCP port: the serial server is a second master node on the same wire */
+static void test_serial_server_reaches_the_sensors_on_the_wire(void **state)
+{
+    (void)state;
+    uint8_t adu[KEEL_MODBUS_MAX_RTU_ADU], out[KEEL_MODBUS_MAX_RTU_ADU];
+    const uint8_t pdu[] = {0x04, 0x00, 0x00, 0x00, 0x03};
+    size_t adu_len = 0, n = 0;
+    int st = -1;
+    assert_int_equal(keel_modbus_rtu_frame(1, pdu, sizeof pdu, adu, sizeof adu, &adu_len),
+                     KEEL_MODBUS_OK);
+    world_status before;
+    world_status_get(&before);
+    assert_true(world_serial_submit(adu, adu_len, 100000));
+    assert_false(world_serial_submit(adu, adu_len, 100000));   /* one at a time */
+    assert_false(world_serial_take(out, sizeof out, &n, &st)); /* not on the line yet */
+    uint64_t t0 = world_now_us();
+    while (!world_serial_take(out, sizeof out, &n, &st)) {
+        assert_true(world_now_us() - t0 < SEC);
+        world_run_until_us(world_now_us() + 500);
+    }
+    assert_int_equal(st, 0);
+    uint8_t unit;
+    const uint8_t *rp;
+    size_t rl;
+    assert_int_equal(keel_modbus_rtu_parse(out, n, &unit, &rp, &rl), KEEL_MODBUS_OK);
+    world_status s;
+    world_status_get(&s);
+    assert_true(fabs((int16_t)reg(rp, 0) / 100.0 - s.room_temp_c) <= 0.011);
+    /* on the wire: 8 request + 11 reply characters, and 1.5 ms of latency at least */
+    assert_int_equal(s.bus_chars - before.bus_chars, 19);
+    assert_true(world_now_us() - t0 >= 1500 + 19 * 95);
+    assert_int_equal(s.room_replies, before.room_replies + 1);
+    assert_int_equal(s.serial_frames, before.serial_frames + 1);
+    /* nobody at unit 9: a timeout, and the next frame goes out */
+    assert_int_equal(keel_modbus_rtu_frame(9, pdu, sizeof pdu, adu, sizeof adu, &adu_len),
+                     KEEL_MODBUS_OK);
+    assert_true(world_serial_submit(adu, adu_len, 20000));
+    t0 = world_now_us();
+    while (!world_serial_take(out, sizeof out, &n, &st)) {
+        assert_true(world_now_us() - t0 < SEC);
+        world_run_until_us(world_now_us() + 1000);
+    }
+    assert_int_equal(st, 1);
+    assert_int_equal(n, 0);
+    assert_true(world_now_us() - t0 >= 20000);
+}
+
 static void test_a_bridge_without_a_bus_is_refused(void **state)
 {
     (void)state;
@@ -281,6 +327,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_xfer_is_refused_without_touching_the_line,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_serial_server_reaches_the_sensors_on_the_wire, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_a_bridge_without_a_bus_is_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -51,7 +51,9 @@ static void idle_forever(void)
 
 __attribute__((noinline)) static void crash_null_deref(void)
 {
-    volatile int *p = NULL;
+    /* pointer and pointee volatile: the compiler can neither know the pointer is NULL nor drop
+     * the store (with either alone, gcc -O2 deletes it and the app lives on) */
+    volatile int *volatile p = NULL;
     *p = 42; /* cppcheck-suppress nullPointer ; the point of this mode */
 }
 

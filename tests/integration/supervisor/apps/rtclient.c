@@ -31,9 +31,8 @@ static void say(const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    if (n > 0 &&
-        keel_app_log(g_app, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1) !=
-            KEEL_APP_OK) {
+    if (n > 0 && keel_app_log(g_app, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1) !=
+                     KEEL_APP_OK) {
         return; /* nobody to tell */
     }
 }
@@ -71,7 +70,8 @@ static int env_loop(keel_icc *c)
     for (unsigned answers = 0; c;) {
         uint8_t buf[64];
         keel_icc_msg m;
-        keel_icc_err e = keel_icc_request(c, ENVMON_MSG_ENV_GET, NULL, 0, &m, buf, sizeof buf, 1000);
+        keel_icc_err e =
+            keel_icc_request(c, ENVMON_MSG_ENV_GET, NULL, 0, &m, buf, sizeof buf, 1000);
         if (e == KEEL_ICC_OK && answers < 3) {
             envmon_env env;
             envmon_proto_err pe = m.type == ENVMON_MSG_ENV_DATA
