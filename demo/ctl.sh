@@ -148,9 +148,11 @@ sensor-update)
   esac
   [[ -f $dir/firmware/$img ]] || { echo "ctl: no image $dir/firmware/$img" >&2; exit 2; }
   if [[ ${keeld_mode:-0} == 1 ]]; then
-    # the images are in the gateway's package (/app); keeld routes "<app>.<method>"
+    # keeld routes "<app>.<method>"; the gateway fetches the image from the release server
+    # through keeld's HTTP tunnel (it has no network of its own)
     run "$bin/keel" cloud call --device "$device" gateway.updateSensorFirmware \
-      "{\"unit\":2,\"image\":\"/app/$img\"}" --timeout 60 --config "$dir/operator.json"
+      "{\"unit\":2,\"url\":\"http://127.0.0.1:$web_port/sensor/$img\"}" --timeout 60 \
+      --config "$dir/operator.json"
   else
     run "$bin/keel" cloud call --device gateway-1 updateSensorFirmware \
       "{\"unit\":2,\"image\":\"$dir/firmware/$img\"}" --timeout 60 --config "$dir/operator.json"
