@@ -23,7 +23,7 @@ mkdir -p "$keys" "$dir/keeld" "$dir/packages" "$dir/site" "$dir/web"
 # uid: a keeld elsewhere on this machine (another demo, the supervisor tests) using the same
 # uids would have its apps killed. This run's own range: from this shell's pid, well above the
 # supervisor tests' (300000 + 40 per test pid, below 1100000).
-base_uid=$((2000000 + ($$ % 100000) * 16))
+base_uid=$((2000000 + ($$ % 100000) * 32))
 jq -n --arg st "$dir/keeld" --arg key "$keys/dev.pub" --arg hw "$hardware" \
   --argjson uid "$base_uid" --slurpfile dev "$dir/device.json" \
   '{state_dir: $st, trusted_keys: [$key], hardware: $hw, backoff_initial_ms: 200, base_uid: $uid,

@@ -2,6 +2,7 @@
  * which sandbox protections this kernel allows, starts the apps, and serves the control socket
  * until SIGTERM. See docs/apps.md (writing apps) and docs/security.md (what the sandbox does). */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -49,6 +50,46 @@ static int mkdirs(const sv_config *c)
         return -1;
     }
     return 0;
+}
+
+/* Apps run as uids base_uid .. base_uid + SV_MAX_APPS - 1, and keeld kills whatever runs under
+ * an app's uid before starting it (a previous keeld's leftovers). A second keeld on the same
+ * machine with an overlapping range would kill the first one's apps at random, so each keeld
+ * holds a write lock on its range's bytes of one machine-wide file; overlapping ranges
+ * conflict exactly. The lock goes with the process (kill -9 included). */
+static int lock_uid_range(uid_t base)
+{
+    const char *dirs[] = {"/run/keel", "/tmp"};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "%s/keeld-uids.lock", dirs[i]);
+        (void)mkdir(dirs[i], 0755);
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            continue;
+        }
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = (off_t)base,
+                           .l_len = SV_MAX_APPS};
+        if (fcntl(fd, F_SETLK, &fl) == 0) {
+            return fd; /* held for keeld's life */
+        }
+        int err = errno;
+        struct flock who = fl;
+        if ((err == EACCES || err == EAGAIN) && fcntl(fd, F_GETLK, &who) == 0 &&
+            who.l_type != F_UNLCK) {
+            fprintf(stderr,
+                    "keeld: app uids %u..%u overlap those of another keeld (pid %d, uids from "
+                    "%lld): give this one another base_uid in its config\n",
+                    (unsigned)base, (unsigned)base + SV_MAX_APPS - 1, (int)who.l_pid,
+                    (long long)who.l_start);
+        } else {
+            fprintf(stderr, "keeld: cannot lock %s: %s\n", path, strerror(err));
+        }
+        close(fd);
+        return -1;
+    }
+    fprintf(stderr, "keeld: no directory for the uid lock (/run/keel, /tmp)\n");
+    return -1;
 }
 
 int main(int argc, char **argv)
@@ -105,6 +146,10 @@ int main(int argc, char **argv)
     }
     if (mkdirs(&d.cfg) < 0) {
         return 3;
+    }
+    /* before the control socket: a refused keeld must not take over another's socket path */
+    if (geteuid() == 0 && lock_uid_range(d.cfg.base_uid) < 0) {
+        return 5;
     }
     snprintf(d.cg_instance, sizeof d.cg_instance, "keel-%d", (int)getpid());
 

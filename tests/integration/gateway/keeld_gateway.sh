@@ -127,7 +127,7 @@ export KEEL_SOCKET=$dir/keeld/keeld.sock
 mkdir -p "$dir/keeld" "$dir/keys" "$dir/packages"
 # uids of our own: keeld kills every process of an app's uid when it stops it, so two keelds
 # on one machine (tests run in parallel) must not hand out the same ones
-base_uid=$((200000 + ($$ % 40000) * 16))
+base_uid=$((1200000 + ($$ % 20000) * 32))
 "$bin/keel" image keygen --out "$dir/keys/dev" >/dev/null
 cat >"$dir/keeld.json" <<JSON
 {"state_dir": "$dir/keeld", "trusted_keys": ["$dir/keys/dev.pub"], "backoff_initial_ms": 200,
