@@ -35,6 +35,7 @@
 #include "gateway_map.h"
 #include "sensor_update.h"
 #include "keel/app.h"
+#include "keel/app_curl.h"
 #include "keel/cloud.h"
 #include "keel/config.h"
 #include "keel/modbus.h"
@@ -158,7 +159,7 @@ static int start_update(gateway *g, const cJSON *req, char *body, size_t cap)
     } else if (g->app) {
         /* no network under keeld: keeld tunnels to the URL's host if the manifest allows it */
         char target[300];
-        if (gateway_url_target(url->valuestring, target, sizeof target) != 0) {
+        if (keel_app_curl_target(url->valuestring, target, sizeof target) != KEEL_APP_OK) {
             snprintf(body, cap, "{\"error\":\"url: not an http(s) URL\"}");
             return 400;
         }
