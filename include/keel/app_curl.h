@@ -33,9 +33,9 @@
 
 /* One tunnel lent to one CURL handle. Owned by the caller; the fields are private. */
 typedef struct keel_app_curl {
-    int fd;                   /* the tunnel until curl closes it; -1 once closed */
-    bool given;               /* curl has taken it */
-    struct curl_slist *pin;   /* the CURLOPT_RESOLVE entry, NULL for an address URL */
+    int fd;                 /* the tunnel until curl closes it; -1 once closed */
+    bool given;             /* curl has taken it */
+    struct curl_slist *pin; /* the CURLOPT_RESOLVE entry, NULL for an address URL */
 } keel_app_curl;
 
 /* "host:port" for keel_app_cloud_open from an http(s) URL (the scheme's port when the URL

@@ -126,7 +126,8 @@ static result fetch(const char *url, uint16_t port, const char *cafile)
     if (pid == 0) {
         close(p[0]);
         int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons(port),
                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
             keeld_like_filter() == 0) {
