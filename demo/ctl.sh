@@ -10,10 +10,11 @@
 #   demo/ctl.sh broker-stop    stop mosquitto (telemetry queues in the device's outbox)
 #   demo/ctl.sh broker-start   start it again on the same port (the queue drains)
 #   demo/ctl.sh crash          SIGSEGV keel-envmon; keeld reports and restarts it
-#   demo/ctl.sh deploy [1.1.0|broken]
-#                              release envmon 1.1.0 (or 1.2.0, a build that crashes) with
-#                              keel release make, serve it, and keel cloud deploy it: keeld
-#                              verifies it, runs it on trial, confirms it or reverts it
+#   demo/ctl.sh deploy [1.1.0|broken|forged]
+#                              release envmon 1.1.0 (1.2.0, a build that crashes; or 1.1.0
+#                              signed by an untrusted key) with keel release make, serve it,
+#                              keel cloud deploy it: keeld verifies it, runs it on trial,
+#                              confirms it or reverts it (or refuses it)
 #   demo/ctl.sh app-restart    restart the app (keel app stop/start; DEMO_DIRECT: SIGKILL)
 #   demo/ctl.sh world-restart  power-cycle the RT core and the room (their state persists)
 #   demo/ctl.sh modbus         the RS485 bus: under keeld, what the gateway and the world see;
@@ -26,7 +27,7 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 dir=${KEEL_DEMO_DIR:-$top/build/demo}
-usage() { sed -n '3,25p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '3,26p' "$0" | sed 's/^# \{0,1\}//'; }
 [[ ${1:-} == -h || ${1:-} == --help ]] && { usage; exit 0; }
 [[ -f $dir/env ]] || { echo "ctl: no demo in $dir (run make demo first)" >&2; exit 1; }
 bin=$top/build/release/bin
@@ -76,17 +77,19 @@ crash)
   ;;
 deploy)
   keeld_only deploy
-  ver=${2:-1.1.0}
+  ver=${2:-1.1.0} key=$keys/dev.sec tag=""
   case $ver in
   broken | 1.2.0) ver=1.2.0 ;;
   1.0.0 | 1.1.0) ;;
-  *) echo "ctl: deploy 1.1.0, 1.0.0 or broken" >&2; exit 2 ;;
+  # 1.1.0 again, its release manifest signed with a key keeld does not trust
+  forged) ver=1.1.0 key=$dir/firmware/rogue.sec tag=-forged ;;
+  *) echo "ctl: deploy 1.1.0, 1.0.0, broken or forged" >&2; exit 2 ;;
   esac
   pkg=$dir/packages/envmon-$ver.kpkg
   [[ -f $pkg ]] || { echo "ctl: no package $pkg" >&2; exit 2; }
   # every release gets its own directory (keeld applies a manifest URL once)
-  rel=envmon-$ver-$(date +%s%N | cut -c1-13)
-  run "$bin/keel" release make --key "$keys/dev.sec" --hardware "$hardware" \
+  rel=envmon-$ver$tag-$(date +%s%N | cut -c1-13)
+  run "$bin/keel" release make --key "$key" --hardware "$hardware" \
     --out "$dir/site/$rel" "$pkg"
   run "$bin/keel" cloud deploy --manifest "http://127.0.0.1:$web_port/$rel/manifest.kman" \
     --device "$device" --config "$dir/operator.json"
@@ -145,9 +148,11 @@ sensor-update)
   esac
   [[ -f $dir/firmware/$img ]] || { echo "ctl: no image $dir/firmware/$img" >&2; exit 2; }
   if [[ ${keeld_mode:-0} == 1 ]]; then
-    # the images are in the gateway's package (/app); keeld routes "<app>.<method>"
+    # keeld routes "<app>.<method>"; the gateway fetches the image from the release server
+    # through keeld's HTTP tunnel (it has no network of its own)
     run "$bin/keel" cloud call --device "$device" gateway.updateSensorFirmware \
-      "{\"unit\":2,\"image\":\"/app/$img\"}" --timeout 60 --config "$dir/operator.json"
+      "{\"unit\":2,\"url\":\"http://127.0.0.1:$web_port/sensor/$img\"}" --timeout 60 \
+      --config "$dir/operator.json"
   else
     run "$bin/keel" cloud call --device gateway-1 updateSensorFirmware \
       "{\"unit\":2,\"image\":\"$dir/firmware/$img\"}" --timeout 60 --config "$dir/operator.json"

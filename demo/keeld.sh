@@ -16,7 +16,11 @@ hardware=keel-demo
 # A fresh device every run: keeld's store, trials, floors and the last deployment it applied
 # start clean (the room starts again from its initial state).
 rm -rf "$dir/keeld" "$dir/packages" "$dir/site" "$dir/web"
-mkdir -p "$keys" "$dir/keeld" "$dir/packages" "$dir/site" "$dir/web"
+mkdir -p "$keys" "$dir/keeld" "$dir/packages" "$dir/site/sensor" "$dir/web"
+# The release server's port, known now: the gateway's manifest names it as the one host its
+# HTTP requests may reach through keeld (sensor firmware by URL).
+web_port=$(free_port)
+cp "$fw"/supply-air-*.kimg "$dir/site/sensor/"
 # One key signs packages and release manifests; keeld trusts its public half.
 [[ -f $keys/dev.pub ]] || "$bin/keel" image keygen --out "$keys/dev" >/dev/null
 # Apps get uids from base_uid up, and keeld sweeps an exited app's uid with kill(-1) as that
@@ -27,6 +31,7 @@ base_uid=$((2000000 + ($$ % 100000) * 32))
 jq -n --arg st "$dir/keeld" --arg key "$keys/dev.pub" --arg hw "$hardware" \
   --argjson uid "$base_uid" --slurpfile dev "$dir/device.json" \
   '{state_dir: $st, trusted_keys: [$key], hardware: $hw, backoff_initial_ms: 200, base_uid: $uid,
+    method_timeout_ms: 60000,
     cloud: ($dev[0].cloud + {outbox: ($st + "/outbox.db")})}' >"$dir/keeld.json"
 "$bin/keeld" --config "$dir/keeld.json" >"$dir/keeld.log" 2>&1 &
 keeld_pid=$!
@@ -57,7 +62,8 @@ pack envmon 1.0.0 keel-envmon keel-envmon "$app_manifest" "$app_args"
 # what `demo/ctl.sh deploy` releases: the next version, and one with a defect compiled in
 pack envmon 1.1.0 keel-envmon keel-envmon "$app_manifest" "$app_args"
 pack envmon 1.2.0 keel-envmon-broken keel-envmon "$app_manifest" "$app_args"
-# gateway: its poll map on the RT core's bridge, and the sensor images it may push
+# gateway: its poll map on the RT core's bridge and the key sensor firmware must be signed with
+# (the images themselves come from the release server, by URL)
 gw_period=$((unattended ? 500 : 2000))
 jq -n --arg rt "$rt_id" --argjson period "$gw_period" '{bus: {rt_bridge: $rt}, period_ms: $period,
   points: [
@@ -67,10 +73,13 @@ jq -n --arg rt "$rt_id" --argjson period "$gw_period" '{bus: {rt_bridge: $rt}, p
    {name: "supplyAirTemperature", unit: 2, function: 4, address: 0, scale: 0.01, signed: true}
   ]}' >"$dir/gateway.conf.json"
 cp "$dir/gateway.conf.json" "$dir/packages/gateway.json"
-pack gateway 1.0.0 keel-gateway keel-gateway "$top/apps/gateway/app_manifest.json" \
+# keeld answers a method after method_timeout_ms at most (above: a push paced to the wall clock
+# takes seconds); the manifest lets the gateway's HTTP reach the release server
+jq --arg host "127.0.0.1:$web_port" '.capabilities.cloud.http = [$host]' \
+  "$top/apps/gateway/app_manifest.json" >"$dir/packages/gateway-manifest.json"
+pack gateway 1.0.0 keel-gateway keel-gateway "$dir/packages/gateway-manifest.json" \
   '["--config", "/app/gateway.json", "--status", "/data/gateway.json", "--sensor-key", "/app/sensor.pub"]' \
-  "$dir/packages/gateway.json" "$fw/sensor.pub" "$fw/supply-air-1.1.0.kimg" \
-  "$fw/supply-air-1.0.0.kimg" "$fw/supply-air-1.2.0-broken.kimg" "$fw/supply-air-forged.kimg"
+  "$dir/packages/gateway.json" "$fw/sensor.pub"
 for p in envmon-rt-1.0.0 envmon-1.0.0 gateway-1.0.0; do
   "$bin/keel" app install "$dir/packages/$p.kpkg" >/dev/null 2>&1
 done
@@ -83,8 +92,7 @@ wait_for 10 "keel-envmon" test -s "$dir/envmon.json"
 wait_for 10 "keel-gateway" test -s "$dir/gateway.json"
 log "keeld: envmon-rt (keel-sim: the RT core at ${speed}x, the room, the RS485 bus), envmon and gateway installed signed and paired (log $dir/keeld.log)"
 
-# ---- the release server: nginx serving what `keel release make` lays out ----
-web_port=$(free_port)
+# ---- the release server: nginx serving what `keel release make` lays out, and sensor images ----
 cat >"$dir/web/nginx.conf" <<CONF
 daemon off;
 master_process off;
@@ -178,6 +186,12 @@ if ((unattended)); then
       if applog | grep -q 'trial of 1.2.0 failed (crashed during its trial): reverted to 1.1.0' &&
         running envmon 1.1.0; then
         log "1.2.0 crashed on trial; keeld reverted to 1.1.0, running again"
+        "$top/demo/ctl.sh" deploy forged >"$dir/deploy-forged.out" 2>&1 &&
+          log "keel cloud deploy: a release signed by an untrusted key" && step=forged
+      fi ;;
+    forged)
+      if seen "$reported" '"update":{.*-forged-.*"state":"refused"' && running envmon 1.1.0; then
+        log "keeld refused it ($(grep -o 'deploy: .*-forged-.*refused: .*' "$dir/keeld.log" | sed 's/.*refused: //' | head -1)); 1.1.0 runs on"
         step=finished
       fi ;;
     esac
@@ -195,7 +209,7 @@ if ((unattended)); then
     fi
     sleep 0.5
   done
-  log "FAIL after $((SECONDS - deadline + seconds))s: stuck at step '$step' (telemetry, ack, gateway, sensor, cycled, crashed, deployed, broken, finished); room=$room target=$target"
+  log "FAIL after $((SECONDS - deadline + seconds))s: stuck at step '$step' (telemetry, ack, gateway, sensor, cycled, crashed, deployed, broken, forged, finished); room=$room target=$target"
   # which side lost the ack: the device never sent it, or the watcher never saw it
   grep -h 'desired v' <(applog) 2>/dev/null | tail -2 | sed 's/^/  device sent | /' || true
   grep -h "^$reported.*targetTemperature" "$dir/broker-watch.log" 2>/dev/null | tail -2 | sed 's/^/  broker saw  | /' || true
@@ -235,6 +249,7 @@ view() {
   echo "  demo/ctl.sh crash           SIGSEGV keel-envmon: keeld reports it and restarts it"
   echo "  demo/ctl.sh deploy          keel cloud deploy envmon 1.1.0: verified, on trial, confirmed"
   echo "  demo/ctl.sh deploy broken   deploy 1.2.0, which crashes: keeld reverts it"
+  echo "  demo/ctl.sh deploy forged   a release signed by an untrusted key: keeld refuses it"
   echo "  demo/ctl.sh broker-stop     stop the broker: telemetry queues in keeld's outbox"
   echo "  demo/ctl.sh broker-start    start it again and see the queue drain"
   echo "  demo/ctl.sh world-restart   power-cycle the RT core (keel app stop/start envmon-rt)"

@@ -8,9 +8,9 @@
 #
 #   DEMO_SECONDS=N   unattended: run at most N seconds with the world 60x faster than the wall
 #                    clock, go through the interactions (setpoint, sensor firmware update, power
-#                    cycle, crash, deploy 1.1.0, deploy a broken 1.2.0) and exit 0 only if each
-#                    had the right outcome and the room settled within 0.5 C of the setpoint;
-#                    1 otherwise (docs/quickstart.md, section 3).
+#                    cycle, crash, deploy 1.1.0, a broken 1.2.0, a forged release) and exit
+#                    0 only if each had the right outcome and the room settled within 0.5 C
+#                    of the setpoint; 1 otherwise (docs/quickstart.md, section 3).
 #   DEMO_SPEED=X     virtual seconds per wall second (default 1 interactive, 60 unattended)
 #   DEMO_TARGET=C    the setpoint the unattended run asks for (default 22)
 #   KEEL_BIN=DIR     where keel, keeld and the apps are (default build/release/bin)
