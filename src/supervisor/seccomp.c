@@ -14,7 +14,8 @@
  * call each sandboxed process made after its filter was loaded was collected: glibc start-up and
  * the dynamic loader, libkeel, the test apps (tests/integration/supervisor/apps), keel-envmon,
  * keel-sim (the sim-port RT loader), /bin/sh and qemu-system-arm (the Cortex-M loader); and
- * keel-gateway (integration.gateway_keeld, libcurl and TLS over a tunnel included). The
+ * keel-gateway (run under keeld by integration.gateway_keeld, libcurl and TLS over a tunnel
+ * included: a call outside the list would kill it there). The
  * traced calls are in the groups below; a few more are added where the C library picks
  * between equivalent calls by version or architecture (stat/fstat/newfstatat/statx, open/openat,
  * select/pselect6/poll/ppoll, epoll_wait/epoll_pwait), so a different libc does not trip the
