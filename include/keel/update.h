@@ -190,6 +190,14 @@ const char *keel_update_image_name(const keel_update_agent *a);
 KEEL_NODISCARD keel_update_err keel_update_chunk(keel_update_agent *a, uint32_t index,
                                                  const uint8_t *data, size_t len,
                                                  keel_update_error *err);
+/* A run of `count` consecutive chunks from `first` (data holds them back to back, len their
+ * total): each checked against the manifest, then the ones not yet stored are written, synced
+ * once and recorded in one state-record commit. The same guarantee as chunk by chunk (the
+ * record never names a chunk before its bytes are synced), with one sync and one commit per
+ * run instead of two per chunk. A bad chunk stores nothing of the run. */
+KEEL_NODISCARD keel_update_err keel_update_chunks(keel_update_agent *a, uint32_t first,
+                                                  uint32_t count, const uint8_t *data,
+                                                  size_t len, keel_update_error *err);
 /* All chunks stored: verifies the whole staged image and arms the trial. Restart next. */
 KEEL_NODISCARD keel_update_err keel_update_install(keel_update_agent *a, keel_update_error *err);
 /* The running trial is healthy: make it the confirmed image and raise the security floor. */
@@ -335,7 +343,12 @@ typedef struct keel_update_fetch_opts {
     uint32_t backoff_max_ms;  /* 0: 30000 */
     long timeout_s;           /* per request; 0: 60 */
     const char *ca_file;      /* for https with a private CA; NULL: the system's */
-    /* Progress, after each stored chunk; may be NULL. */
+    uint32_t batch_bytes;     /* chunks are stored (one sync, one record commit) in runs of
+                               * up to this many bytes (and at most 1/16 of the image); 0: one
+                               * chunk at a time. A run held in
+                               * memory is lost if the process dies (fetched again), never
+                               * half-recorded: power-fail safety is the same for any size */
+    /* Progress, after each stored run of chunks; may be NULL. */
     void (*progress)(void *ctx, uint32_t done, uint32_t total);
     void *progress_ctx;
     /* When non-NULL and it becomes non-zero (another thread, a signal handler), the fetch stops
@@ -350,8 +363,10 @@ typedef struct keel_update_fetch_stats {
     unsigned requests, retries;
 } keel_update_fetch_stats;
 
-/* Fetches the manifest at `manifest_url`, begins or resumes the download, and fetches every
- * missing chunk with range requests, resuming a dropped transfer where it stopped. Returns OK
+/* Fetches the manifest at `manifest_url`, begins or resumes the download, and fetches each
+ * stretch of missing chunks with one range request streamed into runs of chunks (each run
+ * checked, stored and recorded with keel_update_chunks), resuming a dropped transfer where it
+ * stopped. Returns OK
  * when every chunk is stored (then call keel_update_install). opts and stats may be NULL. */
 KEEL_NODISCARD keel_update_err keel_update_fetch(keel_update_agent *a, const char *manifest_url,
                                                  const keel_update_fetch_opts *opts,

@@ -338,6 +338,7 @@ static void revert(sv_daemon *d, sv_app *a, const char *why)
         return;
     }
     keeld_line(d, a, "trial of %s failed (%s): reverted to %s", bad, why, a->m.version);
+    snprintf(a->reverted_from, sizeof a->reverted_from, "%s", bad); /* for keel app list */
     a->backoff_ms = d->cfg.backoff_initial_ms;
     a->deadline_ms = sv_now_ms();
     a->state = SV_BACKOFF; /* starts at the next tick */
@@ -635,6 +636,13 @@ sv_err sv_app_install(sv_daemon *d, const char *src, char *msg, size_t msglen)
         snprintf(msg, msglen, "%s is running: keel app stop %s, then install", m.name, m.name);
         return SV_ERR_STATE;
     }
+    if (!old && d->napps >= SV_MAX_APPS) {
+        /* refused before anything is made for it: no update slots (on disk or in memory), no
+         * store directory */
+        rm_tree(stage);
+        snprintf(msg, msglen, "%s: at most %d apps", m.name, SV_MAX_APPS);
+        return SV_ERR_FULL;
+    }
     char dst[PATH_MAX + 64], prev[PATH_MAX + 64];
     (void)sv_fmt(dst, sizeof dst, "%s/%s", d->cfg.store_dir, m.name);
     (void)sv_fmt(prev, sizeof prev, "%s.prev", dst);
@@ -684,6 +692,10 @@ sv_err sv_app_install(sv_daemon *d, const char *src, char *msg, size_t msglen)
             rm_tree(stage);
         } else if ((access(dst, F_OK) == 0 && rename(dst, prev) < 0) || rename(stage, dst) < 0) {
             snprintf(msg, msglen, "%s: %s", dst, strerror(errno));
+            if (!(old && old->slots == slots)) {
+                struct sv_app tmp = {.slots = slots};
+                sv_slots_close(&tmp);
+            }
             return SV_ERR_IO;
         }
         rm_tree(prev);
@@ -714,6 +726,11 @@ sv_err sv_app_install(sv_daemon *d, const char *src, char *msg, size_t msglen)
     sv_app *a;
     e = sv_app_add(d, dst, &a, msg, msglen);
     if (e) {
+        if (slots && !(old && old->slots == slots)) {
+            /* slots made by this install belong to no app: freed, not leaked */
+            struct sv_app tmp = {.slots = slots};
+            sv_slots_close(&tmp);
+        }
         return e;
     }
     a->slots = slots;

@@ -83,10 +83,33 @@ static void dispatch(sv_daemon *d, int fd, char **argv, int argc)
         say(fd, "OK\n");
         for (int i = 0; i < d->napps; i++) {
             const sv_app *a = &d->apps[i];
-            say(fd, "%s %s %s %d %u %u %lld %d\n", a->m.name, a->m.version,
+            sv_trial_view v;
+            char trial[24] = "-";
+            sv_slots_describe(d, a, &v);
+            if (v.on_trial) {
+                snprintf(trial, sizeof trial, "%u/%u", v.trial_used, v.trial_allowed);
+            }
+            /* name version state pid restarts crashes uptime_ms ready slot trial left_ms
+             * confirmed reverted_from */
+            say(fd, "%s %s %s %d %u %u %lld %d %c %s %lld %s %s\n", a->m.name, a->m.version,
                 sv_state_name(a->state), (int)a->pid, a->restarts, a->crashes,
                 a->state == SV_RUNNING ? (long long)(now - a->started_ms) : 0LL,
-                a->state == SV_RUNNING && a->ready);
+                a->state == SV_RUNNING && a->ready, v.slot, trial, (long long)v.left_ms,
+                v.confirmed ? "yes" : "no", v.reverted_from[0] ? v.reverted_from : "-");
+        }
+    } else if (strcmp(verb, "status") == 0 && arg) {
+        const sv_app *a = need_app(d, fd, arg);
+        if (a) {
+            sv_trial_view v;
+            char dep[1200];
+            sv_slots_describe(d, a, &v);
+            sv_deploy_describe(a, dep, sizeof dep);
+            say(fd, "OK\nname %s\nversion %s\nstate %s\nslot %c\ntrial %s\n"
+                "trial_starts %u/%u\ntrial_left_ms %lld\nconfirmed %s\nreverted_from %s\n",
+                a->m.name, a->m.version, sv_state_name(a->state), v.slot,
+                v.on_trial ? "yes" : "no", v.trial_used, v.trial_allowed, (long long)v.left_ms,
+                v.confirmed ? "yes" : "no", v.reverted_from[0] ? v.reverted_from : "-");
+            say(fd, "deployment %s\n", dep);
         }
     } else if (strcmp(verb, "status") == 0) {
         char caps[1024];

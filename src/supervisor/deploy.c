@@ -17,6 +17,17 @@
  * record holds the chunks already stored. A dropped connection is resumed by the fetcher within
  * the run (the range still missing); a keeld restart resumes the download at start-up
  * (sv_deploy_resume) from the first chunk not stored.
+ *
+ * Retry: a deployment that fails for network reasons (the manifest or the image unreachable,
+ * an HTTP error, a transfer that makes no progress) is tried again by keeld itself after a
+ * jittered exponential pause (keel_cloud_backoff: SV_DEPLOY_RETRY_MIN_MS doubling up to
+ * SV_DEPLOY_RETRY_MAX_MS), reported as state "retrying" with "attempt" and "retry_in_ms"; after
+ * SV_DEPLOY_RETRIES failed attempts it is "failed" and waits for the release to be announced
+ * again. What the signature or a hash refuses (a bad manifest, a chunk or an image that does
+ * not match it, the wrong hardware, a rollback) is final: "refused", never retried.
+ *
+ * Exit: on SIGTERM keeld sets the download's cancel flag and joins its thread
+ * (sv_deploy_shutdown); the URL file stays, so the next start resumes.
  */
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -26,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,6 +49,10 @@
 #define SV_DEPLOY_TIMEOUT_S 30L
 #define SV_DEPLOY_REPORT_MS 500   /* progress reported at most this often */
 #define SV_MAX_PROBES 4
+#define SV_DEPLOY_BATCH (1u << 20)     /* bytes of chunks stored per sync (keel_update_fetch) */
+#define SV_DEPLOY_RETRIES 8            /* failed attempts before "failed" */
+#define SV_DEPLOY_RETRY_MIN_MS 1000u   /* first pause; doubles, jittered in [d/2, d] */
+#define SV_DEPLOY_RETRY_MAX_MS 300000u
 
 typedef enum { JOB_PROBE, JOB_FETCH } job_kind;
 
@@ -45,6 +61,8 @@ typedef struct sv_deploy {
     pthread_t th;
     atomic_bool done;
     char url[1024];
+    keel_cloud_backoff backoff; /* network failures of this deployment so far */
+    volatile int cancel;        /* set on keeld's exit: the thread stops at the next check */
     /* probe: what the manifest is for */
     const sv_daemon *d;
     bool ok;
@@ -58,7 +76,6 @@ typedef struct sv_deploy {
     /* fetch */
     keel_update_agent *agent;
     atomic_uint chunks_done, chunks_total;
-    volatile int cancel;
     keel_update_err result;
     keel_update_error err;
     keel_update_fetch_stats stats;
@@ -67,6 +84,17 @@ typedef struct sv_deploy {
 } sv_deploy;
 
 static sv_deploy *g_probes[SV_MAX_PROBES];
+
+/* Deployments waiting to be tried again after a network failure. app[0] == '\0': the
+ * manifest could not be fetched (the probe is retried); else the app's download. */
+typedef struct sv_retry {
+    bool used;
+    char url[1024];
+    char app[64];
+    keel_cloud_backoff backoff;
+    int64_t at_ms;
+} sv_retry;
+static sv_retry g_retries[SV_MAX_PROBES];
 
 /* ---- the probe: fetch and check the manifest ---- */
 
@@ -92,7 +120,15 @@ static size_t on_data(char *ptr, size_t size, size_t n, void *user)
     return add;
 }
 
-static bool fetch(const char *url, size_t max, buf *out, char *msg, size_t msglen)
+static int on_xfer(void *ctx, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+    (void)dt, (void)dn, (void)ut, (void)un;
+    volatile const int *cancel = ctx;
+    return *cancel; /* non-zero aborts the transfer */
+}
+
+static bool fetch(const char *url, size_t max, volatile int *cancel, buf *out, char *msg,
+                  size_t msglen)
 {
     memset(out, 0, sizeof *out);
     out->max = max;
@@ -108,6 +144,9 @@ static bool fetch(const char *url, size_t max, buf *out, char *msg, size_t msgle
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_xfer);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, (void *)cancel);
     CURLcode rc = curl_easy_perform(c);
     curl_easy_cleanup(c);
     if (rc != CURLE_OK) {
@@ -123,7 +162,7 @@ static void *probe_main(void *arg)
 {
     sv_deploy *j = arg;
     buf man;
-    if (!fetch(j->url, 1u << 20, &man, j->msg, sizeof j->msg)) {
+    if (!fetch(j->url, 1u << 20, &j->cancel, &man, j->msg, sizeof j->msg)) {
         j->verdict = "failed";
     } else {
         keel_image_keys keys = {j->d->keys, j->d->nkeys};
@@ -158,8 +197,10 @@ static void on_progress(void *ctx, uint32_t done, uint32_t total)
 static void *fetch_main(void *arg)
 {
     sv_deploy *j = arg;
+    /* chunks stored in runs of up to 1 MiB: one sync and one record commit each */
     keel_update_fetch_opts o = {.progress = on_progress, .progress_ctx = j, .cancel = &j->cancel,
-                                .backoff_base_ms = 100, .backoff_max_ms = 5000};
+                                .backoff_base_ms = 100, .backoff_max_ms = 5000,
+                                .batch_bytes = SV_DEPLOY_BATCH};
     j->result = keel_update_fetch(j->agent, j->url, &o, &j->stats, &j->err);
     atomic_store(&j->done, true);
     return NULL;
@@ -167,8 +208,8 @@ static void *fetch_main(void *arg)
 
 /* ---- reports and durable bookkeeping (loop thread) ---- */
 
-static void report(sv_daemon *d, const char *url, const char *state, const char *detail,
-                   unsigned done, unsigned total)
+static void report_retry(sv_daemon *d, const char *url, const char *state, const char *detail,
+                         unsigned done, unsigned total, unsigned attempt, uint32_t retry_in_ms)
 {
     if (d->cloud) {
         cJSON *root = cJSON_CreateObject();
@@ -180,6 +221,10 @@ static void report(sv_daemon *d, const char *url, const char *state, const char 
             cJSON_AddNumberToObject(u, "chunks_done", done);
             cJSON_AddNumberToObject(u, "chunks_total", total);
         }
+        if (attempt) {
+            cJSON_AddNumberToObject(u, "attempt", attempt);
+            cJSON_AddNumberToObject(u, "retry_in_ms", retry_in_ms);
+        }
         char *text = cJSON_PrintUnformatted(root);
         cJSON_Delete(root);
         if (text && keel_cloud_report(d->cloud, text, NULL) != KEEL_CLOUD_OK) {
@@ -188,6 +233,72 @@ static void report(sv_daemon *d, const char *url, const char *state, const char 
         cJSON_free(text);
     }
     sv_logf("deploy: %s: %s: %s", url, state, detail);
+}
+
+static void report(sv_daemon *d, const char *url, const char *state, const char *detail,
+                   unsigned done, unsigned total)
+{
+    report_retry(d, url, state, detail, done, total, 0, 0);
+}
+
+static void forget(const sv_daemon *d, const char *url);
+
+static void drop_retries(const char *app)
+{
+    for (int i = 0; i < SV_MAX_PROBES; i++) {
+        if (g_retries[i].used && strcmp(g_retries[i].app, app) == 0) {
+            g_retries[i].used = false;
+        }
+    }
+}
+
+/* A network failure of `url` (for `app`, or "" for the manifest): tried again after a jittered
+ * pause, unless it has failed SV_DEPLOY_RETRIES times already. True if a retry is scheduled. */
+static bool retry_later(sv_daemon *d, const char *url, const char *app, keel_cloud_backoff *b,
+                        const char *why)
+{
+    drop_retries(app);
+    sv_retry *r = NULL;
+    for (int i = 0; i < SV_MAX_PROBES && !r; i++) {
+        r = g_retries[i].used ? NULL : &g_retries[i];
+    }
+    if (!r || b->attempt + 1 >= SV_DEPLOY_RETRIES) {
+        char detail[700];
+        snprintf(detail, sizeof detail, "%.500s; gave up after %u attempts: announce the release "
+                 "again to retry", why, b->attempt + 1);
+        forget(d, url);
+        report(d, url, "failed", detail, 0, 0);
+        return false;
+    }
+    uint32_t rnd = 0;
+    if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != sizeof rnd) {
+        rnd = (uint32_t)sv_now_ms() * 2654435761u;
+    }
+    uint32_t delay = keel_cloud_backoff_next(b, rnd); /* counts this attempt */
+    if (!app[0]) {
+        /* the manifest never came: not taken up yet, so a keeld restarted meanwhile applies
+         * the cached announcement again (a download's own retry survives through its URL
+         * file instead) */
+        forget(d, url);
+    }
+    memset(r, 0, sizeof *r);
+    r->used = true;
+    snprintf(r->url, sizeof r->url, "%s", url);
+    snprintf(r->app, sizeof r->app, "%s", app);
+    r->backoff = *b;
+    r->at_ms = sv_now_ms() + delay;
+    char detail[700];
+    snprintf(detail, sizeof detail, "%.500s; attempt %u of %u failed, next in %u ms", why,
+             b->attempt, SV_DEPLOY_RETRIES, delay);
+    report_retry(d, url, "retrying", detail, 0, 0, b->attempt, delay);
+    d->deploying = true; /* the loop polls until the retry is due */
+    return true;
+}
+
+static keel_cloud_backoff fresh_backoff(void)
+{
+    return (keel_cloud_backoff){.min_ms = SV_DEPLOY_RETRY_MIN_MS,
+                                .max_ms = SV_DEPLOY_RETRY_MAX_MS};
 }
 
 /* The manifest URL last taken up, kept across keeld restarts so a cached desired document is
@@ -259,9 +370,11 @@ static void curl_once(void)
     }
 }
 
-/* Starts (or resumes) the download of `url` into the app's inactive slot. */
-static void fetch_start(sv_daemon *d, sv_app *a, const char *url)
+/* Starts (or resumes) the download of `url` into the app's inactive slot; `b` the network
+ * failures so far (NULL: none). */
+static void fetch_start(sv_daemon *d, sv_app *a, const char *url, const keel_cloud_backoff *b)
 {
+    drop_retries(a->m.name);
     keel_update_agent *ag = sv_slots_agent(a);
     keel_update_status st;
     keel_update_get_status(ag, &st);
@@ -289,6 +402,7 @@ static void fetch_start(sv_daemon *d, sv_app *a, const char *url)
     j->kind = JOB_FETCH;
     j->d = d;
     j->agent = ag;
+    j->backoff = b ? *b : fresh_backoff();
     snprintf(j->url, sizeof j->url, "%s", url);
     put_file(up, url);
     curl_once();
@@ -313,15 +427,9 @@ static void fetch_start(sv_daemon *d, sv_app *a, const char *url)
     report(d, url, "downloading", detail, st.chunks_done, st.chunks_total);
 }
 
-void sv_deploy_desired(sv_daemon *d, const char *json)
+/* Fetches and checks the manifest at `url` on a thread; `b` its network failures so far. */
+static void probe_start(sv_daemon *d, const char *url, const keel_cloud_backoff *b)
 {
-    cJSON *root = cJSON_Parse(json);
-    const cJSON *u = root ? cJSON_GetObjectItemCaseSensitive(root, "update") : NULL;
-    const cJSON *m = u ? cJSON_GetObjectItemCaseSensitive(u, "manifest_url") : NULL;
-    if (!cJSON_IsString(m) || already_applied(d, m->valuestring)) {
-        cJSON_Delete(root);
-        return;
-    }
     sv_deploy *j = calloc(1, sizeof *j);
     int slot = -1;
     for (int i = 0; i < SV_MAX_PROBES && slot < 0; i++) {
@@ -329,15 +437,13 @@ void sv_deploy_desired(sv_daemon *d, const char *json)
     }
     if (!j || slot < 0) {
         free(j);
-        report(d, m->valuestring, "failed", "too many deployments announced at once", 0, 0);
-        cJSON_Delete(root);
+        report(d, url, "failed", "too many deployments announced at once", 0, 0);
         return;
     }
     j->kind = JOB_PROBE;
     j->d = d;
-    snprintf(j->url, sizeof j->url, "%s", m->valuestring);
-    cJSON_Delete(root);
-    remember(d, j->url); /* a refused release is not retried in a loop; a new URL is */
+    j->backoff = b ? *b : fresh_backoff();
+    snprintf(j->url, sizeof j->url, "%s", url);
     curl_once();
     if (pthread_create(&j->th, NULL, probe_main, j) != 0) {
         report(d, j->url, "failed", "cannot start the manifest thread", 0, 0);
@@ -348,16 +454,41 @@ void sv_deploy_desired(sv_daemon *d, const char *json)
     d->deploying = true;
 }
 
+void sv_deploy_desired(sv_daemon *d, const char *json)
+{
+    cJSON *root = cJSON_Parse(json);
+    const cJSON *u = root ? cJSON_GetObjectItemCaseSensitive(root, "update") : NULL;
+    const cJSON *m = u ? cJSON_GetObjectItemCaseSensitive(u, "manifest_url") : NULL;
+    if (!cJSON_IsString(m) || already_applied(d, m->valuestring)) {
+        cJSON_Delete(root);
+        return;
+    }
+    char url[1024];
+    snprintf(url, sizeof url, "%s", m->valuestring);
+    cJSON_Delete(root);
+    for (int i = 0; i < SV_MAX_PROBES; i++) {
+        if (g_retries[i].used && strcmp(g_retries[i].url, url) == 0) {
+            return; /* announced again while its retry waits: the retry takes it */
+        }
+    }
+    remember(d, url); /* a refused release is not retried in a loop; a new URL is */
+    probe_start(d, url, NULL);
+}
+
 /* The probe ended: is the release for this device, and which app takes it? */
 static void probe_done(sv_daemon *d, sv_deploy *j)
 {
     char msg[512];
     sv_app *a = NULL;
     if (!j->ok) {
-        if (strcmp(j->verdict, "failed") == 0) {
-            forget(d, j->url);
+        if (j->cancel) {
+            return; /* keeld is going down: the desired document comes again at the next start */
         }
-        report(d, j->url, j->verdict, j->msg, 0, 0);
+        if (strcmp(j->verdict, "failed") == 0) {
+            (void)retry_later(d, j->url, "", &j->backoff, j->msg); /* the network: again */
+        } else {
+            report(d, j->url, j->verdict, j->msg, 0, 0);
+        }
         return;
     }
     if (j->expires < (uint64_t)time(NULL)) {
@@ -409,7 +540,7 @@ static void probe_done(sv_daemon *d, sv_deploy *j)
         return;
     }
     snprintf(a->deploy_url, sizeof a->deploy_url, "%s", j->url);
-    fetch_start(d, a, j->url);
+    fetch_start(d, a, j->url, NULL);
 }
 
 /* The download thread of app a ended. */
@@ -443,12 +574,16 @@ static void fetch_done(sv_daemon *d, sv_app *a, sv_deploy *j)
     } else {
         snprintf(detail, sizeof detail, "%s: %s (%s)", a->m.name, j->err.msg,
                  keel_update_err_name(j->result));
-        bool transient = j->result == KEEL_UPDATE_ERR_FETCH ||
-                         j->result == KEEL_UPDATE_ERR_STORAGE;
-        if (transient) {
+        if (j->result == KEEL_UPDATE_ERR_FETCH) {
+            /* the network: tried again after a pause, from the chunks stored (the URL file
+             * stays, so a keeld restart meanwhile resumes too) */
+            keep_url = retry_later(d, j->url, a->m.name, &j->backoff, detail);
+        } else if (j->result == KEEL_UPDATE_ERR_STORAGE) {
             forget(d, j->url); /* announce it again to retry: the stored chunks are kept */
+            report(d, j->url, "failed", detail, 0, 0);
+        } else {
+            report(d, j->url, "refused", detail, 0, 0); /* signature, hash, rollback: final */
         }
-        report(d, j->url, transient ? "failed" : "refused", detail, 0, 0);
     }
     if (!keep_url && url_path(d, a, up, sizeof up)) {
         (void)unlink(up);
@@ -466,6 +601,19 @@ static void fetch_done(sv_daemon *d, sv_app *a, sv_deploy *j)
 bool sv_deploy_poll(sv_daemon *d)
 {
     bool any = false;
+    if (d->quit) {
+        /* SIGTERM: the threads stop now, while the apps stop; keeld joins them at exit */
+        for (int i = 0; i < SV_MAX_PROBES; i++) {
+            if (g_probes[i]) {
+                g_probes[i]->cancel = 1;
+            }
+        }
+        for (int i = 0; i < d->napps; i++) {
+            if (d->apps[i].deploy) {
+                d->apps[i].deploy->cancel = 1;
+            }
+        }
+    }
     for (int i = 0; i < SV_MAX_PROBES; i++) {
         sv_deploy *j = g_probes[i];
         if (j && atomic_load(&j->done)) {
@@ -496,8 +644,24 @@ bool sv_deploy_poll(sv_daemon *d)
             j->reported_ms = now;
         }
     }
+    int64_t now = sv_now_ms();
     for (int i = 0; i < SV_MAX_PROBES; i++) {
-        any |= g_probes[i] != NULL;
+        sv_retry r = g_retries[i];
+        if (!r.used || now < r.at_ms) {
+            continue;
+        }
+        g_retries[i].used = false;
+        if (!r.app[0]) {
+            probe_start(d, r.url, &r.backoff);
+            continue;
+        }
+        sv_app *a = sv_app_find(d, r.app);
+        if (a && !a->deploy && sv_slots_agent(a)) {
+            fetch_start(d, a, r.url, &r.backoff);
+        }
+    }
+    for (int i = 0; i < SV_MAX_PROBES; i++) {
+        any |= g_probes[i] != NULL || g_retries[i].used;
     }
     for (int i = 0; i < d->napps; i++) {
         any |= d->apps[i].deploy != NULL;
@@ -527,7 +691,66 @@ void sv_deploy_resume(sv_daemon *d, sv_app *a)
         return;
     }
     snprintf(a->deploy_url, sizeof a->deploy_url, "%s", url);
-    fetch_start(d, a, url);
+    fetch_start(d, a, url, NULL);
+}
+
+void sv_deploy_shutdown(sv_daemon *d)
+{
+    /* every thread is told first, then joined: they stop together */
+    for (int i = 0; i < SV_MAX_PROBES; i++) {
+        if (g_probes[i]) {
+            g_probes[i]->cancel = 1;
+        }
+    }
+    for (int i = 0; i < d->napps; i++) {
+        if (d->apps[i].deploy) {
+            d->apps[i].deploy->cancel = 1;
+        }
+    }
+    for (int i = 0; i < SV_MAX_PROBES; i++) {
+        if (g_probes[i]) {
+            pthread_join(g_probes[i]->th, NULL);
+            free(g_probes[i]);
+            g_probes[i] = NULL;
+        }
+        g_retries[i].used = false;
+    }
+    for (int i = 0; i < d->napps; i++) {
+        sv_app *a = &d->apps[i];
+        sv_deploy *j = a->deploy;
+        if (j) {
+            pthread_join(j->th, NULL);
+            sv_logf("deploy: %s: download stopped (%s): resumes at the next start", a->m.name,
+                    j->result == KEEL_UPDATE_ERR_CANCELLED ? "cancelled" : "ended");
+            sv_slots_busy(a, false);
+            a->deploy = NULL;
+            free(j); /* its URL file stays: sv_deploy_resume */
+        }
+    }
+}
+
+void sv_deploy_describe(const sv_app *a, char *out, size_t cap)
+{
+    const sv_deploy *j = a->deploy;
+    if (j) {
+        snprintf(out, cap, "downloading %u/%u %s", atomic_load(&j->chunks_done),
+                 atomic_load(&j->chunks_total), j->url);
+        return;
+    }
+    if (a->deploy_ready) {
+        snprintf(out, cap, "staged %s", a->deploy_url);
+        return;
+    }
+    for (int i = 0; i < SV_MAX_PROBES; i++) {
+        const sv_retry *r = &g_retries[i];
+        if (r->used && strcmp(r->app, a->m.name) == 0) {
+            int64_t left = r->at_ms - sv_now_ms();
+            snprintf(out, cap, "retrying attempt %u in %lld ms %s", r->backoff.attempt + 1,
+                     (long long)(left > 0 ? left : 0), r->url);
+            return;
+        }
+    }
+    snprintf(out, cap, "none");
 }
 
 void sv_deploy_pending(sv_daemon *d, sv_app *a)

@@ -202,6 +202,7 @@ int main(int argc, char **argv)
             d.cfg.allow_unsigned ? "; UNSIGNED package directories accepted (development)" : "");
     sv_logf("ready: %d apps, control socket %s", d.napps, d.cfg.socket_path);
     int rc = sv_loop_run(&d);
+    sv_deploy_shutdown(&d);
     (void)unlink(d.cfg.socket_path);
     if (d.cloud) {
         keel_cloud_close(d.cloud);

@@ -38,6 +38,10 @@ struct sv_slots {
     keel_update_agent *agent;
     uint32_t slot_size;
     bool busy; /* a deployment thread owns the agent (deploy.c) */
+    /* the agent's status as last seen on keeld's loop thread: what `keel app list` shows
+     * while a deployment thread owns the agent (reading it then would race) */
+    keel_update_status seen;
+    char reverted[32]; /* the version last given up (a failed trial), for `keel app list` */
 };
 
 static int64_t wall_ms(void)
@@ -248,6 +252,7 @@ sv_err sv_slots_install(sv_daemon *d, const char *name, const uint8_t *image, si
             e = ue == KEEL_UPDATE_ERR_STORAGE ? SV_ERR_IO : SV_ERR_CONFIG;
         } else {
             since_forget(s);
+            s->reverted[0] = '\0'; /* a new version on trial: the last revert is history */
             *trial = true;
         }
     }
@@ -353,6 +358,7 @@ sv_err sv_slots_boot(sv_daemon *d, sv_app *a, char *msg, size_t msglen)
              * keeld restart, perhaps), or its image no longer verifies */
             snprintf(a->reverted_from, sizeof a->reverted_from, "%s", a->m.version);
             snprintf(a->revert_why, sizeof a->revert_why, "crashed during its trial");
+            snprintf(s->reverted, sizeof s->reverted, "%s", a->m.version);
         }
         if (!bi.trial || pass > 0) {
             break;
@@ -369,6 +375,7 @@ sv_err sv_slots_boot(sv_daemon *d, sv_app *a, char *msg, size_t msglen)
         /* keeld was down while the deadline passed: the revert completes now */
         snprintf(a->reverted_from, sizeof a->reverted_from, "%.31s", ver);
         snprintf(a->revert_why, sizeof a->revert_why, "no health confirmation in time");
+        snprintf(s->reverted, sizeof s->reverted, "%.31s", ver);
         ue = keel_update_revert(s->agent, &err);
         since_forget(s);
         if (ue) {
@@ -414,6 +421,7 @@ void sv_slots_revert(sv_daemon *d, sv_app *a, const char *why)
     if (!s) {
         return;
     }
+    snprintf(s->reverted, sizeof s->reverted, "%s", a->m.version);
     keel_update_error err = {{0}};
     if (keel_update_revert(s->agent, &err) != KEEL_UPDATE_OK) {
         /* not on trial in the agent (already reverted by its boot decision): nothing to do */
@@ -449,6 +457,47 @@ struct keel_update_agent *sv_slots_agent(sv_app *a) { return a->slots ? a->slots
 void sv_slots_busy(sv_app *a, bool busy)
 {
     if (a->slots) {
+        if (busy) {
+            keel_update_get_status(a->slots->agent, &a->slots->seen);
+        }
         a->slots->busy = busy;
+    }
+}
+
+/* ---- what `keel app list` and `keel app status NAME` show ---- */
+
+void sv_slots_describe(const sv_daemon *d, const sv_app *a, sv_trial_view *v)
+{
+    memset(v, 0, sizeof *v);
+    v->slot = '-';
+    v->confirmed = !a->trial;
+    v->trial_allowed = d->cfg.trial_crashes;
+    const struct sv_slots *s = a->slots;
+    if (s) {
+        keel_update_status st;
+        if (s->busy) {
+            st = s->seen; /* the download thread owns the agent */
+        } else {
+            keel_update_get_status(s->agent, &st);
+        }
+        if (st.running_slot >= 0) {
+            v->slot = (char)('A' + st.running_slot);
+        }
+        v->confirmed = !st.running_trial && !a->trial;
+        v->trial_used = st.trial_boots;
+        v->trial_allowed = st.max_trial_boots;
+        snprintf(v->reverted_from, sizeof v->reverted_from, "%s", s->reverted);
+    } else {
+        v->trial_used = a->trial ? a->trial_crashes : 0;
+    }
+    if (!v->reverted_from[0] && a->reverted_from[0]) {
+        snprintf(v->reverted_from, sizeof v->reverted_from, "%s", a->reverted_from);
+    }
+    v->on_trial = a->trial;
+    if (a->trial && !a->confirmed && a->state == SV_RUNNING) {
+        int64_t left = a->trial_deadline_ms - sv_now_ms();
+        v->left_ms = left > 0 ? left : 0;
+    } else {
+        v->left_ms = -1; /* no deadline counting */
     }
 }

@@ -297,6 +297,12 @@ void sv_deploy_desired(sv_daemon *d, const char *json);
 void sv_deploy_pending(sv_daemon *d, sv_app *a);
 /* At start-up: resumes a deployment a previous keeld was downloading for this app. */
 void sv_deploy_resume(sv_daemon *d, sv_app *a);
+/* keeld is exiting: cancels the download and manifest threads and joins them (a download
+ * resumes at the next start). */
+void sv_deploy_shutdown(sv_daemon *d);
+/* The app's deployment in one line for `keel app status NAME`: "none", or its state, chunks
+ * and manifest URL (downloading, staged, retrying in N ms after a network failure). */
+void sv_deploy_describe(const sv_app *a, char *out, size_t cap);
 /* From the loop's tick: collects progress and outcomes of deployment threads; true while any
  * runs (the loop then wakes every SV_DEPLOY_POLL_MS). */
 bool sv_deploy_poll(sv_daemon *d);
@@ -326,6 +332,15 @@ bool sv_slots_trial_used_up(const sv_app *a);
 /* The agent, for deploy.c (NULL without slots), and whether a deployment thread owns it. */
 struct keel_update_agent *sv_slots_agent(sv_app *a);
 void sv_slots_busy(sv_app *a, bool busy);
+/* An app's version and trial as `keel app list` / `keel app status NAME` show them. */
+typedef struct sv_trial_view {
+    char slot;               /* 'A' or 'B' running, '-' without slots or not booted yet */
+    bool on_trial, confirmed;
+    uint32_t trial_used, trial_allowed; /* trial starts counted (slots) or crashes (unsigned) */
+    int64_t left_ms;         /* confirm deadline left while running on trial, else -1 */
+    char reverted_from[32];  /* the version last given up, "" if none */
+} sv_trial_view;
+void sv_slots_describe(const sv_daemon *d, const sv_app *a, sv_trial_view *v);
 void sv_slots_close(sv_app *a);
 
 /* crash.c: writes a report for an app that ended; returns its sequence number. */

@@ -514,6 +514,71 @@ keel_update_err keel_update_chunk(keel_update_agent *a, uint32_t index, const ui
     return ku_commit(a, &next, err);
 }
 
+keel_update_err keel_update_chunks(keel_update_agent *a, uint32_t first, uint32_t count,
+                                   const uint8_t *data, size_t len, keel_update_error *err)
+{
+    if (!a || (!data && len) || count == 0) {
+        return ku_fail(err, KEEL_UPDATE_ERR_ARG, "no agent, no data or no chunks");
+    }
+    if (a->rec.state != KEEL_UPDATE_DOWNLOADING || !a->manifest) {
+        return ku_fail(err, KEEL_UPDATE_ERR_STATE, "no download in progress");
+    }
+    const keel_release *m = &a->man;
+    if (first >= m->chunk_count || count > m->chunk_count - first) {
+        return ku_fail(err, KEEL_UPDATE_ERR_CHUNK, "chunks %u+%u: the manifest has %u chunks",
+                       first, count, m->chunk_count);
+    }
+    size_t want = 0;
+    for (uint32_t i = first; i < first + count; i++) {
+        want += chunk_len(m, i);
+    }
+    if (len != want) {
+        return ku_fail(err, len > want ? KEEL_UPDATE_ERR_TOO_BIG : KEEL_UPDATE_ERR_CHUNK,
+                       "chunks %u+%u: %zu bytes, the manifest says %zu", first, count, len, want);
+    }
+    /* every hash first: a bad chunk stores nothing of the run */
+    size_t off = 0;
+    for (uint32_t i = first; i < first + count; i++) {
+        uint8_t h[KEEL_IMAGE_HASH_SIZE];
+        crypto_hash_sha256(h, data + off, chunk_len(m, i));
+        if (memcmp(h, m->chunk_hashes + (size_t)i * KEEL_IMAGE_HASH_SIZE, sizeof h) != 0) {
+            return ku_fail(err, KEEL_UPDATE_ERR_CHUNK,
+                           "chunk %u: SHA-256 does not match the manifest (tampered or misplaced)",
+                           i);
+        }
+        off += chunk_len(m, i);
+    }
+    /* then each stretch of chunks not stored yet, written and synced as one (a stored chunk
+     * is never written again: the record says its bytes are there) */
+    keel_update_area slot = a->rec.active ? KEEL_UPDATE_SLOT_A : KEEL_UPDATE_SLOT_B;
+    ku_record next = a->rec;
+    uint32_t i = first;
+    off = 0;
+    while (i < first + count) {
+        if (chunk_done(&a->rec, i)) {
+            off += chunk_len(m, i++);
+            continue;
+        }
+        uint32_t j = i;
+        size_t run = 0;
+        while (j < first + count && !chunk_done(&a->rec, j)) {
+            run += chunk_len(m, j);
+            next.bitmap[j / 8] |= (uint8_t)(1u << (j % 8));
+            j++;
+        }
+        if (ku_store_bytes(a->st, slot, i * m->chunk_size, data + off, (uint32_t)run) != 0) {
+            return ku_fail(err, KEEL_UPDATE_ERR_STORAGE, "chunks %u-%u: storage failed", i,
+                           j - 1);
+        }
+        off += run;
+        i = j;
+    }
+    if (memcmp(next.bitmap, a->rec.bitmap, sizeof next.bitmap) == 0) {
+        return KEEL_UPDATE_OK; /* all of them were stored already */
+    }
+    return ku_commit(a, &next, err);
+}
+
 keel_update_err keel_update_install(keel_update_agent *a, keel_update_error *err)
 {
     if (!a) {

@@ -54,10 +54,16 @@ static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off
 
 static bool cancelled(const keel_update_fetch_opts *o) { return o->cancel && *o->cancel; }
 
-static void pause_ms(uint32_t ms)
+/* A backoff pause, in slices so that a cancel is seen within SLICE_MS. */
+#define SLICE_MS 50u
+static void pause_ms(uint32_t ms, const keel_update_fetch_opts *o)
 {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0) {
+    while (ms > 0 && !cancelled(o)) {
+        uint32_t step = ms < SLICE_MS ? ms : SLICE_MS;
+        struct timespec ts = {0, (long)step * 1000000L};
+        while (nanosleep(&ts, &ts) != 0) {
+        }
+        ms -= step;
     }
 }
 
@@ -121,8 +127,126 @@ static keel_update_err fetch_manifest(CURL *c, const char *url, const keel_updat
         }
         st->retries++;
         pause_ms(keel_update_backoff_ms(attempt, o->backoff_base_ms, o->backoff_max_ms,
-                                        randombytes_random()));
+                                        randombytes_random()), o);
     }
+}
+
+/* ---- a stretch of chunks streamed by one range request ----
+ * The body lands in a buffer of whole chunks; each time it fills (or the stretch is complete)
+ * its chunks are handed to the agent as one run (keel_update_chunks: every hash checked, one
+ * write + sync, one record commit). A partial chunk at a drop stays in the buffer and the
+ * next request asks for the bytes after it. */
+struct stream {
+    keel_update_agent *a;
+    const keel_update_fetch_opts *o;
+    keel_update_fetch_stats *st;
+    keel_update_error *err;
+    uint8_t *buf;
+    size_t cap, have;   /* cap: whole chunks */
+    uint32_t next, end; /* the chunk at buf[0]; one past the stretch's last */
+    bool overflow;
+    keel_update_err e;
+    CURL *curl;
+    long status; /* set when the answer was not 206 Partial Content */
+};
+
+static uint32_t chunk_len_of(const keel_update_agent *a, uint32_t i)
+{
+    uint64_t off = (uint64_t)i * a->man.chunk_size;
+    uint64_t left = a->man.image_size - off;
+    return left < a->man.chunk_size ? (uint32_t)left : a->man.chunk_size;
+}
+
+/* Stores the whole chunks in the buffer (all of them when `full_only` is false, else only
+ * when the buffer is full or the stretch complete). false when the agent refused them. */
+static bool flush(struct stream *sm, bool full_only)
+{
+    uint32_t n = 0;
+    size_t bytes = 0;
+    while (sm->next + n < sm->end && bytes + chunk_len_of(sm->a, sm->next + n) <= sm->have) {
+        bytes += chunk_len_of(sm->a, sm->next + n);
+        n++;
+    }
+    bool complete = sm->next + n == sm->end;
+    if (n == 0 || sm->e != KEEL_UPDATE_OK || (full_only && sm->have < sm->cap && !complete)) {
+        return sm->e == KEEL_UPDATE_OK;
+    }
+    sm->e = keel_update_chunks(sm->a, sm->next, n, sm->buf, bytes, sm->err);
+    if (sm->e != KEEL_UPDATE_OK) {
+        return false;
+    }
+    memmove(sm->buf, sm->buf + bytes, sm->have - bytes);
+    sm->have -= bytes;
+    sm->next += n;
+    sm->st->bytes_stored += bytes;
+    if (sm->o->progress) {
+        keel_update_status status;
+        keel_update_get_status(sm->a, &status);
+        sm->o->progress(sm->o->progress_ctx, status.chunks_done, sm->a->man.chunk_count);
+    }
+    return true;
+}
+
+static size_t on_stream(char *data, size_t size, size_t n, void *ctx)
+{
+    struct stream *sm = ctx;
+    size_t len = size * n, used = 0;
+    long code = 0;
+    curl_easy_getinfo(sm->curl, CURLINFO_RESPONSE_CODE, &code);
+    if (code != 206) {
+        /* an error page, or the whole file (a server ignoring ranges): never image bytes */
+        sm->status = code ? code : -1;
+        return 0;
+    }
+    while (used < len) {
+        if (sm->next >= sm->end) {
+            sm->overflow = true; /* more than the stretch asked for */
+            return 0;
+        }
+        size_t room = sm->cap - sm->have, take = len - used < room ? len - used : room;
+        memcpy(sm->buf + sm->have, data + used, take);
+        sm->have += take;
+        used += take;
+        sm->st->bytes_received += take;
+        if (!flush(sm, true) || cancelled(sm->o)) {
+            return 0; /* a chunk failed its hash (or storage), or a cancel: abort */
+        }
+        if (sm->have == sm->cap && sm->next < sm->end) {
+            return 0; /* cannot happen: a full buffer of whole chunks was just stored */
+        }
+    }
+    return len;
+}
+
+static long get_stream(CURL *c, const char *url, const char *range, struct stream *sm,
+                       const keel_update_fetch_opts *o)
+{
+    sm->curl = c;
+    sm->status = 0;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_RANGE, range);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_stream);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, sm);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, o->timeout_s);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, (void *)o->cancel);
+    if (o->ca_file) {
+        curl_easy_setopt(c, CURLOPT_CAINFO, o->ca_file);
+    }
+    CURLcode rc = curl_easy_perform(c);
+    if (sm->status) {
+        return sm->status; /* not a partial content answer: refused before any byte was kept */
+    }
+    if (rc != CURLE_OK) {
+        return 0;
+    }
+    long code = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    return code;
 }
 
 keel_update_err keel_update_fetch(keel_update_agent *a, const char *manifest_url,
@@ -160,7 +284,12 @@ keel_update_err keel_update_fetch(keel_update_agent *a, const char *manifest_url
     size_t base = slash ? (size_t)(slash - manifest_url) + 1 : 0;
     const char *name = keel_update_image_name(a);
     image_url = malloc(base + strlen(name) + 1);
-    chunk = malloc(a->man.chunk_size);
+    /* whole chunks per run: at least one, and at least 16 runs per image, so that progress
+     * and what a killed process loses stay fine-grained for small images */
+    uint32_t cap = a->man.image_size / 16;
+    uint32_t per = (o.batch_bytes < cap ? o.batch_bytes : cap) / a->man.chunk_size;
+    size_t batch = (size_t)(per ? per : 1) * a->man.chunk_size;
+    chunk = malloc(batch);
     if (!image_url || !chunk) {
         e = ku_fail(err, KEEL_UPDATE_ERR_FETCH, "out of memory");
         goto out;
@@ -169,28 +298,42 @@ keel_update_err keel_update_fetch(keel_update_agent *a, const char *manifest_url
     strcpy(image_url + base, name);
 
     keel_update_chunk_req req;
-    uint32_t total = a->man.chunk_count;
+    uint32_t total = a->man.chunk_count, csz = a->man.chunk_size;
     while (keel_update_next_chunk(a, &req)) {
-        struct sink s = {chunk, 0, req.length, false, &st->bytes_received};
+        /* the stretch of missing chunks from req.index: one range request for all of it */
+        struct stream sm = {.a = a, .o = &o, .st = st, .err = err, .buf = chunk,
+                            .cap = batch, .next = req.index, .end = req.index};
+        while (sm.end < total && !ku_bit(&a->rec, sm.end)) {
+            sm.end++;
+        }
+        uint64_t stop = (uint64_t)(sm.end - 1) * csz + chunk_len_of(a, sm.end - 1);
         unsigned attempt = 0;
-        while (s.have < req.length) {
+        while (sm.next < sm.end) {
+            uint64_t from = (uint64_t)sm.next * csz + sm.have;
             char range[64];
-            snprintf(range, sizeof range, "%lu-%lu", (unsigned long)(req.offset + s.have),
-                     (unsigned long)(req.offset + req.length - 1));
-            size_t before = s.have;
+            snprintf(range, sizeof range, "%llu-%llu", (unsigned long long)from,
+                     (unsigned long long)(stop - 1));
+            uint64_t before = st->bytes_received;
             st->requests++;
-            long code = get(c, image_url, range, &s, &o);
+            long code = get_stream(c, image_url, range, &sm, &o);
+            if (!cancelled(&o)) {
+                (void)flush(&sm, false); /* whole chunks received before a drop are kept */
+            }
+            if (sm.e != KEEL_UPDATE_OK) {
+                e = sm.e; /* a chunk refused by its hash, or storage */
+                goto out;
+            }
             if (cancelled(&o)) {
-                e = ku_fail(err, KEEL_UPDATE_ERR_CANCELLED, "cancelled at chunk %u", req.index);
+                e = ku_fail(err, KEEL_UPDATE_ERR_CANCELLED, "cancelled at chunk %u", sm.next);
                 goto out;
             }
-            if (s.overflow) {
+            if (sm.overflow) {
                 e = ku_fail(err, KEEL_UPDATE_ERR_TOO_BIG,
-                            "%s: chunk %u: the server sent more than the %u bytes asked for",
-                            image_url, req.index, req.length - (uint32_t)before);
+                            "%s: the server sent more than the %s bytes asked for", image_url,
+                            range);
                 goto out;
             }
-            if (code == 206 && s.have == req.length) {
+            if (sm.next >= sm.end) {
                 break;
             }
             if (code == 200 || (code >= 400 && code < 500 && code != 408 && code != 429)) {
@@ -199,25 +342,15 @@ keel_update_err keel_update_fetch(keel_update_agent *a, const char *manifest_url
                 goto out;
             }
             /* Dropped or failed: progress resets the attempt count, silence uses it up. */
-            attempt = s.have > before ? 0 : attempt + 1;
+            attempt = st->bytes_received > before ? 0 : attempt + 1;
             if (attempt >= o.max_attempts) {
                 e = ku_fail(err, KEEL_UPDATE_ERR_FETCH, "%s: chunk %u: no progress after %u attempts",
-                            image_url, req.index, attempt);
+                            image_url, sm.next, attempt);
                 goto out;
             }
             st->retries++;
             pause_ms(keel_update_backoff_ms(attempt, o.backoff_base_ms, o.backoff_max_ms,
-                                            randombytes_random()));
-        }
-        e = keel_update_chunk(a, req.index, chunk, req.length, err);
-        if (e != KEEL_UPDATE_OK) {
-            goto out;
-        }
-        st->bytes_stored += req.length;
-        if (o.progress) {
-            keel_update_status status;
-            keel_update_get_status(a, &status);
-            o.progress(o.progress_ctx, status.chunks_done, total);
+                                            randombytes_random()), &o);
         }
     }
 out:

@@ -101,18 +101,26 @@ static int app_list(int argc, char **argv)
     if (rc != 0) {
         return request("app list", sock, "list", 5000);
     }
-    printf("%-20s %-10s %-9s %7s %8s %7s %10s\n", "NAME", "VERSION", "STATE", "PID", "RESTARTS",
-           "CRASHES", "UPTIME_S");
+    printf("%-20s %-10s %-9s %7s %8s %7s %10s %4s %6s %7s %9s %s\n", "NAME", "VERSION", "STATE",
+           "PID", "RESTARTS", "CRASHES", "UPTIME_S", "SLOT", "TRIAL", "LEFT_S", "CONFIRMED",
+           "REVERTED_FROM");
     for (char *save, *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-        char name[64], ver[32], state[16];
-        int pid;
+        char name[64], ver[32], state[16], slot[4] = "-", trial[24] = "-", conf[8] = "-",
+             rev[32] = "-", left[24] = "-";
+        int pid, ready;
         unsigned restarts, crashes;
-        long long up;
-        if (sscanf(l, "%63s %31s %15s %d %u %u %lld", name, ver, state, &pid, &restarts,
-                   &crashes, &up) == 7) {
-            printf("%-20s %-10s %-9s %7d %8u %7u %10.1f\n", name, ver, state, pid, restarts,
-                   crashes, (double)up / 1000.0);
+        long long up, left_ms = -1;
+        int n = sscanf(l, "%63s %31s %15s %d %u %u %lld %d %3s %23s %lld %7s %31s", name, ver,
+                       state, &pid, &restarts, &crashes, &up, &ready, slot, trial, &left_ms,
+                       conf, rev);
+        if (n < 7) {
+            continue;
         }
+        if (left_ms >= 0) {
+            snprintf(left, sizeof left, "%.1f", (double)left_ms / 1000.0);
+        }
+        printf("%-20s %-10s %-9s %7d %8u %7u %10.1f %4s %6s %7s %9s %s\n", name, ver, state, pid,
+               restarts, crashes, (double)up / 1000.0, slot, trial, left, conf, rev);
     }
     return KEEL_EXIT_OK;
 }
@@ -121,8 +129,13 @@ static int app_status(int argc, char **argv)
 {
     const char *sock;
     int i = common_opts(argc, argv, &sock);
-    if (i < 0 || i != argc) {
-        return keel_cli_fail(KEEL_EXIT_USAGE, "app status", "no operands expected");
+    if (i < 0 || argc - i > 1 || (i < argc && strlen(argv[i]) > 150)) {
+        return keel_cli_fail(KEEL_EXIT_USAGE, "app status", "at most one operand: an app name");
+    }
+    if (i < argc) {
+        char req[200];
+        snprintf(req, sizeof req, "status %s", argv[i]);
+        return request("app status", sock, req, 5000);
     }
     return request("app status", sock, "status", 5000);
 }
@@ -232,11 +245,18 @@ static const struct keel_cli_verb app_verbs[] = {
     {"list", "list the apps and their state",
      "usage: keel app list [--socket PATH]\n\n"
      "One line per app: name, version, state (running, stopped, stopping, backoff, failed),\n"
-     "pid, restarts, crashes, uptime.\n\n" SOCKET_OPT,
+     "pid, restarts, crashes, uptime; then its update state: SLOT the update slot it runs\n"
+     "from (A or B; - without slots), TRIAL the trial starts used/allowed (- when not on\n"
+     "trial), LEFT_S the seconds left to confirm health, CONFIRMED yes once the running\n"
+     "version is the confirmed one, REVERTED_FROM the version last given up (docs/apps.md).\n\n"
+     SOCKET_OPT,
      app_list},
-    {"status", "show keeld's sandbox protections",
-     "usage: keel app status [--socket PATH]\n\n"
-     "Which protections this kernel lets keeld switch on, and which are off.\n\n" SOCKET_OPT,
+    {"status", "show keeld's sandbox protections, or one app's version, trial and deployment",
+     "usage: keel app status [--socket PATH] [NAME]\n\n"
+     "Without NAME: which protections this kernel lets keeld switch on, and which are off.\n"
+     "With NAME: one \"key value\" line each for the app's name, version, state, slot,\n"
+     "trial, trial_starts, trial_left_ms, confirmed, reverted_from and deployment (none,\n"
+     "downloading DONE/TOTAL URL, staged URL, retrying attempt N in MS ms URL).\n\n" SOCKET_OPT,
      app_status},
     {"pack", "archive and sign a package directory into a package image",
      "usage: keel app pack --key KEY.sec [--counter N] DIR OUT\n\n"

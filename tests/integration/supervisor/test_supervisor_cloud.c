@@ -261,6 +261,33 @@ static int setup(void **state)
         return -1;
     }
     v3_image_len = (long)ist.st_size;
+    /* releases 4.0.0 (its image held back at first: a network failure that heals) and 5.0.0
+     * (one byte of its image changed after signing: a hash failure, final) */
+    for (int v = 4; v <= 5; v++) {
+        char vdir[600];
+        snprintf(vdir, sizeof vdir, "%s/v%d", W.root, v);
+        char ver[16];
+        snprintf(ver, sizeof ver, "%d.0.0", v);
+        if (mkdir(vdir, 0755) < 0 ||
+            sv_world_package_version(vdir, "deployee", "sv_sample", ver, "") < 0) {
+            return -1;
+        }
+        snprintf(cmd2, sizeof cmd2,
+                 "%s/bin/keel app pack --key %s %s/deployee %s/deployee.kpkg >/dev/null && "
+                 "mkdir -p %s/v%d && %s/bin/keel release make --key %s --hardware keel-gw "
+                 "--chunk-size 4096 --serial %d --out %s/v%d %s/deployee.kpkg >/dev/null",
+                 kf_build_dir(), sp, vdir, vdir, site, v, kf_build_dir(), sp, v, site, v, vdir);
+        if (system(cmd2) != 0) {
+            return -1;
+        }
+    }
+    snprintf(cmd2, sizeof cmd2,
+             "mkdir %s/v4-held && mv %s/v4/*.kimg %s/v4-held/ && "
+             "printf 'X' | dd of=$(ls %s/v5/*.kimg) bs=1 seek=6000 conv=notrunc 2>/dev/null",
+             W.root, site, W.root, site);
+    if (system(cmd2) != 0) {
+        return -1;
+    }
     if (sv_world_start(&W) < 0) {
         return -1;
     }
@@ -365,7 +392,9 @@ static void test_deployment_resumes_after_drops_and_a_keeld_kill(void **state)
     char *sargv[] = {"mosquitto_sub", "-h", "127.0.0.1", "-p", port, "--cafile", ca, "--cert",
                      cert, "--key", key, "-i", "keel-sv-op-props", "-q", "1", "-t", topic, NULL};
     kf_proc sub;
-    assert_int_equal(kf_spawn(&sub, "mosquitto_sub", sargv, NULL), 0);
+    char sublog[400]; /* in the test's root: the fixture's tmpdirs are few */
+    snprintf(sublog, sizeof sublog, "%s/sub-0.log", W.root);
+    assert_int_equal(kf_spawn(&sub, "mosquitto_sub", sargv, sublog), 0);
     atomic_store(&relay_bytes, 0);
     atomic_store(&relay_hold_at, v3_image_len / 2); /* the manifest, then half the image */
     char cmd[2000];
@@ -400,9 +429,36 @@ static void test_deployment_resumes_after_drops_and_a_keeld_kill(void **state)
     assert_true(sv_world_wait(&W, "list", "deployee 2.0.0 running", 200));
     assert_true(sv_world_wait(&W, "logs deployee 20", "sample: started", 200));
 
+    /* SIGTERM mid-download: keeld cancels the download thread, joins it and exits promptly
+     * (the relay holds the transfer: without the cancel the thread would wait on it) */
+    assert_int_equal(kill(W.keeld.pid, SIGTERM), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_true(kf_wait_exit(&W.keeld, 10000) >= 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long exit_ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    print_message("keeld exited %ld ms after SIGTERM mid-download\n", exit_ms);
+    assert_int_equal(kf_wait_log(&W.keeld, "deploy: deployee: download stopped (cancelled)", 100),
+                     0);
+    assert_int_equal(kf_wait_log(&W.keeld, "exit", 100), 0);
+    assert_true(exit_ms < 4000); /* the app's stop and one libcurl progress tick at most */
+
+    /* it resumes at the next start, and is held again further on: then killed with -9 */
+    long before = atomic_load(&relay_bytes);
+    atomic_store(&relay_bytes, 0);
+    atomic_store(&relay_hold_at, v3_image_len / 4);
+    assert_int_equal(sv_world_start(&W), 0);
+    assert_int_equal(kf_wait_log(&W.keeld, "deployee: resuming with ", 10000), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (!atomic_load(&relay_held)) {
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        assert_true(t1.tv_sec - t0.tv_sec <= 30);
+        assert_true(sv_world_wait(&W, "list", "deployee", 20)); /* keeld answers */
+        struct timespec pause = {0, 20 * 1000000L};
+        nanosleep(&pause, NULL); /* a poll interval, not a synchronisation */
+    }
     assert_int_equal(kill(W.keeld.pid, SIGKILL), 0);
     assert_true(kf_wait_exit(&W.keeld, 5000) >= 0);
-    long before = atomic_load(&relay_bytes);
+    before += atomic_load(&relay_bytes);
     atomic_store(&relay_bytes, 0);
     atomic_store(&relay_drops, 3); /* and the connection drops a few times on the way */
     atomic_store(&relay_hold_at, -1);
@@ -417,13 +473,78 @@ static void test_deployment_resumes_after_drops_and_a_keeld_kill(void **state)
     print_message("image %ld bytes: %ld before the kill, %ld after (%d connections dropped)\n",
                   v3_image_len, before, after, atomic_load(&relay_dropped));
     assert_true(atomic_load(&relay_dropped) > 0);
-    assert_true(after < v3_image_len * 3 / 4); /* resumed: not the whole image again */
+    assert_true(after < v3_image_len * 2 / 3); /* resumed: not the whole image again */
     assert_true(before + after >= v3_image_len);
     /* progress and outcome reached the operator as reported properties */
     assert_int_equal(kf_wait_log(&sub, "\"state\":\"downloading\"", 10000), 0);
     assert_int_equal(kf_wait_log(&sub, "\"chunks_total\":63", 1000), 0);
     assert_int_equal(kf_wait_log(&sub, "resuming with", 10000), 0);
     assert_int_equal(kf_wait_log(&sub, "deployee 3.0.0 started on trial", 10000), 0);
+    kf_stop(&sub, 1000);
+}
+
+/* A deployment that fails for network reasons is tried again by keeld itself, with backoff,
+ * reported as "retrying"; one whose image does not match its signed manifest is refused at
+ * once and never retried. */
+static void test_network_failure_is_retried_a_bad_hash_never(void **state)
+{
+    (void)state;
+    if (geteuid() != 0) {
+        print_message("skipped: the sandbox needs root\n");
+        skip();
+    }
+    assert_true(sv_world_wait(&W, "list", "deployee 3.0.0 running", 10000));
+    char topic[100], ca[400], cert[400], key[400], port[16], cmd[2400];
+    snprintf(topic, sizeof topic, "keel/dev1/twin/PATCH/properties/reported/#");
+    snprintf(ca, sizeof ca, "%s/ca.pem", B.dir);
+    snprintf(cert, sizeof cert, "%s/operator.pem", B.dir);
+    snprintf(key, sizeof key, "%s/operator.key", B.dir);
+    snprintf(port, sizeof port, "%u", B.port);
+    char *sargv[] = {"mosquitto_sub", "-h", "127.0.0.1", "-p", port, "--cafile", ca, "--cert",
+                     cert, "--key", key, "-i", "keel-sv-op-retry", "-q", "1", "-t", topic, NULL};
+    kf_proc sub;
+    char sublog[400]; /* in the test's root: the fixture's tmpdirs are few */
+    snprintf(sublog, sizeof sublog, "%s/sub-1.log", W.root);
+    assert_int_equal(kf_spawn(&sub, "mosquitto_sub", sargv, sublog), 0);
+
+    /* 4.0.0's image is not on the server yet: the download fails, and is retried */
+    snprintf(cmd, sizeof cmd,
+             "%s/bin/keel cloud deploy --manifest http://127.0.0.1:%u/v4/manifest.kman "
+             "--device dev1 --host 127.0.0.1 --port %u --ca %s/ca.pem --cert %s/operator.pem "
+             "--key %s/operator.key >/dev/null 2>&1",
+             kf_build_dir(), http_port, B.port, B.dir, B.dir, B.dir);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(kf_wait_log(&W.keeld, "v4/manifest.kman: retrying: deployee:", 20000), 0);
+    assert_true(sv_world_wait(&W, "status deployee", "deployment retrying attempt ", 5000));
+    assert_int_equal(kf_wait_log(&sub, "\"state\":\"retrying\"", 10000), 0);
+    assert_int_equal(kf_wait_log(&sub, "\"retry_in_ms\":", 1000), 0);
+    /* a second failure: the pause grew (attempt 2) */
+    assert_int_equal(kf_wait_log(&W.keeld, "attempt 2 of ", 10000), 0);
+    assert_true(sv_world_wait(&W, "list", "deployee 3.0.0 running", 200)); /* untouched */
+    /* the image appears: the next attempt, with no new announcement, installs it */
+    snprintf(cmd, sizeof cmd, "mv %s/v4-held/*.kimg %s/site/v4/", W.root, W.root);
+    assert_int_equal(system(cmd), 0);
+    if (kf_wait_log(&W.keeld, "deployee: version 4.0.0 confirmed healthy", 30000) != 0) {
+        kf_dump_log(&W.keeld, 40);
+        fail();
+    }
+    assert_true(sv_world_wait(&W, "list", "deployee 4.0.0 running", 5000));
+    assert_int_equal(kf_wait_log(&sub, "deployee 4.0.0 started on trial", 10000), 0);
+    assert_true(sv_world_wait(&W, "status deployee", "deployment none", 5000));
+
+    /* 5.0.0's image was changed after signing: a chunk fails its hash, final */
+    snprintf(cmd, sizeof cmd,
+             "%s/bin/keel cloud deploy --manifest http://127.0.0.1:%u/v5/manifest.kman "
+             "--device dev1 --host 127.0.0.1 --port %u --ca %s/ca.pem --cert %s/operator.pem "
+             "--key %s/operator.key >/dev/null 2>&1",
+             kf_build_dir(), http_port, B.port, B.dir, B.dir, B.dir);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(kf_wait_log(&W.keeld, "v5/manifest.kman: refused: deployee:", 20000), 0);
+    assert_int_equal(kf_wait_log(&W.keeld, "KEEL_UPDATE_ERR_CHUNK", 100), 0);
+    /* no retry comes, however long we look (a retry would be due within 1 s) */
+    assert_false(sv_world_wait(&W, "status deployee", "deployment retrying", 2500));
+    assert_int_not_equal(kf_wait_log(&W.keeld, "v5/manifest.kman: retrying", 10), 0);
+    assert_true(sv_world_wait(&W, "list", "deployee 4.0.0 running", 1000));
     kf_stop(&sub, 1000);
 }
 
@@ -556,6 +677,7 @@ int main(void)
         cmocka_unit_test(test_cloud_deployment_installs_and_starts_the_new_version),
         cmocka_unit_test(test_cloud_methods_reach_the_app_and_its_answer_returns),
         cmocka_unit_test(test_deployment_resumes_after_drops_and_a_keeld_kill),
+        cmocka_unit_test(test_network_failure_is_retried_a_bad_hash_never),
         cmocka_unit_test(test_call_pending_when_keeld_dies_is_answered_after_restart),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -198,11 +198,68 @@ static void test_older_security_counter_refused_across_restart(void **state)
     assert_true(kf_running(&W.keeld));
 }
 
+/* One install past keeld's app limit is refused before anything is made for it: no update
+ * slots on disk or in memory (keeld under ASan would report the leak at exit), no store
+ * directory; the apps installed stay as they were. */
+static void test_install_past_the_app_limit_leaves_nothing_behind(void **state)
+{
+    (void)state;
+    NEED_ROOT();
+    assert_int_equal(sv_world_ctl(&W, "list", out, sizeof out), 0);
+    int have = strncmp(out, "OK\n", 3) == 0 ? -1 : 0; /* one line per app */
+    for (const char *p = out; (p = strchr(p, '\n')); p++) {
+        have++;
+    }
+    assert_true(have >= 1 && have < 32);
+    /* fill keeld up to its limit (32) with signed apps, and make one more */
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "cd %s && for i in $(seq %d 32); do mkdir -p fill/f$i/bin && "
+             "cp %s/tests/integration/supervisor/apps/sv_sample fill/f$i/bin/ && "
+             "printf '{\"schema\": 1, \"kind\": \"app\", \"id\": "
+             "\"00000000-0000-4000-8000-0000000f%%04d\", \"name\": \"f%%d\", "
+             "\"version\": \"1.0.0\", \"exec\": \"bin/sv_sample\"}' $i $i "
+             "> fill/f$i/app_manifest.json && "
+             "%s/bin/keel app pack --key %s/dev.sec fill/f$i fill/f$i.kpkg >/dev/null || exit 1; "
+             "done",
+             W.root, have, kf_build_dir(), kf_build_dir(), keydir);
+    assert_int_equal(system(cmd), 0);
+    char req[800], path[800];
+    for (int i = have + 1; i <= 32; i++) {
+        snprintf(req, sizeof req, "install %s/fill/f%d.kpkg", W.root, i);
+        if (sv_world_ctl(&W, req, out, sizeof out) != 0) {
+            fail_msg("f%d: %s", i, out);
+        }
+    }
+    snprintf(req, sizeof req, "install %s/fill/f%d.kpkg", W.root, have);
+    assert_int_equal(sv_world_ctl(&W, req, out, sizeof out), 1);
+    assert_non_null(strstr(out, "at most 32 apps"));
+    snprintf(path, sizeof path, "%s/slots/f%d", W.state, have);
+    assert_int_equal(access(path, F_OK), -1);
+    snprintf(path, sizeof path, "%s/f%d", sv_world_store(&W), have);
+    assert_int_equal(access(path, F_OK), -1);
+    assert_true(sv_world_wait(&W, "list", "f32 1.0.0 stopped", 1000));
+    /* keeld exits cleanly, and (in the ASan tree) reports no leak */
+    kf_stop(&W.keeld, 5000);
+    assert_int_equal(kf_wait_log(&W.keeld, "keeld: exit", 1000), 0);
+    FILE *f = fopen(W.keeld.log, "r");
+    assert_non_null(f);
+    char line[1024];
+    while (fgets(line, sizeof line, f)) {
+        if (strstr(line, "LeakSanitizer")) {
+            kf_dump_log(&W.keeld, 30);
+            fail_msg("keeld leaked");
+        }
+    }
+    fclose(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_package_changed_on_disk_after_install_does_not_run),
         cmocka_unit_test(test_older_security_counter_refused_across_restart),
+        cmocka_unit_test(test_install_past_the_app_limit_leaves_nothing_behind),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

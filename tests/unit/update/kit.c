@@ -147,7 +147,17 @@ static kit_result one_boot(kit *k, const kit_release *target, bool *done)
         e = keel_update_begin(a, target->manifest, target->manifest_len, KIT_NOW_UNIX, &err);
         keel_update_chunk_req req;
         while (e == KEEL_UPDATE_OK && keel_update_next_chunk(a, &req)) {
-            e = keel_update_chunk(a, req.index, target->image + req.offset, req.length, &err);
+            if (kit_run_chunks > 1) {
+                keel_update_status rs;
+                keel_update_get_status(a, &rs);
+                uint32_t n = rs.chunks_total - req.index;
+                n = n < kit_run_chunks ? n : kit_run_chunks;
+                size_t len = (size_t)n * k->chunk_size;
+                len = req.offset + len > target->image_len ? target->image_len - req.offset : len;
+                e = keel_update_chunks(a, req.index, n, target->image + req.offset, len, &err);
+            } else {
+                e = keel_update_chunk(a, req.index, target->image + req.offset, req.length, &err);
+            }
         }
         if (e == KEEL_UPDATE_OK) {
             e = keel_update_install(a, &err);
@@ -163,6 +173,8 @@ out:
     keel_update_close(a);
     return res;
 }
+
+uint32_t kit_run_chunks;
 
 kit_result kit_converge(kit *k, const kit_release *target, int restarts)
 {

@@ -50,6 +50,9 @@ typedef enum kit_result { KIT_DONE, KIT_CUT, KIT_BRICKED } kit_result;
  * boot, confirm), at most `restarts` restarts. KIT_CUT as soon as the storage loses power;
  * KIT_BRICKED if a boot ever fails or runs anything but v1 or the target. */
 kit_result kit_converge(kit *k, const kit_release *target, int restarts);
+/* 0 or 1: the kit stores chunk by chunk (keel_update_chunk); N > 1: in runs of N consecutive
+ * chunks from the first missing one (keel_update_chunks; some may be stored already). */
+extern uint32_t kit_run_chunks;
 /* Boots once and returns the running major version (-1 if the boot failed). */
 int kit_boot_version(kit *k, keel_update_status *st);
 

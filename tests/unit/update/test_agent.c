@@ -306,6 +306,46 @@ static void test_keel_update_chunk_tampered_or_misplaced_refused(void **state)
     assert_v1_untouched();
 }
 
+/* A run of chunks: a bad chunk anywhere in it stores none of it; a good run is stored and
+ * recorded at once; a run over chunks already stored is OK and changes nothing. */
+static void test_keel_update_chunks_run_all_or_nothing(void **state)
+{
+    (void)state;
+    keel_update_agent *a = booted(NULL);
+    keel_update_error err;
+    assert_int_equal(keel_update_begin(a, K.v2.manifest, K.v2.manifest_len, KIT_NOW_UNIX, &err),
+                     KEEL_UPDATE_OK);
+    uint8_t buf[3 * 2048];
+    memcpy(buf, K.v2.image, sizeof buf);
+    buf[2 * 2048 + 5] ^= 0x01; /* the third chunk of the run */
+    assert_int_equal(keel_update_chunks(a, 0, 3, buf, sizeof buf, &err), KEEL_UPDATE_ERR_CHUNK);
+    assert_non_null(strstr(err.msg, "chunk 2"));
+    keel_update_status st;
+    keel_update_get_status(a, &st);
+    assert_int_equal(st.chunks_done, 0);
+    /* wrong lengths and ranges */
+    assert_int_equal(keel_update_chunks(a, 0, 3, K.v2.image, 3 * 2048 - 1, &err),
+                     KEEL_UPDATE_ERR_CHUNK);
+    assert_int_equal(keel_update_chunks(a, 0, 3, K.v2.image, 3 * 2048 + 1, &err),
+                     KEEL_UPDATE_ERR_TOO_BIG);
+    assert_int_equal(keel_update_chunks(a, st.chunks_total - 1, 2, K.v2.image, 4096, &err),
+                     KEEL_UPDATE_ERR_CHUNK);
+    assert_int_equal(keel_update_chunks(a, 0, 0, K.v2.image, 0, &err), KEEL_UPDATE_ERR_ARG);
+    /* chunk 1 alone, then the run 0..2 over it: 3 done */
+    assert_int_equal(keel_update_chunk(a, 1, K.v2.image + 2048, 2048, &err), KEEL_UPDATE_OK);
+    assert_int_equal(keel_update_chunks(a, 0, 3, K.v2.image, 3 * 2048, &err), KEEL_UPDATE_OK);
+    keel_update_get_status(a, &st);
+    assert_int_equal(st.chunks_done, 3);
+    assert_int_equal(keel_update_chunks(a, 0, 3, K.v2.image, 3 * 2048, &err), KEEL_UPDATE_OK);
+    /* the rest in one run; the image installs */
+    size_t rest = K.v2.image_len - 3 * 2048;
+    assert_int_equal(keel_update_chunks(a, 3, st.chunks_total - 3, K.v2.image + 3 * 2048, rest,
+                                        &err),
+                     KEEL_UPDATE_OK);
+    assert_int_equal(keel_update_install(a, &err), KEEL_UPDATE_OK);
+    keel_update_close(a);
+}
+
 static void test_keel_update_install_image_by_untrusted_key_refused(void **state)
 {
     (void)state;
@@ -457,6 +497,7 @@ int main(void)
         T(test_keel_update_begin_other_hardware_refused),
         T(test_keel_update_begin_image_larger_than_slot_refused),
         T(test_keel_update_chunk_tampered_or_misplaced_refused),
+        T(test_keel_update_chunks_run_all_or_nothing),
         T(test_keel_update_install_image_by_untrusted_key_refused),
         T(test_keel_update_begin_during_trial_state_error),
         T(test_keel_update_boot_corrupt_active_below_floor_no_image),

@@ -47,9 +47,28 @@ static int torn_mode(void **state)
     return 0;
 }
 
+static void sweep_update(void);
+
 static void test_sweep_update_every_cut_converges(void **state)
 {
     (void)state;
+    kit_run_chunks = 0;
+    sweep_update();
+}
+
+/* The same with chunks stored in runs of 3 (keel_update_chunks: one sync and one record
+ * commit per run, as keeld's deployments do): a cut anywhere still converges, and a resumed
+ * run that starts on stored chunks writes only the missing ones. */
+static void test_sweep_update_in_runs_every_cut_converges(void **state)
+{
+    (void)state;
+    kit_run_chunks = 3;
+    sweep_update();
+    kit_run_chunks = 0;
+}
+
+static void sweep_update(void)
+{
     uint64_t base = provisioned_device();
     assert_int_equal(kit_converge(&K, &K.v2, 4), KIT_DONE);
     uint64_t n = keel_update_flash_ops(K.flash) - base;
@@ -259,10 +278,12 @@ int main(int argc, char **argv)
     printf("image %u bytes in chunks of %u; flash erase 1024, write 16\n", payload, chunk);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_sweep_update_every_cut_converges, lose_mode),
+        cmocka_unit_test_setup(test_sweep_update_in_runs_every_cut_converges, lose_mode),
         cmocka_unit_test_setup(test_sweep_revert_every_cut_runs_v1, lose_mode),
         cmocka_unit_test_setup(test_sweep_crash_loop_every_cut_reverts, lose_mode),
         cmocka_unit_test_setup(test_sweep_two_random_cuts_converge, lose_mode),
         cmocka_unit_test_setup(test_sweep_update_every_cut_converges, torn_mode),
+        cmocka_unit_test_setup(test_sweep_update_in_runs_every_cut_converges, torn_mode),
         cmocka_unit_test_setup(test_sweep_revert_every_cut_runs_v1, torn_mode),
         cmocka_unit_test_setup(test_sweep_crash_loop_every_cut_reverts, torn_mode),
         cmocka_unit_test_setup(test_sweep_two_random_cuts_converge, torn_mode),
