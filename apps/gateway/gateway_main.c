@@ -35,6 +35,7 @@
 #include "gateway_map.h"
 #include "sensor_update.h"
 #include "keel/app.h"
+#include "keel/app_curl.h"
 #include "keel/cloud.h"
 #include "keel/config.h"
 #include "keel/modbus.h"
@@ -56,7 +57,8 @@ static const char usage[] =
     "  --update-sensor UNIT:IMAGE  push a signed image (a path, or an http(s) URL) to a\n"
     "                  sensor (needs --sensor-key), print the result, exit (0 running it,\n"
     "                  4 refused, 1 failed)\n"
-    "  --ca FILE       CA certificate for https image URLs (default: the system's)\n"
+    "  --ca FILE       CA certificate for https image URLs (default: the system's; under\n"
+    "                  keeld ship one in the package, e.g. /app/ca.pem)\n"
     "  -h, --help      this text\n"
     "\n"
     "Exit: 0 stopped, 1 a poll or push failed, 2 usage, 3 i/o, 4 image refused,\n"
@@ -158,7 +160,7 @@ static int start_update(gateway *g, const cJSON *req, char *body, size_t cap)
     } else if (g->app) {
         /* no network under keeld: keeld tunnels to the URL's host if the manifest allows it */
         char target[300];
-        if (gateway_url_target(url->valuestring, target, sizeof target) != 0) {
+        if (keel_app_curl_target(url->valuestring, target, sizeof target) != KEEL_APP_OK) {
             snprintf(body, cap, "{\"error\":\"url: not an http(s) URL\"}");
             return 400;
         }

@@ -126,7 +126,8 @@ KEEL_NODISCARD keel_app_status keel_app_method_answer(keel_app *app, uint32_t ca
 KEEL_NODISCARD keel_app_status keel_app_channel_open(keel_app *app, const char *partner_id,
                                                      int *fd);
 /* Opens a tunnel for the app's own requests, carried by keeld: kind "mqtt" or "http", gated
- * by the manifest ("cloud": {"mqtt": true} / {"http": ["host", ...]}). *fd is a byte stream. */
+ * by the manifest ("cloud": {"mqtt": true} / {"http": ["host", ...]}). *fd is a byte stream.
+ * For http(s) with libcurl over it, TLS included, see keel/app_curl.h (library keel_app_curl). */
 KEEL_NODISCARD keel_app_status keel_app_cloud_open(keel_app *app, const char *kind,
                                                    const char *target, int *fd);
 

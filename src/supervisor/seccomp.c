@@ -14,7 +14,8 @@
  * call each sandboxed process made after its filter was loaded was collected: glibc start-up and
  * the dynamic loader, libkeel, the test apps (tests/integration/supervisor/apps), keel-envmon,
  * keel-sim (the sim-port RT loader), /bin/sh and qemu-system-arm (the Cortex-M loader); and
- * keel-gateway, which no test runs under keeld yet, traced as it runs in the demo. The
+ * keel-gateway (run under keeld by integration.gateway_keeld, libcurl and TLS over a tunnel
+ * included: a call outside the list would kill it there). The
  * traced calls are in the groups below; a few more are added where the C library picks
  * between equivalent calls by version or architecture (stat/fstat/newfstatat/statx, open/openat,
  * select/pselect6/poll/ppoll, epoll_wait/epoll_pwait), so a different libc does not trip the
@@ -25,6 +26,17 @@
  * gets EACCES (an app has exactly the sockets keeld handed it), clone3() and io_uring_setup()
  * get ENOSYS (glibc falls back to clone, QEMU to its thread pool), and clone() with any
  * namespace flag traps like an unlisted call (a nested-sandbox escape attempt).
+ *
+ * connect() returns 0 and does nothing (SCMP_ACT_ERRNO(0): the kernel never runs it). Every
+ * socket an app holds is already connected: keeld's tunnels and channels, the SDK socket, and
+ * socketpair()'s pairs (socket() is refused, bind/listen/accept are not listed), so a real
+ * connect() could only fail with EISCONN, or reach nothing in the app's empty network
+ * namespace. It is answered rather than trapped because libcurl 7.88 (Debian 12) calls
+ * connect() on a socket handed to it through CURLOPT_OPENSOCKETFUNCTION even when
+ * CURLOPT_SOCKOPTFUNCTION says CURL_SOCKOPT_ALREADY_CONNECTED (curl issue #10626, fixed
+ * upstream by PR #10648), and gives up on EISCONN; with 0 it carries on over the tunnel, so an
+ * app can use libcurl (and TLS) over a socket keeld connected. What this allows: nothing new.
+ * The socket stays connected to the peer keeld chose; the address passed is never read.
  * Calls with side effects outside the app (mount, ptrace, bpf, unshare, setns, keyctl, module
  * loading, reboot, clock setting, perf, userfaultfd, uid changes, ...) are simply not listed.
  */
@@ -123,6 +135,10 @@ void *sv_seccomp_build(void)
     }
     if (rc == 0) {
         rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(io_uring_setup), 0);
+    }
+    /* connect() on a socket that is already connected: success, no effect (see the top) */
+    if (rc == 0) {
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(0), SCMP_SYS(connect), 0);
     }
     /* no sockets: the only ones an app has are those keeld handed it */
     if (rc == 0) {

@@ -10,7 +10,11 @@
 #   - telemetry from the gateway reached the broker through keeld, and kept coming while a
 #     push ran (the push reports its progress as the reported property sensorUpdate);
 #   - an image behind a URL (a real nginx) is fetched through keeld's http tunnel (the
-#     manifest allows the host) and pushed.
+#     manifest allows the host) and pushed, over http and over https (libcurl in the sandboxed
+#     gateway over the socket keeld connected, the server's certificate verified against the
+#     CA the package ships, the name checked): https://localhost:PORT pushes; a server whose
+#     certificate another CA signed, and a name the certificate does not carry (127.0.0.2),
+#     are refused and nothing is pushed.
 # The packaged programs must be unsanitized (sanitizer runtimes cannot run in keeld's
 # sandbox): APP_BIN_DIR holds them (default BIN_DIR); keeld and the tools come from BIN_DIR.
 # usage: keeld_gateway.sh BIN_DIR SOURCE_DIR WORK_DIR [APP_BIN_DIR]
@@ -98,18 +102,25 @@ mkdir -p "$dir/site"
 sign 1.2.0 "$fw/sensor.sec" "$dir/site/fw-1.2.0.kimg"
 
 # ---- a web server with the 1.2.0 image ----
-web_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+web_port=$(free_port) tls_port=$(free_port) rogue_port=$(free_port)
+# https: the cloud PKI's server certificate (localhost, 127.0.0.1), and one another CA signed
+"$top/scripts/cloud-certs.sh" "$dir/rogue-pki" --ca-name rogue-ca >/dev/null
 cat >"$dir/nginx.conf" <<CONF
 daemon off; master_process off; worker_processes 1; pid $dir/nginx.pid;
 error_log $dir/nginx-error.log;
 events { worker_connections 64; }
 http { access_log $dir/nginx-access.log; client_body_temp_path $dir; proxy_temp_path $dir;
   fastcgi_temp_path $dir; uwsgi_temp_path $dir; scgi_temp_path $dir;
-  server { listen 127.0.0.1:$web_port; root $dir/site; } }
+  server { listen 127.0.0.1:$web_port; root $dir/site; }
+  server { listen 127.0.0.1:$tls_port ssl; listen 127.0.0.2:$tls_port ssl; root $dir/site;
+    ssl_certificate $pki/server.pem; ssl_certificate_key $pki/server.key; }
+  server { listen 127.0.0.1:$rogue_port ssl; root $dir/site;
+    ssl_certificate $dir/rogue-pki/server.pem; ssl_certificate_key $dir/rogue-pki/server.key; } }
 CONF
 nginx -c "$dir/nginx.conf" -p "$dir" >"$dir/nginx.out" 2>&1 &
 pids+=("$!")
-wait_for 10 "nginx" bash -c "exec 3<>/dev/tcp/127.0.0.1/$web_port"
+wait_for 10 "nginx" bash -c "exec 3<>/dev/tcp/127.0.0.1/$web_port && exec 4<>/dev/tcp/127.0.0.1/$rogue_port"
 
 # ---- keeld with its cloud link ----
 export KEEL_SOCKET=$dir/keeld/keeld.sock
@@ -135,8 +146,10 @@ pkg() { # name exe manifest args-json files...: pack a signed package and instal
   shift 4
   mkdir -p "$p/bin" && cp "$app_bin/$exe" "$p/bin/" && cp "$@" "$p/"
   jq --arg exe "bin/$exe" --argjson args "$args" --arg web "127.0.0.1:$web_port" \
+    --arg tls "localhost:$tls_port" --arg rogue "127.0.0.1:$rogue_port" \
+    --arg other "127.0.0.2:$tls_port" \
     '. + {exec: $exe, args: $args}
-     | if .kind == "app" then .capabilities.cloud.http = [$web] else . end' \
+     | if .kind == "app" then .capabilities.cloud.http = [$web, $tls, $rogue, $other] else . end' \
     "$manifest" >"$p/app_manifest.json"
   "$bin/keel" app pack --key "$dir/keys/dev.sec" "$p" "$p.kpkg" >/dev/null
   "$bin/keel" app install "$p.kpkg" >/dev/null
@@ -156,8 +169,8 @@ pkg envmon-rt keel-sim "$top/firmware/apps/envmon/app_manifest.json" \
   "$fw/sensor.pub" "$fw/fw-1.0.0.kimg"
 pkg gateway keel-gateway "$top/apps/gateway/app_manifest.json" \
   "[\"--config\", \"/app/gateway.json\", \"--status\", \"/data/gateway.json\",
-    \"--sensor-key\", \"/app/sensor.pub\"]" \
-  "$dir/gateway.json" "$fw/sensor.pub" "$fw/fw-1.1.0.kimg" "$fw/fw-forged.kimg"
+    \"--sensor-key\", \"/app/sensor.pub\", \"--ca\", \"/app/ca.pem\"]" \
+  "$dir/gateway.json" "$fw/sensor.pub" "$fw/fw-1.1.0.kimg" "$fw/fw-forged.kimg" "$pki/ca.pem"
 # the gateway first: it must wait for (and then find) the RT loader's channel
 "$bin/keel" app start gateway >/dev/null
 "$bin/keel" app start envmon-rt >/dev/null
@@ -200,6 +213,23 @@ log "updateSensorFirmware from a URL through keeld's tunnel: $out"
 { grep -q '"version":"1.2.0"' <<<"$out" && grep -q 'running the new image' <<<"$out"; } ||
   fail "the update from a URL did not run"
 grep -q 'GET /fw-1.2.0.kimg' "$dir/nginx-access.log" || fail "nginx never served the image"
+# https through the tunnel: libcurl in the gateway, the certificate checked against /app/ca.pem
+sign 1.3.0 "$fw/sensor.sec" "$dir/site/fw-1.3.0.kimg"
+out=$(call "{\"unit\": 2, \"url\": \"https://localhost:$tls_port/fw-1.3.0.kimg\"}")
+log "updateSensorFirmware from an https URL through keeld's tunnel: $out"
+{ grep -q '"version":"1.3.0"' <<<"$out" && grep -q 'running the new image' <<<"$out"; } ||
+  fail "the update from an https URL did not run"
+wait_for 10 "the sensor on 1.3.0 in the world" jq -e '.modbus.sensorFirmware == "1.3.0"' "$world"
+sign 1.4.0 "$fw/sensor.sec" "$dir/site/fw-1.4.0.kimg"
+for url in "https://127.0.0.1:$rogue_port/fw-1.4.0.kimg" "https://127.0.0.2:$tls_port/fw-1.4.0.kimg"; do
+  out=$(call "{\"unit\": 2, \"url\": \"$url\"}")
+  log "updateSensorFirmware from $url (certificate must not verify): $out"
+  { grep -q '502' <<<"$out" && grep -qiE 'certificate|SSL' <<<"$out"; } ||
+    fail "$url: a certificate that does not verify was not refused"
+done
+grep -q 'GET /fw-1.4.0.kimg' "$dir/nginx-access.log" && fail "nginx served an image over a refused TLS session"
+jq -e '.modbus.sensorFirmware == "1.3.0"' "$world" >/dev/null || fail "the sensor changed after a refused fetch"
+log "https: the right certificate pushes, another CA's and a wrong name are refused"
 out=$(call '{"unit": 2, "image": "/app/fw-forged.kimg"}')
 log "updateSensorFirmware forged: $out"
 { grep -q '422' <<<"$out" && grep -q 'not trusted' <<<"$out"; } || fail "the forged image was not refused"

@@ -556,6 +556,8 @@ static void test_app_mqtt_and_http_tunnelled_when_manifest_allows(void **state)
     assert_non_null(strstr(out, "tunnel: mqtt publish sent"));
     assert_non_null(strstr(out, "-> KEEL_APP_OK"));
     assert_non_null(strstr(out, "http status \"HTTP/1.1 200 OK\" body \"served by nginx\""));
+    /* connect() on the tunnel: 0, no effect, the request above still reached nginx */
+    assert_non_null(strstr(out, "tunnel: connect elsewhere -> 0, peer unchanged"));
     /* a host the manifest does not list */
     assert_non_null(strstr(out, "http open 127.0.0.2:"));
     assert_non_null(strstr(out, "-> KEEL_APP_ERR_DENIED"));

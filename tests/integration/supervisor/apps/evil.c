@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -236,6 +238,21 @@ static void tunnel(int argc, char **argv)
         if (st != KEEL_APP_OK) {
             continue;
         }
+        /* connect() elsewhere: keeld's filter answers 0 and the socket stays where keeld
+         * connected it (libcurl 7.88 calls connect() on a handed-over socket) */
+        struct sockaddr_in peer0 = {0}, peer1 = {0};
+        struct sockaddr_in other = {.sin_family = AF_INET, .sin_port = htons(9),
+                                    .sin_addr.s_addr = htonl(0x7f000003)};
+        socklen_t pl = sizeof peer0;
+        (void)getpeername(fd, (struct sockaddr *)&peer0, &pl);
+        int crc = connect(fd, (const struct sockaddr *)&other, sizeof other);
+        pl = sizeof peer1;
+        (void)getpeername(fd, (struct sockaddr *)&peer1, &pl);
+        say("tunnel: connect elsewhere -> %d, peer %s", crc,
+            peer0.sin_port != 0 && peer0.sin_port == peer1.sin_port &&
+                    peer0.sin_addr.s_addr == peer1.sin_addr.s_addr
+                ? "unchanged"
+                : "CHANGED");
         static const char req[] = "GET /hello.txt HTTP/1.0\r\nHost: device\r\n\r\n";
         char resp[1024];
         size_t got = 0;
