@@ -91,7 +91,7 @@ deploy)
   rel=envmon-$ver$tag-$(date +%s%N | cut -c1-13)
   run "$bin/keel" release make --key "$key" --hardware "$hardware" \
     --out "$dir/site/$rel" "$pkg"
-  run "$bin/keel" cloud deploy --manifest "http://127.0.0.1:$web_port/$rel/manifest.kman" \
+  run "$bin/keel" cloud deploy --manifest "https://127.0.0.1:$web_port/$rel/manifest.kman" \
     --device "$device" --config "$dir/operator.json"
   echo "announced: keeld fetches, verifies and installs it on trial; follow it in the live view"
   echo "or with: KEEL_SOCKET=$KEEL_SOCKET $bin/keel app logs envmon"
@@ -151,7 +151,7 @@ sensor-update)
     # keeld routes "<app>.<method>"; the gateway fetches the image from the release server
     # through keeld's HTTP tunnel (it has no network of its own)
     run "$bin/keel" cloud call --device "$device" gateway.updateSensorFirmware \
-      "{\"unit\":2,\"url\":\"http://127.0.0.1:$web_port/sensor/$img\"}" --timeout 60 \
+      "{\"unit\":2,\"url\":\"https://127.0.0.1:$web_port/sensor/$img\"}" --timeout 60 \
       --config "$dir/operator.json"
   else
     run "$bin/keel" cloud call --device gateway-1 updateSensorFirmware \

@@ -28,10 +28,11 @@ cp "$fw"/supply-air-*.kimg "$dir/site/sensor/"
 # uids would have its apps killed. This run's own range: from this shell's pid, well above the
 # supervisor tests' (300000 + 40 per test pid, below 1100000).
 base_uid=$((2000000 + ($$ % 100000) * 32))
+# The release server is https with the demo's CA (release_ca): the same CA as the broker's.
 jq -n --arg st "$dir/keeld" --arg key "$keys/dev.pub" --arg hw "$hardware" \
-  --argjson uid "$base_uid" --slurpfile dev "$dir/device.json" \
+  --argjson uid "$base_uid" --slurpfile dev "$dir/device.json" --arg ca "$pki/ca.pem" \
   '{state_dir: $st, trusted_keys: [$key], hardware: $hw, backoff_initial_ms: 200, base_uid: $uid,
-    method_timeout_ms: 60000,
+    method_timeout_ms: 60000, release_ca: $ca,
     cloud: ($dev[0].cloud + {outbox: ($st + "/outbox.db")})}' >"$dir/keeld.json"
 "$bin/keeld" --config "$dir/keeld.json" >"$dir/keeld.log" 2>&1 &
 keeld_pid=$!
@@ -62,8 +63,8 @@ pack envmon 1.0.0 keel-envmon keel-envmon "$app_manifest" "$app_args"
 # what `demo/ctl.sh deploy` releases: the next version, and one with a defect compiled in
 pack envmon 1.1.0 keel-envmon keel-envmon "$app_manifest" "$app_args"
 pack envmon 1.2.0 keel-envmon-broken keel-envmon "$app_manifest" "$app_args"
-# gateway: its poll map on the RT core's bridge and the key sensor firmware must be signed with
-# (the images themselves come from the release server, by URL)
+# gateway: its poll map on the RT core's bridge, the key sensor firmware must be signed with and
+# the CA of the release server (the images themselves come from there, by https URL)
 gw_period=$((unattended ? 500 : 2000))
 jq -n --arg rt "$rt_id" --argjson period "$gw_period" '{bus: {rt_bridge: $rt}, period_ms: $period,
   points: [
@@ -78,8 +79,9 @@ cp "$dir/gateway.conf.json" "$dir/packages/gateway.json"
 jq --arg host "127.0.0.1:$web_port" '.capabilities.cloud.http = [$host]' \
   "$top/apps/gateway/app_manifest.json" >"$dir/packages/gateway-manifest.json"
 pack gateway 1.0.0 keel-gateway keel-gateway "$dir/packages/gateway-manifest.json" \
-  '["--config", "/app/gateway.json", "--status", "/data/gateway.json", "--sensor-key", "/app/sensor.pub"]' \
-  "$dir/packages/gateway.json" "$fw/sensor.pub"
+  '["--config", "/app/gateway.json", "--status", "/data/gateway.json", "--sensor-key", "/app/sensor.pub",
+    "--ca", "/app/ca.pem"]' \
+  "$dir/packages/gateway.json" "$fw/sensor.pub" "$pki/ca.pem"
 for p in envmon-rt-1.0.0 envmon-1.0.0 gateway-1.0.0; do
   "$bin/keel" app install "$dir/packages/$p.kpkg" >/dev/null 2>&1
 done
@@ -104,7 +106,10 @@ http {
   access_log $dir/web/access.log;
   client_body_temp_path $dir/web; proxy_temp_path $dir/web; fastcgi_temp_path $dir/web;
   uwsgi_temp_path $dir/web; scgi_temp_path $dir/web;
-  server { listen 127.0.0.1:$web_port; root $dir/site; }
+  server {
+    listen 127.0.0.1:$web_port ssl; root $dir/site;
+    ssl_certificate $pki/server.pem; ssl_certificate_key $pki/server.key;
+  }
 }
 CONF
 nginx=$(command -v nginx || echo /usr/sbin/nginx)
@@ -113,7 +118,7 @@ pids+=("$!")
 echo "$!" >"$dir/web/pid"
 wait_for 10 "nginx on port $web_port" bash -c "exec 3<>/dev/tcp/127.0.0.1/$web_port"
 printf 'web_port=%s\nhardware=%s\nkeys=%s\n' "$web_port" "$hardware" "$keys" >>"$dir/env"
-log "releases: nginx on http://127.0.0.1:$web_port/ serving $dir/site"
+log "releases: nginx on https://127.0.0.1:$web_port/ serving $dir/site"
 
 applog() { "$bin/keel" app logs envmon 400 2>/dev/null || true; }
 running() { "$bin/keel" app list 2>/dev/null | awk -v n="$1" -v v="$2" '$1 == n && $2 == v && $3 == "running" {f=1} END {exit !f}'; }
@@ -239,7 +244,7 @@ view() {
   "$bin/keel" app list 2>/dev/null | sed 's/^/  /' || true
   echo "deployments (keeld: fetched and verified, on trial, confirmed or reverted):"
   line=$(grep -E 'keeld: (deploy: |envmon: (version .* confirmed|trial))' "$dir/keeld.log" 2>/dev/null |
-    tail -3 | sed -e 's|keeld: deploy: http://[^ ]*/\([^/]*\)/manifest.kman: |\1: |' \
+    tail -3 | sed -e 's|keeld: deploy: https\?://[^ ]*/\([^/]*\)/manifest.kman: |\1: |' \
       -e 's/keeld: //' -e 's/^/  /' || true)
   echo "${line:-  none yet (demo/ctl.sh deploy)}"
   echo "---------------------------------------------------------------------------------------"

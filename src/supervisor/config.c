@@ -69,10 +69,12 @@ sv_err sv_config_load(sv_config *c, const char *path, char *msg, size_t msglen)
         return SV_ERR_CONFIG;
     }
     sv_err e = SV_OK;
-    const char *state = NULL, *store = NULL, *sock = NULL, *broker = NULL, *hw = NULL;
+    const char *state = NULL, *store = NULL, *sock = NULL, *broker = NULL, *hw = NULL,
+               *rca = NULL;
     if (keel_config_get_string(root, "state_dir", false, &state, &err) ||
         keel_config_get_string(root, "broker", false, &broker, &err) ||
         keel_config_get_string(root, "hardware", false, &hw, &err) ||
+        keel_config_get_string(root, "release_ca", false, &rca, &err) ||
         keel_config_get_string(root, "store_dir", false, &store, &err) ||
         keel_config_get_string(root, "socket", false, &sock, &err)) {
         e = SV_ERR_CONFIG;
@@ -95,6 +97,9 @@ sv_err sv_config_load(sv_config *c, const char *path, char *msg, size_t msglen)
         snprintf(err.msg, sizeof err.msg, "\"hardware\": at most %zu characters",
                  sizeof c->hardware - 1);
         e = SV_ERR_CONFIG;
+    }
+    if (!e && rca) {
+        e = set_path(c->release_ca, rca, NULL);
     }
     if (!e && sock) {
         e = set_path(c->socket_path, sock, NULL);

@@ -127,8 +127,8 @@ static int on_xfer(void *ctx, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_
     return *cancel; /* non-zero aborts the transfer */
 }
 
-static bool fetch(const char *url, size_t max, volatile int *cancel, buf *out, char *msg,
-                  size_t msglen)
+static bool fetch(const char *url, const char *ca, size_t max, volatile int *cancel, buf *out,
+                  char *msg, size_t msglen)
 {
     memset(out, 0, sizeof *out);
     out->max = max;
@@ -144,6 +144,9 @@ static bool fetch(const char *url, size_t max, volatile int *cancel, buf *out, c
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (ca[0]) {
+        curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+    }
     curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_xfer);
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, (void *)cancel);
@@ -162,7 +165,7 @@ static void *probe_main(void *arg)
 {
     sv_deploy *j = arg;
     buf man;
-    if (!fetch(j->url, 1u << 20, &j->cancel, &man, j->msg, sizeof j->msg)) {
+    if (!fetch(j->url, j->d->cfg.release_ca, 1u << 20, &j->cancel, &man, j->msg, sizeof j->msg)) {
         j->verdict = "failed";
     } else {
         keel_image_keys keys = {j->d->keys, j->d->nkeys};
@@ -200,7 +203,8 @@ static void *fetch_main(void *arg)
     /* chunks stored in runs of up to 1 MiB: one sync and one record commit each */
     keel_update_fetch_opts o = {.progress = on_progress, .progress_ctx = j, .cancel = &j->cancel,
                                 .backoff_base_ms = 100, .backoff_max_ms = 5000,
-                                .batch_bytes = SV_DEPLOY_BATCH};
+                                .batch_bytes = SV_DEPLOY_BATCH,
+                                .ca_file = j->d->cfg.release_ca[0] ? j->d->cfg.release_ca : NULL};
     j->result = keel_update_fetch(j->agent, j->url, &o, &j->stats, &j->err);
     atomic_store(&j->done, true);
     return NULL;

@@ -85,6 +85,7 @@ typedef struct sv_config {
     bool allow_unsigned;      /* development only: install package directories unsigned */
     struct cJSON *cloud_json; /* the "cloud" section (keel_cloud_config_from_json), or NULL */
     char hardware[32];        /* this device's hardware id; releases for others are refused */
+    char release_ca[PATH_MAX]; /* CA bundle for https release servers, "": the system's */
     sv_serial_port serial[SV_MAX_SERIAL];
     int nserial;
     sv_gpio_line gpio[SV_MAX_GPIO];

@@ -44,7 +44,8 @@ static void test_load_keys_override_defaults(void **state)
     char msg[256];
     assert_int_equal(sv_config_defaults(&c, "/x"), SV_OK);
     assert_int_equal(load_text(&c, "{\"state_dir\":\"/s\",\"base_uid\":50000,"
-                                   "\"max_crash_reports\":4,\"broker\":\"127.0.0.1:1883\"}",
+                                   "\"max_crash_reports\":4,\"broker\":\"127.0.0.1:1883\","
+                                   "\"release_ca\":\"/etc/keel/release-ca.pem\"}",
                                msg, sizeof msg),
                      SV_OK);
     assert_string_equal(c.state_dir, "/s");
@@ -52,6 +53,7 @@ static void test_load_keys_override_defaults(void **state)
     assert_int_equal(c.base_uid, 50000);
     assert_int_equal(c.max_crash_reports, 4);
     assert_string_equal(c.broker, "127.0.0.1:1883");
+    assert_string_equal(c.release_ca, "/etc/keel/release-ca.pem");
 }
 
 static void test_load_base_uid_in_system_range_refused(void **state)
