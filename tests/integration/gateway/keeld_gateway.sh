@@ -12,7 +12,7 @@
 #   - an image behind a URL (a real nginx) is fetched through keeld's http tunnel (the
 #     manifest allows the host) and pushed, over http and over https (libcurl in the sandboxed
 #     gateway over the socket keeld connected, the server's certificate verified against the
-#     CA the package ships, the name checked): https://localhost:PORT pushes; a server whose
+#     CA the package ships, the name checked): https://127.0.0.1:PORT pushes; a server whose
 #     certificate another CA signed, and a name the certificate does not carry (127.0.0.2),
 #     are refused and nothing is pushed.
 # The packaged programs must be unsanitized (sanitizer runtimes cannot run in keeld's
@@ -146,7 +146,7 @@ pkg() { # name exe manifest args-json files...: pack a signed package and instal
   shift 4
   mkdir -p "$p/bin" && cp "$app_bin/$exe" "$p/bin/" && cp "$@" "$p/"
   jq --arg exe "bin/$exe" --argjson args "$args" --arg web "127.0.0.1:$web_port" \
-    --arg tls "localhost:$tls_port" --arg rogue "127.0.0.1:$rogue_port" \
+    --arg tls "127.0.0.1:$tls_port" --arg rogue "127.0.0.1:$rogue_port" \
     --arg other "127.0.0.2:$tls_port" \
     '. + {exec: $exe, args: $args}
      | if .kind == "app" then .capabilities.cloud.http = [$web, $tls, $rogue, $other] else . end' \
@@ -215,7 +215,7 @@ log "updateSensorFirmware from a URL through keeld's tunnel: $out"
 grep -q 'GET /fw-1.2.0.kimg' "$dir/nginx-access.log" || fail "nginx never served the image"
 # https through the tunnel: libcurl in the gateway, the certificate checked against /app/ca.pem
 sign 1.3.0 "$fw/sensor.sec" "$dir/site/fw-1.3.0.kimg"
-out=$(call "{\"unit\": 2, \"url\": \"https://localhost:$tls_port/fw-1.3.0.kimg\"}")
+out=$(call "{\"unit\": 2, \"url\": \"https://127.0.0.1:$tls_port/fw-1.3.0.kimg\"}")
 log "updateSensorFirmware from an https URL through keeld's tunnel: $out"
 { grep -q '"version":"1.3.0"' <<<"$out" && grep -q 'running the new image' <<<"$out"; } ||
   fail "the update from an https URL did not run"
