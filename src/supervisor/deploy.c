@@ -50,7 +50,7 @@
 #define SV_DEPLOY_REPORT_MS 500   /* progress reported at most this often */
 #define SV_MAX_PROBES 4
 #define SV_DEPLOY_BATCH (1u << 20)     /* bytes of chunks stored per sync (keel_update_fetch) */
-#define SV_DEPLOY_RETRIES 8            /* failed attempts before "failed" */
+#define SV_DEPLOY_RETRIES 8u           /* failed attempts before "failed" */
 #define SV_DEPLOY_RETRY_MIN_MS 1000u   /* first pause; doubles, jittered in [d/2, d] */
 #define SV_DEPLOY_RETRY_MAX_MS 300000u
 
