@@ -339,6 +339,35 @@ static void test_app_telemetry_and_crash_summary_reach_the_operator(void **state
     assert_non_null(strstr(got, "keel/dev1/"));
 }
 
+/* `keel cloud deploy` of the release manifest at http://127.0.0.1:<http>/<dir>manifest.kman,
+ * as the operator; the command's exit status. */
+static int deploy(unsigned http, const char *dir)
+{
+    char cmd[2000];
+    snprintf(cmd, sizeof cmd,
+             "%s/bin/keel cloud deploy --manifest http://127.0.0.1:%u/%smanifest.kman "
+             "--device dev1 --host 127.0.0.1 --port %u --ca %s/ca.pem --cert %s/operator.pem "
+             "--key %s/operator.key >/dev/null 2>&1",
+             kf_build_dir(), http, dir, B.port, B.dir, B.dir, B.dir);
+    return system(cmd);
+}
+
+/* The operator watching dev1's reported properties: mosquitto_sub with the operator's
+ * certificate, logging into the test's root (the fixture's tmpdirs are few) as sub-<n>.log. */
+static int watch_reported(kf_proc *sub, const char *client_id, int n)
+{
+    char ca[400], cert[400], key[400], port[16], sublog[400];
+    char topic[] = "keel/dev1/twin/PATCH/properties/reported/#";
+    snprintf(ca, sizeof ca, "%s/ca.pem", B.dir);
+    snprintf(cert, sizeof cert, "%s/operator.pem", B.dir);
+    snprintf(key, sizeof key, "%s/operator.key", B.dir);
+    snprintf(port, sizeof port, "%u", B.port);
+    snprintf(sublog, sizeof sublog, "%s/sub-%d.log", W.root, n);
+    char *argv[] = {"mosquitto_sub", "-h", "127.0.0.1", "-p", port, "--cafile", ca, "--cert",
+                    cert, "--key", key, "-i", (char *)client_id, "-q", "1", "-t", topic, NULL};
+    return kf_spawn(sub, "mosquitto_sub", argv, sublog);
+}
+
 static void test_cloud_deployment_installs_and_starts_the_new_version(void **state)
 {
     (void)state;
@@ -347,13 +376,7 @@ static void test_cloud_deployment_installs_and_starts_the_new_version(void **sta
         skip();
     }
     assert_true(sv_world_wait(&W, "list", "deployee 1.0.0 running", 10000));
-    char cmd[2000];
-    snprintf(cmd, sizeof cmd,
-             "%s/bin/keel cloud deploy --manifest http://127.0.0.1:%u/manifest.kman "
-             "--device dev1 --host 127.0.0.1 --port %u --ca %s/ca.pem --cert %s/operator.pem "
-             "--key %s/operator.key >/dev/null 2>&1",
-             kf_build_dir(), http_port, B.port, B.dir, B.dir, B.dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(deploy(http_port, ""), 0);
     if (!sv_world_wait(&W, "list", "deployee 2.0.0 running", 20000)) {
         kf_dump_log(&W.keeld, 30);
         fail();
@@ -362,12 +385,7 @@ static void test_cloud_deployment_installs_and_starts_the_new_version(void **sta
     assert_int_equal(kf_wait_log(&W.keeld, "manifest.kman: installed", 2000), 0);
 
     /* a release for another device's hardware is refused, and the app keeps running */
-    snprintf(cmd, sizeof cmd,
-             "%s/bin/keel cloud deploy --manifest http://127.0.0.1:%u/other/manifest.kman "
-             "--device dev1 --host 127.0.0.1 --port %u --ca %s/ca.pem --cert %s/operator.pem "
-             "--key %s/operator.key >/dev/null 2>&1",
-             kf_build_dir(), http_port, B.port, B.dir, B.dir, B.dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(deploy(http_port, "other/"), 0);
     assert_int_equal(kf_wait_log(&W.keeld, "refused: for hardware other-hw", 10000), 0);
     assert_true(sv_world_wait(&W, "list", "deployee 2.0.0 running", 2000));
 }
@@ -383,27 +401,11 @@ static void test_deployment_resumes_after_drops_and_a_keeld_kill(void **state)
     }
     assert_true(sv_world_wait(&W, "list", "deployee 2.0.0 running", 10000));
     /* the operator watches the device's reported properties */
-    char topic[100], ca[400], cert[400], key[400], port[16];
-    snprintf(topic, sizeof topic, "keel/dev1/twin/PATCH/properties/reported/#");
-    snprintf(ca, sizeof ca, "%s/ca.pem", B.dir);
-    snprintf(cert, sizeof cert, "%s/operator.pem", B.dir);
-    snprintf(key, sizeof key, "%s/operator.key", B.dir);
-    snprintf(port, sizeof port, "%u", B.port);
-    char *sargv[] = {"mosquitto_sub", "-h", "127.0.0.1", "-p", port, "--cafile", ca, "--cert",
-                     cert, "--key", key, "-i", "keel-sv-op-props", "-q", "1", "-t", topic, NULL};
     kf_proc sub;
-    char sublog[400]; /* in the test's root: the fixture's tmpdirs are few */
-    snprintf(sublog, sizeof sublog, "%s/sub-0.log", W.root);
-    assert_int_equal(kf_spawn(&sub, "mosquitto_sub", sargv, sublog), 0);
+    assert_int_equal(watch_reported(&sub, "keel-sv-op-props", 0), 0);
     atomic_store(&relay_bytes, 0);
     atomic_store(&relay_hold_at, v3_image_len / 2); /* the manifest, then half the image */
-    char cmd[2000];
-    snprintf(cmd, sizeof cmd,
-             "%s/bin/keel cloud deploy --manifest http://127.0.0.1:%u/v3/manifest.kman "
-             "--device dev1 --host 127.0.0.1 --port %u --ca %s/ca.pem --cert %s/operator.pem "
-             "--key %s/operator.key >/dev/null 2>&1",
-             kf_build_dir(), relay_port, B.port, B.dir, B.dir, B.dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(deploy(relay_port, "v3/"), 0);
     assert_int_equal(kf_wait_log(&W.keeld, "deployee: download started", 10000), 0);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -496,26 +498,12 @@ static void test_network_failure_is_retried_a_bad_hash_never(void **state)
         skip();
     }
     assert_true(sv_world_wait(&W, "list", "deployee 3.0.0 running", 10000));
-    char topic[100], ca[400], cert[400], key[400], port[16], cmd[2400];
-    snprintf(topic, sizeof topic, "keel/dev1/twin/PATCH/properties/reported/#");
-    snprintf(ca, sizeof ca, "%s/ca.pem", B.dir);
-    snprintf(cert, sizeof cert, "%s/operator.pem", B.dir);
-    snprintf(key, sizeof key, "%s/operator.key", B.dir);
-    snprintf(port, sizeof port, "%u", B.port);
-    char *sargv[] = {"mosquitto_sub", "-h", "127.0.0.1", "-p", port, "--cafile", ca, "--cert",
-                     cert, "--key", key, "-i", "keel-sv-op-retry", "-q", "1", "-t", topic, NULL};
+    char cmd[2400];
     kf_proc sub;
-    char sublog[400]; /* in the test's root: the fixture's tmpdirs are few */
-    snprintf(sublog, sizeof sublog, "%s/sub-1.log", W.root);
-    assert_int_equal(kf_spawn(&sub, "mosquitto_sub", sargv, sublog), 0);
+    assert_int_equal(watch_reported(&sub, "keel-sv-op-retry", 1), 0);
 
     /* 4.0.0's image is not on the server yet: the download fails, and is retried */
-    snprintf(cmd, sizeof cmd,
-             "%s/bin/keel cloud deploy --manifest http://127.0.0.1:%u/v4/manifest.kman "
-             "--device dev1 --host 127.0.0.1 --port %u --ca %s/ca.pem --cert %s/operator.pem "
-             "--key %s/operator.key >/dev/null 2>&1",
-             kf_build_dir(), http_port, B.port, B.dir, B.dir, B.dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(deploy(http_port, "v4/"), 0);
     assert_int_equal(kf_wait_log(&W.keeld, "v4/manifest.kman: retrying: deployee:", 20000), 0);
     assert_true(sv_world_wait(&W, "status deployee", "deployment retrying attempt ", 5000));
     assert_int_equal(kf_wait_log(&sub, "\"state\":\"retrying\"", 10000), 0);
@@ -535,12 +523,7 @@ static void test_network_failure_is_retried_a_bad_hash_never(void **state)
     assert_true(sv_world_wait(&W, "status deployee", "deployment none", 5000));
 
     /* 5.0.0's image was changed after signing: a chunk fails its hash, final */
-    snprintf(cmd, sizeof cmd,
-             "%s/bin/keel cloud deploy --manifest http://127.0.0.1:%u/v5/manifest.kman "
-             "--device dev1 --host 127.0.0.1 --port %u --ca %s/ca.pem --cert %s/operator.pem "
-             "--key %s/operator.key >/dev/null 2>&1",
-             kf_build_dir(), http_port, B.port, B.dir, B.dir, B.dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(deploy(http_port, "v5/"), 0);
     assert_int_equal(kf_wait_log(&W.keeld, "v5/manifest.kman: refused: deployee:", 20000), 0);
     assert_int_equal(kf_wait_log(&W.keeld, "KEEL_UPDATE_ERR_CHUNK", 100), 0);
     /* no retry comes, however long we look (a retry would be due within 1 s) */
